@@ -1,0 +1,28 @@
+# Set-up installs the CPU build of torch where none is present (torch==2.13.0 is on local disk here);
+# a bare `pip install torch` would pull a multi-GB CUDA build on a CPU machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+setup: $(BIN)/python
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+
+demo: setup
+	$(BIN)/multiview --help
+
+test: setup
+	$(BIN)/python -m pytest
+	$(BIN)/ruff check .
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""fkd: the shared core of Feature Kernel Distillation (kernels, kernel distance, distillation objectives)."""
+
+from fkd.kernels import feature_kernel, feature_regularizer, kernel_distance, normalized_kernel, unit_rows
+from fkd.objectives import (
+    OBJECTIVES,
+    fkd_loss,
+    get_objective,
+    kd_loss,
+    pkt_loss,
+    rkd_loss,
+    sp_loss,
+    teacher_kernel,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "OBJECTIVES",
+    "feature_kernel",
+    "feature_regularizer",
+    "fkd_loss",
+    "get_objective",
+    "kd_loss",
+    "kernel_distance",
+    "normalized_kernel",
+    "pkt_loss",
+    "rkd_loss",
+    "sp_loss",
+    "teacher_kernel",
+    "unit_rows",
+]

@@ -1,0 +1,183 @@
+"""Distillation objectives on (..., B, D) features or (..., B, C) logits, and the name -> objective registry.
+
+Every objective reduces the last two dims (samples, features) and keeps any leading dims, so a population of
+M students is one call. Teacher tensors are used as given: freezing the teacher is the caller's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from fkd._checks import check_features, check_same_batch, upcast
+from fkd.kernels import DEFAULT_EPS, feature_kernel, kernel_distance, normalized_kernel
+
+Features = torch.Tensor | Sequence[torch.Tensor]
+ENSEMBLE_MODES = ("mean", "concat")
+
+
+def _as_list(h: Features, name: str) -> list[torch.Tensor]:
+    hs = [h] if isinstance(h, torch.Tensor) else list(h)
+    if not hs:
+        raise ValueError(f"{name} is an empty sequence: give at least one teacher tensor")
+    for i, t in enumerate(hs):
+        check_features(t, f"{name}[{i}]" if len(hs) > 1 else name)
+        check_same_batch(hs[0], t, (f"{name}[0]", f"{name}[{i}]"))
+    return hs
+
+
+def teacher_kernel(
+    h_t: Features, normalize: bool = True, ensemble: str = "mean", eps: float = DEFAULT_EPS
+) -> torch.Tensor:
+    """The target kernel of one teacher or an ensemble.  E x (..., B, D_e) -> (..., B, B).
+
+    ``ensemble="mean"``: the mean of the teachers' (normalised) kernels.
+    ``ensemble="concat"``: the kernel of the concatenated features, each teacher's block first divided by its
+    root-mean-square row norm over the batch, so that every teacher weighs the same on average while a sample
+    with stronger features in one teacher leans on that teacher.
+    """
+    hs = _as_list(h_t, "h_t")
+    if ensemble not in ENSEMBLE_MODES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLE_MODES}, got {ensemble!r}")
+    if ensemble == "concat" and len(hs) > 1:
+        blocks = [upcast(h) * torch.rsqrt((upcast(h) ** 2).sum(-1).mean(-1)[..., None, None] + eps**2) for h in hs]
+        cat = torch.cat(blocks, dim=-1)
+        return normalized_kernel(cat, eps) if normalize else feature_kernel(cat)
+    kern = (lambda h: normalized_kernel(h, eps)) if normalize else (lambda h: feature_kernel(upcast(h)))
+    return torch.stack([kern(h) for h in hs]).mean(0) if len(hs) > 1 else kern(hs[0])
+
+
+def fkd_loss(
+    h_s: torch.Tensor,
+    h_t: Features,
+    normalize: bool = True,
+    ensemble: str = "mean",
+    eps: float = DEFAULT_EPS,
+) -> torch.Tensor:
+    """Feature-kernel distance between student and teacher(s).  (..., B, D_s), E x (..., B, D_e) -> (...).
+
+    ``normalize=True``: off-diagonal mean squared difference of the cosine-normalised kernels (the method).
+    ``normalize=False``: the raw-kernel ablation, mean over all B^2 entries, diagonal included.
+    """
+    check_features(h_s, "h_s")
+    hs = _as_list(h_t, "h_t")
+    check_same_batch(h_s, hs[0], ("h_s", "h_t"))
+    target = teacher_kernel(hs, normalize, ensemble, eps)
+    k_s = normalized_kernel(h_s, eps) if normalize else feature_kernel(upcast(h_s))
+    return kernel_distance(k_s, target, include_diagonal=not normalize)
+
+
+def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0) -> torch.Tensor:
+    """Hinton KD: T^2 KL(p_t || p_s) of the softened outputs, summed over classes and averaged over the batch.
+
+    (..., B, C), E x (..., B, C) -> (...). An ensemble of teachers is the mean of their logits.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_features(logits_s, "logits_s")
+    ts = _as_list(logits_t, "logits_t")
+    for t in ts:
+        if t.shape[-1] != logits_s.shape[-1]:
+            raise ValueError(f"student and teacher logits need the same classes, got {tuple(logits_s.shape)} "
+                             f"and {tuple(t.shape)}")
+        check_same_batch(logits_s, t, ("logits_s", "logits_t"))
+    lt = torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])
+    log_ps = F.log_softmax(upcast(logits_s) / temperature, dim=-1)
+    log_pt = F.log_softmax(lt / temperature, dim=-1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
+    return kl.mean(-1) * temperature**2
+
+
+def _pair(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    check_features(f_s, "f_s")
+    check_features(f_t, "f_t")
+    check_same_batch(f_s, f_t, ("f_s", "f_t"))
+    return upcast(f_s), upcast(f_t)
+
+
+def sp_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    """Similarity-Preserving KD (Tung & Mori): ||row-normalised G_s - row-normalised G_t||_F^2 / B^2.
+
+    (..., B, D_s), (..., B, D_t) -> (...); G = F F^T; flatten feature maps to (B, C*H*W) first.
+    """
+    f_s, f_t = _pair(f_s, f_t)
+    b = f_s.shape[-2]
+    g_s = F.normalize(f_s @ f_s.transpose(-1, -2), dim=-1)
+    g_t = F.normalize(f_t @ f_t.transpose(-1, -2), dim=-1)
+    return (g_s - g_t).square().sum((-2, -1)) / (b * b)
+
+
+def pkt_loss(f_s: torch.Tensor, f_t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Probabilistic Knowledge Transfer (Passalis & Tefas), as in the CRD code.  -> (...).
+
+    Cosine kernels mapped to [0, 1], rows normalised to probabilities, then the mean over all B^2 entries of
+    p_t log((p_t + eps) / (p_s + eps)).
+    """
+    f_s, f_t = _pair(f_s, f_t)
+
+    def probs(f: torch.Tensor) -> torch.Tensor:
+        f = f / (f.norm(dim=-1, keepdim=True) + eps)
+        sim = (f @ f.transpose(-1, -2) + 1.0) / 2.0
+        return sim / sim.sum(-1, keepdim=True)
+
+    p_s, p_t = probs(f_s), probs(f_t)
+    return (p_t * torch.log((p_t + eps) / (p_s + eps))).mean((-2, -1))
+
+
+def _pairwise_distance(f: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Euclidean distances (..., B, B) with a zero diagonal, as RKD's pdist."""
+    sq = (f * f).sum(-1)
+    d2 = (sq[..., :, None] + sq[..., None, :] - 2 * f @ f.transpose(-1, -2)).clamp_min(eps)
+    eye = torch.eye(f.shape[-2], dtype=torch.bool, device=f.device)
+    return torch.where(eye, torch.zeros((), dtype=f.dtype, device=f.device), d2.sqrt())
+
+
+def _angles(f: torch.Tensor) -> torch.Tensor:
+    """cos of the angle at anchor i between x_j and x_k: (..., B, B, B) indexed [i, j, k]."""
+    diff = F.normalize(f[..., None, :, :] - f[..., :, None, :], p=2, dim=-1)
+    return diff @ diff.transpose(-1, -2)
+
+
+def rkd_loss(f_s: torch.Tensor, f_t: torch.Tensor, w_d: float = 25.0, w_a: float = 50.0) -> torch.Tensor:
+    """Relational KD (Park et al.): w_d * Huber(distances / their mean) + w_a * Huber(angles).  -> (...).
+
+    Distances are divided by their mean over the B(B-1) off-diagonal pairs; Huber is smooth L1 with beta 1,
+    averaged over all entries, as in the authors' code.
+    """
+    f_s, f_t = _pair(f_s, f_t)
+    b = f_s.shape[-2]
+
+    def scaled(f: torch.Tensor) -> torch.Tensor:
+        d = _pairwise_distance(f)
+        return d / (d.sum((-2, -1), keepdim=True) / (b * (b - 1)))
+
+    def huber(a: torch.Tensor, c: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return F.smooth_l1_loss(a, c, reduction="none").mean(dims)
+
+    loss_d = huber(scaled(f_s), scaled(f_t), (-2, -1))
+    loss_a = huber(_angles(f_s), _angles(f_t), (-3, -2, -1))
+    return w_d * loss_d + w_a * loss_a
+
+
+Objective = Callable[..., torch.Tensor]
+
+#: Name -> objective. Feature objectives take (student, teacher) features; ``kd`` takes logits.
+OBJECTIVES: dict[str, Objective] = {
+    "fkd": fkd_loss,
+    "fkd-raw": partial(fkd_loss, normalize=False),
+    "kd": kd_loss,
+    "sp": sp_loss,
+    "pkt": pkt_loss,
+    "rkd": rkd_loss,
+}
+
+
+def get_objective(name: str) -> Objective:
+    """Look an objective up by name; an unknown name is a ValueError listing the known ones."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}") from None

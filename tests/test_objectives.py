@@ -1,0 +1,87 @@
+"""The baseline objectives against values worked out by hand, plus their invariants and the registry."""
+
+import math
+
+import pytest
+import torch
+
+from fkd import OBJECTIVES, get_objective, kd_loss, pkt_loss, rkd_loss, sp_loss
+
+I2 = torch.eye(2, dtype=torch.float64)
+SAME = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+
+
+def test_kd_hand_value_and_temperature_squared():
+    s = torch.zeros(2, 2, dtype=torch.float64)
+    t = torch.tensor([[math.log(3), 0.0], [0.0, math.log(3)]], dtype=torch.float64)
+    # p_t = (3/4, 1/4), p_s = (1/2, 1/2): KL = 3/4 ln(3/2) + 1/4 ln(1/2) per sample, averaged over the batch
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert kd_loss(s, t, temperature=1.0).item() == pytest.approx(kl)
+    assert kd_loss(s, 2 * t, temperature=2.0).item() == pytest.approx(4 * kl)
+
+
+def test_kd_is_batch_mean_not_element_mean():
+    s = torch.zeros(3, 10)
+    t = torch.randn(3, 10)
+    per_sample = [kd_loss(s[i : i + 1].repeat(2, 1), t[i : i + 1].repeat(2, 1)) for i in range(3)]
+    assert kd_loss(s, t).item() == pytest.approx(sum(per_sample).item() / 3, rel=1e-5)
+
+
+def test_kd_ensemble_is_mean_logits_and_zero_on_self():
+    s, t1, t2 = torch.randn(3, 4, 5).unbind(0)
+    assert torch.allclose(kd_loss(s, [t1, t2]), kd_loss(s, (t1 + t2) / 2))
+    assert kd_loss(t1, t1).abs().item() < 1e-6
+
+
+def test_sp_hand_value():
+    # G_s = I; G_t = all ones, rows normalised to 1/sqrt(2): sum sq = 2(1 - 1/sqrt2)^2 + 2 * 1/2 = 4 - 2 sqrt2
+    assert sp_loss(I2, SAME).item() == pytest.approx((4 - 2 * math.sqrt(2)) / 4)
+
+
+def test_pkt_hand_value():
+    # student cos = I -> (I + 1)/2 rows normalised: (2/3, 1/3); teacher cos = 1 -> (1/2, 1/2);
+    # mean over 4 entries of p_t log(p_t / p_s) = 1/4 [ln(3/4) + ln(3/2)] = ln(9/8) / 4
+    assert pkt_loss(I2, SAME).item() == pytest.approx(math.log(9 / 8) / 4, abs=1e-6)
+
+
+def test_rkd_hand_value():
+    s = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    # distances over their mean: student (1, 1, sqrt2) / ((2 + sqrt2) / 3), teacher (1, 2, 1) / (4 / 3)
+    a, b = 3 - 1.5 * math.sqrt(2), 3 * math.sqrt(2) - 3
+    huber = [0.5 * x * x for x in (a - 0.75, a - 1.5, b - 0.75)]
+    loss_d = 2 * sum(huber) / 9
+    # angles: anchors 0, 1, 2 give cos 0 vs 1, 1/sqrt2 vs -1, 1/sqrt2 vs 1 (two entries each of 27);
+    # Huber of those differences: 0.5, 1/sqrt2 + 1/2, 3/4 - sqrt2/2, summing to 1.75
+    loss_a = 2 * 1.75 / 27
+    assert rkd_loss(s, t).item() == pytest.approx(25 * loss_d + 50 * loss_a, rel=1e-9)
+    assert rkd_loss(s, t, w_d=1, w_a=0).item() == pytest.approx(loss_d, rel=1e-9)
+
+
+@pytest.mark.parametrize("fn", [sp_loss, pkt_loss, rkd_loss])
+def test_relational_losses_vanish_on_identical_features_and_batch(fn):
+    f = torch.randn(4, 6, 5, dtype=torch.float64)
+    assert fn(f, f).abs().max().item() < 1e-7
+    t = torch.randn(4, 6, 3, dtype=torch.float64)
+    batched = fn(f, t)
+    assert batched.shape == (4,)
+    assert torch.allclose(batched[1], fn(f[1], t[1]))
+
+
+def test_rkd_scale_invariant():
+    f, t = torch.randn(2, 7, 4, dtype=torch.float64).unbind(0)
+    assert rkd_loss(3.5 * f, t).item() == pytest.approx(rkd_loss(f, t).item())
+
+
+def test_registry():
+    assert {"fkd", "fkd-raw", "kd", "sp", "pkt", "rkd"} <= set(OBJECTIVES)
+    assert get_objective("sp") is sp_loss
+    with pytest.raises(ValueError, match="unknown objective 'nope'"):
+        get_objective("nope")
+
+
+def test_kd_bad_inputs():
+    with pytest.raises(ValueError, match="temperature"):
+        kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), temperature=0)
+    with pytest.raises(ValueError, match="same classes"):
+        kd_loss(torch.zeros(2, 3), torch.zeros(2, 4))
