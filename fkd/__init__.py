@@ -1,6 +1,13 @@
 """fkd: the shared core of Feature Kernel Distillation (kernels, kernel distance, distillation objectives)."""
 
-from fkd.kernels import feature_kernel, feature_regularizer, kernel_distance, normalized_kernel, unit_rows
+from fkd.kernels import (
+    factored_kernel_distance,
+    feature_kernel,
+    feature_regularizer,
+    kernel_distance,
+    normalized_kernel,
+    unit_rows,
+)
 from fkd.objectives import (
     OBJECTIVES,
     fkd_loss,
@@ -9,6 +16,7 @@ from fkd.objectives import (
     pkt_loss,
     rkd_loss,
     sp_loss,
+    teacher_factor,
     teacher_kernel,
 )
 
@@ -16,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "OBJECTIVES",
+    "factored_kernel_distance",
     "feature_kernel",
     "feature_regularizer",
     "fkd_loss",
@@ -26,6 +35,7 @@ __all__ = [
     "pkt_loss",
     "rkd_loss",
     "sp_loss",
+    "teacher_factor",
     "teacher_kernel",
     "unit_rows",
 ]

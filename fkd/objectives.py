@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fkd._checks import check_features, check_same_batch, upcast
-from fkd.kernels import DEFAULT_EPS, feature_kernel, kernel_distance, normalized_kernel
+from fkd.kernels import DEFAULT_EPS, factored_kernel_distance, feature_kernel, kernel_distance, unit_rows
 
 Features = torch.Tensor | Sequence[torch.Tensor]
 ENSEMBLE_MODES = ("mean", "concat")
@@ -29,15 +29,15 @@ def _as_list(h: Features, name: str) -> list[torch.Tensor]:
     return hs
 
 
-def teacher_kernel(
+def teacher_factor(
     h_t: Features, normalize: bool = True, ensemble: str = "mean", eps: float = DEFAULT_EPS
 ) -> torch.Tensor:
-    """The target kernel of one teacher or an ensemble.  E x (..., B, D_e) -> (..., B, B).
+    """Features F (..., B, D_F) whose kernel F F^T is the target kernel of one teacher or an ensemble.
 
-    ``ensemble="mean"``: the mean of the teachers' (normalised) kernels.
-    ``ensemble="concat"``: the kernel of the concatenated features, each teacher's block first divided by its
-    root-mean-square row norm over the batch, so that every teacher weighs the same on average while a sample
-    with stronger features in one teacher leans on that teacher.
+    ``ensemble="mean"``: the mean of the teachers' (normalised) kernels, F = [u_1, ..., u_E] / sqrt(E) with u_e the
+    unit rows (or raw features) of teacher e. ``ensemble="concat"``: the kernel of the concatenated features, each
+    teacher's block first divided by its root-mean-square row norm over the batch, so every teacher weighs the same
+    on average while a sample with stronger features in one teacher leans on that teacher.
     """
     hs = _as_list(h_t, "h_t")
     if ensemble not in ENSEMBLE_MODES:
@@ -45,9 +45,24 @@ def teacher_kernel(
     if ensemble == "concat" and len(hs) > 1:
         blocks = [upcast(h) * torch.rsqrt((upcast(h) ** 2).sum(-1).mean(-1)[..., None, None] + eps**2) for h in hs]
         cat = torch.cat(blocks, dim=-1)
-        return normalized_kernel(cat, eps) if normalize else feature_kernel(cat)
-    kern = (lambda h: normalized_kernel(h, eps)) if normalize else (lambda h: feature_kernel(upcast(h)))
-    return torch.stack([kern(h) for h in hs]).mean(0) if len(hs) > 1 else kern(hs[0])
+        return unit_rows(cat, eps) if normalize else cat
+    parts = [unit_rows(h, eps) if normalize else upcast(h) for h in hs]
+    return torch.cat(parts, dim=-1) / len(parts) ** 0.5 if len(parts) > 1 else parts[0]
+
+
+def teacher_kernel(
+    h_t: Features, normalize: bool = True, ensemble: str = "mean", eps: float = DEFAULT_EPS
+) -> torch.Tensor:
+    """The target kernel of one teacher or an ensemble (see ``teacher_factor``).  E x (..., B, D_e) -> (..., B, B).
+
+    With ``normalize`` the diagonal is 1, as for ``normalized_kernel``.
+    """
+    f = teacher_factor(h_t, normalize, ensemble, eps)
+    k = feature_kernel(f)
+    if not normalize:
+        return k
+    eye = torch.eye(k.shape[-1], dtype=torch.bool, device=k.device)
+    return torch.where(eye, torch.ones((), dtype=k.dtype, device=k.device), k)
 
 
 def fkd_loss(
@@ -61,13 +76,16 @@ def fkd_loss(
 
     ``normalize=True``: off-diagonal mean squared difference of the cosine-normalised kernels (the method).
     ``normalize=False``: the raw-kernel ablation, mean over all B^2 entries, diagonal included.
+    Computed in feature space when that is cheaper (B > D_s + D_t), as B x B kernels otherwise: same value.
     """
     check_features(h_s, "h_s")
     hs = _as_list(h_t, "h_t")
     check_same_batch(h_s, hs[0], ("h_s", "h_t"))
-    target = teacher_kernel(hs, normalize, ensemble, eps)
-    k_s = normalized_kernel(h_s, eps) if normalize else feature_kernel(upcast(h_s))
-    return kernel_distance(k_s, target, include_diagonal=not normalize)
+    f_t = teacher_factor(hs, normalize, ensemble, eps)
+    f_s = unit_rows(h_s, eps) if normalize else upcast(h_s)
+    if f_s.shape[-2] > f_s.shape[-1] + f_t.shape[-1]:
+        return factored_kernel_distance(f_s, f_t, include_diagonal=not normalize)
+    return kernel_distance(feature_kernel(f_s), feature_kernel(f_t), include_diagonal=not normalize)
 
 
 def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0) -> torch.Tensor:

@@ -9,7 +9,16 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fkd import feature_kernel, feature_regularizer, fkd_loss, kernel_distance, normalized_kernel, teacher_kernel
+from fkd import (
+    factored_kernel_distance,
+    feature_kernel,
+    feature_regularizer,
+    fkd_loss,
+    kernel_distance,
+    normalized_kernel,
+    teacher_factor,
+    teacher_kernel,
+)
 
 finite = st.floats(-10, 10, allow_nan=False, width=64)
 
@@ -192,3 +201,19 @@ def test_any_leading_dims(b, d, m):
     h = torch.randn(m, 2, b, d)
     assert normalized_kernel(h).shape == (m, 2, b, b)
     assert fkd_loss(h, torch.randn(m, 2, b, d + 1)).shape == (m, 2)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("ensemble", ["mean", "concat"])
+def test_feature_space_path_equals_kernel_path(normalize, ensemble):
+    g = torch.Generator().manual_seed(4)
+    hs = torch.randn(2, 40, 5, generator=g, dtype=torch.float64)  # B = 40 > D_s + D_t: feature-space path
+    ht = [torch.randn(2, 40, 3, generator=g, dtype=torch.float64), torch.randn(2, 40, 6, generator=g, dtype=torch.float64)]
+    direct = kernel_distance(
+        normalized_kernel(hs) if normalize else feature_kernel(hs),
+        teacher_kernel(ht, normalize, ensemble),
+        include_diagonal=not normalize,
+    )
+    assert torch.allclose(fkd_loss(hs, ht, normalize, ensemble), direct, rtol=1e-9)
+    f_t = teacher_factor(ht, normalize, ensemble)
+    assert torch.allclose(factored_kernel_distance(hs, f_t, True), kernel_distance(feature_kernel(hs), feature_kernel(f_t), True))

@@ -1,0 +1,132 @@
+"""Tables from a results.json: mean and 95% interval over seeds per (method, E), ensembles, and the log2 slope."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval over seeds (nan for one seed)."""
+    a = np.asarray(values, dtype=float)
+    if a.size < 2:
+        return float(a.mean()), float("nan")
+    return float(a.mean()), float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
+
+
+def _fmt(values: list[float | None]) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    m, h = mean_ci(vals)
+    return f"{m:.3f}" if math.isnan(h) else f"{m:.3f} ± {h:.3f}"
+
+
+def group_students(results: dict[str, Any]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for s in results["students"]:
+        groups[(s["method"], s["teachers"])].append(s)
+    return dict(sorted(groups.items()))
+
+
+def group_ensembles(results: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for e in results["ensembles"]:
+        groups[e["size"]].append(e)
+    return dict(sorted(groups.items()))
+
+
+def log2_slope(results: dict[str, Any], method: str, max_e: int = 4, key: str = "single_view_failure") -> float | None:
+    """Least-squares slope of log2(mean failure) against E over E = 0..max_e (theory: -1)."""
+    pts = [
+        (e, np.mean([s[key] for s in ss]))
+        for (m, e), ss in group_students(results).items()
+        if m == method and e <= max_e
+    ]
+    pts = [(e, v) for e, v in pts if v > 0]
+    if len(pts) < 2:
+        return None
+    e, v = np.array(pts).T
+    return float(np.polyfit(e, np.log2(v), 1)[0])
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """Students per (method, E) and teacher ensembles per E, as Markdown tables."""
+    n_seeds = len(results.get("seeds_done", []))
+    cfg = results["config"]
+    lines = [
+        f"k = {cfg['k']}, {n_seeds} seed(s); mean ± 95% interval over seeds; views: {results['view_threshold']}",
+        "",
+        "| method | E | failure | theory 2^-(E+1) | uncovered | ideal union | uncovered / ideal | own views kept "
+        "| teachers' new views covered | multi-view error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (method, e), ss in group_students(results).items():
+        unc = np.mean([s["uncovered_fraction"] for s in ss])
+        ideal = np.mean([s["ideal_uncovered"] for s in ss])
+        ratio = f"{unc / ideal:.2f}" if ideal > 0 else "-"
+        lines.append(
+            f"| {method} | {e} | {_fmt([s['single_view_failure'] for s in ss])} | {2.0 ** -(e + 1):.4f} "
+            f"| {_fmt([s['uncovered_fraction'] for s in ss])} | {_fmt([s['ideal_uncovered'] for s in ss])} "
+            f"| {ratio} | {_fmt([s['own_views_kept'] for s in ss])} "
+            f"| {_fmt([s['teacher_new_views_covered'] for s in ss])} "
+            f"| {_fmt([s['multi_view_error'] for s in ss])} |"
+        )
+    ens = group_ensembles(results)
+    if ens:
+        lines += [
+            "",
+            "| teacher ensemble E | failure | uncovered | predicted from the lottery (≈ 2^-E) | multi-view error |",
+            "|---|---|---|---|---|",
+        ]
+        for e, es in ens.items():
+            lines.append(
+                f"| {e} | {_fmt([x['single_view_failure'] for x in es])} "
+                f"| {_fmt([x['uncovered_fraction'] for x in es])} "
+                f"| {_fmt([x['predicted_uncovered'] for x in es])} "
+                f"| {_fmt([x['multi_view_error'] for x in es])} |"
+            )
+    slopes = []
+    for method in results.get("methods", []):
+        sl = log2_slope(results, method)
+        if sl is not None and method != "ce":
+            slopes.append(f"{method}: {sl:.2f}")
+    if slopes:
+        lines += ["", "log2 slope of the failure rate against E over E = 0..4 (theory -1): " + ", ".join(slopes)]
+    return "\n".join(lines)
+
+
+def _views(v: list[list[bool]]) -> str:
+    return "".join(
+        {(True, False): "1", (False, True): "2", (True, True): "B", (False, False): "-"}[tuple(p)] for p in v
+    )
+
+
+def simulate_table(results: dict[str, Any], teachers: int, method: str) -> str:
+    """Per seed: teachers' views, the ensemble's failure, the student's failure and views, and the theory."""
+    lines = [f"views per class: 1 first, 2 second, B both, - none ({results['view_threshold']})", ""]
+    for seed in results["seeds_done"]:
+        lines.append(f"seed {seed}")
+        for i, t in enumerate(x for x in results["teachers"] if x["experiment_seed"] == seed):
+            lines.append(
+                f"  teacher {i}: views {_views(t['views_learned'])}  single-view failure {t['single_view_failure']:.3f}"
+            )
+        for e in (x for x in results["ensembles"] if x["seed"] == seed and x["size"] == teachers):
+            lines.append(
+                f"  ensemble of {teachers}: failure {e['single_view_failure']:.3f}, uncovered "
+                f"{e['uncovered_fraction']:.3f}, multi-view error {e['multi_view_error']:.3f}"
+            )
+        for s in (x for x in results["students"] if x["seed"] == seed and x["method"] == method):
+            lines.append(
+                f"  student E={s['teachers']} ({method}): views {_views(s['views_learned'])}  failure "
+                f"{s['single_view_failure']:.3f}  (theory {s['theory_failure']:.3f})  uncovered "
+                f"{s['uncovered_fraction']:.3f}  ideal union {s['ideal_uncovered']:.3f}  multi-view error "
+                f"{s['multi_view_error']:.3f}"
+            )
+    if len(results["seeds_done"]) > 1:
+        lines += ["", markdown_report(results)]
+    return "\n".join(lines)
