@@ -15,7 +15,7 @@ setup: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 
 demo: setup
-	$(BIN)/multiview --help
+	$(BIN)/multiview simulate --teachers 2 --out runs/demo
 
 test: setup
 	$(BIN)/python -m pytest
