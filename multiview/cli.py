@@ -130,11 +130,10 @@ def train(models: int, seed: int, out: str, device: str, config_file: str | None
             f"{e['size']:>3}  {e['multi_view_error']:9.3f}  {e['single_view_failure']:11.3f}  "
             f"{e['uncovered_fraction']:9.3f}  {e['predicted_uncovered']:.3f}"
         )
-    lot = r["lottery"]
-    click.echo(
-        f"lottery: {lot['one_view']}/{lot['pairs']} (network, class) pairs learned exactly one view "
-        f"({lot['first_view_wins']} of them the first); results in {Path(out) / 'results.json'}"
-    )
+    from multiview.report import lottery_report
+
+    click.echo(lottery_report(r["networks"]))
+    click.echo(f"results in {Path(out) / 'results.json'}")
 
 
 def parse_counts(text: str) -> list[int]:

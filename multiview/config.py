@@ -122,7 +122,7 @@ class Config:
             raise ConfigError(f"config file {p} is not valid JSON ({e}); fix or regenerate it") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {p} must hold a JSON object of config fields")
-        return cls.from_dict(data.get("config", data) if "config" in data else data)
+        return cls.from_dict(data.get("config", data))  # a results.json holds its config
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

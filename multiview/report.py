@@ -54,14 +54,42 @@ def log2_slope(results: dict[str, Any], method: str, max_e: int = 4, key: str = 
     return float(np.polyfit(e, np.log2(v), 1)[0])
 
 
+def lottery_report(networks: list[dict[str, Any]]) -> str:
+    """The single-network claims from a list of network records (teachers of a sweep, or a population)."""
+    pairs = [tuple(p) for n in networks for p in n["views_learned"]]
+    one = [p for p in pairs if sum(p) == 1]
+    first = sum(1 for p in one if p[0])
+    p_value = stats.binomtest(first, len(one), 0.5).pvalue if one else float("nan")
+    split = [n["failure_view_not_learned"] for n in networks if n.get("failure_view_not_learned") is not None]
+    split_l = [n["failure_view_learned"] for n in networks if n.get("failure_view_learned") is not None]
+    return "\n".join([
+        f"Single networks: {len(networks)}; training accuracy {_fmt([n['train_accuracy'] for n in networks])}; "
+        f"multi-view error {_fmt([n['multi_view_error'] for n in networks])}; single-view failure "
+        f"{_fmt([n['single_view_failure'] for n in networks])}; present view not learned "
+        f"{_fmt([n['uncovered_fraction'] for n in networks])}.",
+        f"Lottery: {len(one)}/{len(pairs)} = {len(one) / max(len(pairs), 1):.3f} of (network, class) pairs learned "
+        f"exactly one view ({sum(1 for p in pairs if sum(p) == 2)} both, {sum(1 for p in pairs if sum(p) == 0)} "
+        f"none); the first view won {first}/{len(one)} (two-sided binomial test against 1/2: p = {p_value:.3f}).",
+        f"Failure when the present view was learned: {_fmt(split_l)}; when it was not: {_fmt(split)}.",
+    ])
+
+
+def check_distill(results: dict[str, Any]) -> None:
+    """Reports and plots read distillation results (from simulate or sweep); anything else is a ValueError."""
+    if results.get("kind") != "distill" or not results.get("students"):
+        raise ValueError("not a distillation results file (no students): use the results.json of "
+                         "`multiview simulate` or `multiview sweep`")
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     """Students per (method, E) and teacher ensembles per E, as Markdown tables."""
+    check_distill(results)
     n_seeds = len(results.get("seeds_done", []))
     cfg = results["config"]
     lines = [
         f"k = {cfg['k']}, {n_seeds} seed(s); mean ± 95% interval over seeds; views: {results['view_threshold']}",
         "",
-        "| method | E | failure | theory 2^-(E+1) | uncovered | ideal union | uncovered / ideal | own views kept "
+        "| method | E | failure | FKD theory 2^-(E+1) | uncovered | ideal union | uncovered / ideal | own views kept "
         "| teachers' new views covered | multi-view error |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -90,6 +118,8 @@ def markdown_report(results: dict[str, Any]) -> str:
                 f"| {_fmt([x['predicted_uncovered'] for x in es])} "
                 f"| {_fmt([x['multi_view_error'] for x in es])} |"
             )
+    if results.get("teachers"):
+        lines += ["", lottery_report(results["teachers"])]
     slopes = []
     for method in results.get("methods", []):
         sl = log2_slope(results, method)

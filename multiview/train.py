@@ -63,7 +63,7 @@ def train(
     everything = torch.arange(n, device=x.device)
     for step in range(limit):
         index = everything if full else torch.randint(n, (cfg.batch_size,), generator=generator).to(x.device)
-        h = features(w, x[index], cfg)
+        h = features(w, x if full else x[index], cfg)
         f = logits(h, cfg)
         loss = objective(h, f, index).sum()
         (grad,) = torch.autograd.grad(loss, w)

@@ -1,0 +1,261 @@
+"""Figures from a results.json: failure rate against E on a log2 axis, the mechanism, and a transfer frontier.
+
+Drawn on matplotlib's Agg canvas (no display, no pyplot state). Bad input is a one-line ValueError.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from multiview.report import group_ensembles, group_students, mean_ci
+
+FLOOR = 1e-3  # failure rates below this are drawn at it (log axis)
+DISTILL = ("fkd", "fkd-raw", "kd")
+COLORS = {"fkd": "C0", "fkd-raw": "C2", "kd": "C1", "ce": "C7", "ensemble": "C3"}
+STUDENT_KEYS = ("method", "teachers", "single_view_failure", "uncovered_fraction", "ideal_uncovered")
+MECHANISM = (  # (key, label, marker, line style)
+    ("mechanism_exact", "learned = own ∪ teachers' (fraction of students)", "o", "-"),
+    ("own_views_kept", "own views kept", "s", "--"),
+    ("teacher_new_views_covered", "teachers' new views covered", "^", ":"),
+)
+
+
+def _check(results: Any) -> None:
+    if not isinstance(results, dict):
+        raise ValueError("results must be a JSON object from `multiview simulate` or `multiview sweep`")
+    if results.get("kind") == "population":
+        raise ValueError(
+            "this is a population file from `multiview train` (no students); plot a results.json written by "
+            "`multiview simulate` or `multiview sweep`"
+        )
+    students = results.get("students")
+    if not isinstance(students, list) or not students:
+        raise ValueError("the results file holds no students; run `multiview simulate` or `multiview sweep` first")
+    for s in students:
+        missing = [key for key in STUDENT_KEYS if not isinstance(s, dict) or key not in s]
+        if missing:
+            raise ValueError(f"malformed results file: a student record lacks {missing}")
+    if not isinstance(results.get("ensembles", []), list):
+        raise ValueError("malformed results file: 'ensembles' is not a list")
+
+
+def _stats(values: Sequence[float | None]) -> tuple[float, float] | None:
+    """(mean, 95% half-width, 0 where undefined) over the values that are not None; None when there are none."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
+    m, h = mean_ci(vals)
+    return m, 0.0 if math.isnan(h) else h
+
+
+def _series(groups: dict[int, list[dict[str, Any]]], key: str) -> tuple[list[int], list[float], list[float]]:
+    """E, means and half-widths of ``key`` for each E in ``groups`` that has a value."""
+    es, ms, hs = [], [], []
+    for e, records in sorted(groups.items()):
+        st = _stats([r.get(key) for r in records])
+        if st is not None:
+            es.append(e)
+            ms.append(st[0])
+            hs.append(st[1])
+    return es, ms, hs
+
+
+def _errorbar(ax: Axes, es: list[float], means: list[float], hs: list[float], floor: float, **kw: Any) -> None:
+    """Error bars for rates: means and interval ends clipped to [floor, 1] (a t-interval over few seeds can reach
+    past both ends)."""
+    ys = [min(max(m, floor), 1.0) for m in means]
+    lo = [y - min(max(m - h, floor), y) for y, m, h in zip(ys, means, hs, strict=True)]
+    hi = [max(min(m + h, 1.0), y) - y for y, m, h in zip(ys, means, hs, strict=True)]
+    ax.errorbar(es, ys, yerr=[lo, hi], capsize=3, **kw)
+
+
+def _log_errorbar(ax: Axes, es: list[float], means: list[float], hs: list[float], **kw: Any) -> None:
+    _errorbar(ax, es, means, hs, FLOOR, **kw)
+
+
+def _failure_panel(ax: Axes, results: dict[str, Any]) -> None:
+    by_method: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(dict)
+    for (method, e), records in group_students(results).items():
+        by_method[method][e] = records
+    ensembles = group_ensembles(results) if results.get("ensembles") else {}
+    all_e = sorted({e for g in by_method.values() for e in g} | set(ensembles))
+    series = [m for m in (*DISTILL, "ce") if m in by_method] + sorted(set(by_method) - {*DISTILL, "ce"})
+    shift = 0.06
+    names = [*series, "ensemble"]
+    offsets = {name: shift * (i - (len(names) - 1) / 2) for i, name in enumerate(names)}
+    for method in series:
+        es, ms, hs = _series(by_method[method], "single_view_failure")
+        label = f"{method} student" if method != "ce" else "ce (no teacher)"
+        _log_errorbar(
+            ax,
+            [e + offsets[method] for e in es],
+            ms,
+            hs,
+            color=COLORS.get(method),
+            marker="o",
+            ls="-" if method != "ce" else "none",
+            label=label,
+        )
+    if "fkd" in by_method:
+        for key, label, marker in (
+            ("uncovered_fraction", "fkd: views uncovered", "v"),
+            ("ideal_uncovered", "fkd: ideal union uncovered", "D"),
+        ):
+            es, ms, hs = _series(by_method["fkd"], key)
+            _log_errorbar(
+                ax,
+                [e + offsets["fkd"] for e in es],
+                ms,
+                hs,
+                color=COLORS["fkd"],
+                alpha=0.4,
+                marker=marker,
+                ms=4,
+                ls=":" if key == "uncovered_fraction" else "-.",
+                label=label,
+            )
+    if ensembles:
+        es, ms, hs = _series(ensembles, "single_view_failure")
+        _log_errorbar(
+            ax,
+            [e + offsets["ensemble"] for e in es],
+            ms,
+            hs,
+            color=COLORS["ensemble"],
+            marker="s",
+            ls="-",
+            label="teacher ensemble",
+        )
+    if all_e:
+        grid = list(range(min(all_e), max(all_e) + 1))
+        ax.plot(
+            grid, [2.0 ** -(e + 1) for e in grid], "k--", marker="x", ms=5, lw=1, label="theory FKD student 2^-(E+1)"
+        )
+        ens_grid = [e for e in grid if e >= 1]
+        if ens_grid:
+            ax.plot(
+                ens_grid,
+                [2.0**-e for e in ens_grid],
+                "--",
+                color="0.5",
+                marker="x",
+                ms=5,
+                lw=1,
+                label="theory ensemble 2^-E",
+            )
+        ax.set_xticks(grid)
+        ax.set_xlim(grid[0] - 0.5, grid[-1] + 0.5)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("E (teachers / ensemble size)")
+    ax.set_ylabel(f"single-view failure rate (log2; values < {FLOOR:g} drawn at {FLOOR:g})")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+
+
+def _mechanism_panel(ax: Axes, results: dict[str, Any]) -> None:
+    by_method: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(dict)
+    for (method, e), records in group_students(results).items():
+        if e >= 1 and method != "ce":
+            by_method[method][e] = records
+    if not by_method:
+        ax.text(0.5, 0.5, "no students with teachers (E >= 1)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    methods = [m for m in DISTILL if m in by_method] + sorted(set(by_method) - set(DISTILL))
+    for i, method in enumerate(methods):
+        for j, (key, label, marker, ls) in enumerate(MECHANISM):
+            es, ms, hs = _series(by_method[method], key)
+            dx = 0.05 * (i * len(MECHANISM) + j - (len(methods) * len(MECHANISM) - 1) / 2)
+            _errorbar(
+                ax,
+                [e + dx for e in es],
+                ms,
+                hs,
+                0.0,
+                color=COLORS.get(method),
+                marker=marker,
+                ls=ls,
+                label=f"{method}: {label}",
+            )
+    all_e = sorted({e for g in by_method.values() for e in g})
+    ax.set_xticks(list(range(all_e[0], all_e[-1] + 1)))
+    ax.set_xlim(all_e[0] - 0.5, all_e[-1] + 0.5)
+    ax.set_ylim(-0.05, 1.1)
+    ax.set_xlabel("E (teachers)")
+    ax.set_ylabel("fraction (mean over seeds, 95% interval)")
+    ax.set_title("mechanism: does the student learn own ∪ teachers' views?", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+
+
+def _save(fig: Figure, output: Path) -> None:
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(output, dpi=120)
+
+
+def plot_results(results: dict[str, Any], output: Path) -> None:
+    """Two panels from a distillation results dict: the failure rate against E (log2 axis, 95% intervals, theory
+    lines) and the mechanism (exact union, own views kept, teachers' new views covered). Writes ``output``."""
+    _check(results)
+    fig = Figure(figsize=(13, 5.2), layout="constrained")
+    ax_fail, ax_mech = fig.subplots(1, 2)
+    _failure_panel(ax_fail, results)
+    _mechanism_panel(ax_mech, results)
+    cfg = results.get("config", {})
+    n_seeds = len(results.get("seeds_done") or {s.get("seed") for s in results["students"]})
+    device = results.get("environment", {}).get("device", "unknown device")
+    ax_fail.set_title(f"k = {cfg.get('k', '?')}, {n_seeds} seed(s), {device}", fontsize=9)
+    _save(fig, output)
+
+
+FRONTIER_KEYS = ("variant", "lambda", "teachers", "own_views_kept", "teacher_new_views_covered")
+
+
+def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
+    """Own views kept (x) against teachers' new views covered (y): one series per ``variant``, each point labelled
+    by its lambda, optional 95% half-widths ``own_ci`` / ``new_ci``; one panel per number of teachers E."""
+    if not points:
+        raise ValueError("no frontier points to plot")
+    for p in points:
+        missing = [key for key in FRONTIER_KEYS if key not in p]
+        if missing:
+            raise ValueError(f"a frontier point lacks {missing}")
+    counts = sorted({int(p["teachers"]) for p in points})
+    variants = list(dict.fromkeys(str(p["variant"]) for p in points))
+    fig = Figure(figsize=(4.2 * len(counts), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(counts), squeeze=False)[0]
+    for ax, e in zip(axes, counts, strict=True):
+        for i, variant in enumerate(variants):
+            pts = sorted(
+                (p for p in points if int(p["teachers"]) == e and str(p["variant"]) == variant),
+                key=lambda p: float(p["lambda"]),
+            )
+            if not pts:
+                continue
+            xs = [float(p["own_views_kept"]) for p in pts]
+            ys = [float(p["teacher_new_views_covered"]) for p in pts]
+            xerr = [float(p.get("own_ci") or 0.0) for p in pts]
+            yerr = [float(p.get("new_ci") or 0.0) for p in pts]
+            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, color=f"C{i}", marker="o", lw=0.8, capsize=2, label=variant)
+            for p, x, y in zip(pts, xs, ys, strict=True):
+                ax.annotate(f"λ={float(p['lambda']):g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.plot([1.0], [1.0], "k*", ms=10)
+        ax.annotate("ideal", (1.0, 1.0), fontsize=7, xytext=(-22, -10), textcoords="offset points")
+        ax.set_xlim(-0.05, 1.1)
+        ax.set_ylim(-0.05, 1.1)
+        ax.set_title(f"E = {e}", fontsize=9)
+        ax.set_xlabel("own views kept")
+        ax.set_ylabel("teachers' new views covered")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    _save(fig, output)
