@@ -71,9 +71,9 @@ class Config:
     kernel_eps: float = 0.1
     kernel_batch: int = 0
     kernel_ensemble: str = "mean"
-    kd_weight: float = 1.0
-    kd_temperature: float = 1.0
-    fkd_raw_lambda: float = 0.1
+    kd_weight: float = 10.0
+    kd_temperature: float = 4.0
+    fkd_raw_lambda: float = 0.01
     # reproducibility
     seed: int = 0
 
