@@ -1,0 +1,81 @@
+"""The transfer frontier: own views kept against teachers' new views covered, as lambda and the kernel variant vary.
+
+Variants: ``mean`` (fkd, mean of the teachers' normalised kernels), ``concat`` (fkd on the concatenated, RMS-scaled
+teacher features), ``raw`` (fkd-raw, raw kernels). Each (variant, lambda) is one resumable sweep under OUT; the
+points (means and 95% intervals over seeds) go to OUT/frontier.json and the figure to --figure.
+
+    python scripts/multiview_frontier.py --seeds 2 --out runs/frontier --figure figures/multiview_frontier.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from fkd.runtime import resolve_device
+from multiview.config import Config
+from multiview.experiment import distill_experiment, write_json
+from multiview.plot import plot_frontier
+from multiview.report import mean_ci
+
+VARIANTS = {  # name -> (method, config field scaled, base config changes)
+    "mean": ("fkd", "fkd_lambda", {}),
+    "concat": ("fkd", "fkd_lambda", {"kernel_ensemble": "concat"}),
+    "raw": ("fkd-raw", "fkd_raw_lambda", {}),
+}
+SCALES = (0.3, 1.0, 3.0)  # x the default lambda
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--teachers", default="2,4")
+    ap.add_argument("--variants", default="mean,concat,raw")
+    ap.add_argument("--scales", default=",".join(map(str, SCALES)))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", type=Path, default=Path("runs/frontier"))
+    ap.add_argument("--figure", type=Path, default=Path("figures/multiview_frontier.png"))
+    args = ap.parse_args()
+    counts = [0, *sorted(int(e) for e in args.teachers.split(","))]
+    device = resolve_device(args.device)
+    base = Config()
+    points = []
+    for variant in args.variants.split(","):
+        method, field, changes = VARIANTS[variant]
+        for scale in (float(s) for s in args.scales.split(",")):
+            lam = getattr(base, field) * scale
+            cfg = base.with_(**changes, **{field: lam})
+            out = args.out / f"{variant}-x{scale:g}"
+            r = distill_experiment(cfg, list(range(args.seeds)), counts, [method], device, out)
+            for e in counts[1:]:
+                ss = [s for s in r["students"] if s["teachers"] == e]
+                own = mean_ci([s["own_views_kept"] for s in ss])
+                new = mean_ci(
+                    [s["teacher_new_views_covered"] for s in ss if s["teacher_new_views_covered"] is not None]
+                )
+                ratio = [s["uncovered_fraction"] / s["ideal_uncovered"] for s in ss if s["ideal_uncovered"] > 0]
+                points.append(
+                    {
+                        "variant": variant,
+                        "lambda": lam,
+                        "teachers": e,
+                        "seeds": len(ss),
+                        "own_views_kept": own[0],
+                        "own_ci": own[1],
+                        "teacher_new_views_covered": new[0],
+                        "new_ci": new[1],
+                        "uncovered_over_ideal": sum(ratio) / max(len(ratio), 1),
+                    }
+                )
+                print(json.dumps(points[-1]))
+    write_json(args.out / "frontier.json", {"config": base.to_dict(), "device": str(device), "points": points})
+    plot_frontier(points, args.figure)
+    print(f"wrote {args.figure} and {args.out / 'frontier.json'}")
+
+
+if __name__ == "__main__":
+    torch.set_flush_denormal(True)
+    main()
