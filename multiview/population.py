@@ -24,27 +24,31 @@ def smooth_relu(z: torch.Tensor, q: int, varrho: float) -> torch.Tensor:
 
 
 class _Features(torch.autograd.Function):
-    """h = sum over patches of sReLU(x W), fused: few passes over the (N P, M k m) activation, one GEMM each way.
+    """h = sum over patches of sReLU(x W), fused: few passes over the (M, N P, k m) activation.
 
-    Forward saves only u^(q-1) (the derivative up to a constant), so the backward is one multiply and one GEMM.
+    One batched GEMM per direction, network by network (bmm): each network's numbers are bit for bit those it
+    gets when trained alone, whatever else shares its population. Forward saves only u^(q-1) (the derivative up
+    to a constant), so the backward is one multiply and one GEMM.
     """
 
     @staticmethod
-    def forward(ctx, x2: torch.Tensor, wt: torch.Tensor, patches: int, q: int, varrho: float):  # type: ignore[override]
-        z = x2 @ wt  # (N P, M k m)
+    def forward(ctx, x2: torch.Tensor, w: torch.Tensor, patches: int, q: int, varrho: float):  # type: ignore[override]
+        z = torch.matmul(x2, w.transpose(1, 2))  # (M, N P, k m)
         u = z.clamp(0.0, varrho)
         slope = u ** (q - 1)
         z.sub_(varrho).clamp_min_(0.0).addcmul_(slope, u, value=1.0 / (q * varrho ** (q - 1)))
         ctx.save_for_backward(x2, slope)
-        ctx.shape = (patches, varrho ** (q - 1))
-        return z.view(-1, patches, z.shape[-1]).sum(1)  # (N, M k m)
+        ctx.consts = (patches, varrho ** (q - 1))
+        M, rows, km = z.shape
+        return z.view(M, rows // patches, patches, km).sum(2)  # (M, N, k m)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         x2, slope = ctx.saved_tensors
-        patches, scale = ctx.shape
-        dz = (slope.view(-1, patches, slope.shape[-1]) * (grad / scale).unsqueeze(1)).view_as(slope)
-        return None, x2.T @ dz, None, None, None
+        patches, scale = ctx.consts
+        M, rows, km = slope.shape
+        dz = slope.view(M, rows // patches, patches, km) * (grad / scale).unsqueeze(2)
+        return None, dz.view(M, rows, km).transpose(1, 2) @ x2, None, None, None
 
 
 def init_weights(cfg: Config, seeds: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -54,10 +58,9 @@ def init_weights(cfg: Config, seeds: Sequence[int], device: torch.device | str =
 
 
 def features(w: torch.Tensor, x: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """h (M, N, k m) for weights (M, k, m, d) and inputs (N, P, d): one GEMM for the whole population."""
+    """h (M, N, k m) for weights (M, k, m, d) and inputs (N, P, d): one batched GEMM for the whole population."""
     M, n, km = w.shape[0], x.shape[0], cfg.k * cfg.m
-    h = _Features.apply(x.reshape(n * cfg.P, cfg.d), w.reshape(M * km, cfg.d).T, cfg.P, cfg.q, cfg.varrho)
-    return h.view(n, M, km).transpose(0, 1)
+    return _Features.apply(x.reshape(n * cfg.P, cfg.d), w.reshape(M, km, cfg.d), cfg.P, cfg.q, cfg.varrho)
 
 
 def logits(h: torch.Tensor, cfg: Config) -> torch.Tensor:
