@@ -71,7 +71,7 @@ class Config:
     kernel_eps: float = 0.1
     kernel_batch: int = 0
     kernel_ensemble: str = "mean"
-    kd_weight: float = 10.0
+    kd_weight: float = 3.0
     kd_temperature: float = 4.0
     fkd_raw_lambda: float = 0.01
     # reproducibility
