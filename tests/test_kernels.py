@@ -208,7 +208,10 @@ def test_any_leading_dims(b, d, m):
 def test_feature_space_path_equals_kernel_path(normalize, ensemble):
     g = torch.Generator().manual_seed(4)
     hs = torch.randn(2, 40, 5, generator=g, dtype=torch.float64)  # B = 40 > D_s + D_t: feature-space path
-    ht = [torch.randn(2, 40, 3, generator=g, dtype=torch.float64), torch.randn(2, 40, 6, generator=g, dtype=torch.float64)]
+    ht = [
+        torch.randn(2, 40, 3, generator=g, dtype=torch.float64),
+        torch.randn(2, 40, 6, generator=g, dtype=torch.float64),
+    ]
     direct = kernel_distance(
         normalized_kernel(hs) if normalize else feature_kernel(hs),
         teacher_kernel(ht, normalize, ensemble),
@@ -216,4 +219,6 @@ def test_feature_space_path_equals_kernel_path(normalize, ensemble):
     )
     assert torch.allclose(fkd_loss(hs, ht, normalize, ensemble), direct, rtol=1e-9)
     f_t = teacher_factor(ht, normalize, ensemble)
-    assert torch.allclose(factored_kernel_distance(hs, f_t, True), kernel_distance(feature_kernel(hs), feature_kernel(f_t), True))
+    assert torch.allclose(
+        factored_kernel_distance(hs, f_t, True), kernel_distance(feature_kernel(hs), feature_kernel(f_t), True)
+    )

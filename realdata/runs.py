@@ -1,0 +1,370 @@
+"""Run folders and checkpoints.
+
+A run is a folder holding:
+
+- ``config.json``: the full :class:`~realdata.config.TrainConfig` (seed, method and its weights, teacher checkpoint
+  paths and their archs, every optimiser setting);
+- ``environment.json``: python / torch / numpy versions, device name, hostname, git commit (when known), and the
+  same for every later resumption;
+- ``metrics.jsonl``: one JSON object per finished epoch (epoch, lr, loss, the named losses, train and test accuracy
+  in %, best test accuracy so far, images/s, seconds);
+- ``last.pt``: everything needed to resume (model, optimiser, scheduler, epoch, every RNG state, best accuracy);
+- ``best.pt``: the model of the best test accuracy so far.
+
+Checkpoints are written atomically (a temporary file in the same folder, then ``os.replace``). A model checkpoint
+of ours is ``{'model': state_dict, 'arch': name, 'num_classes': K, 'in_channels': C, 'image_size': S,
+'dataset': name, ...}``, so it loads without naming the architecture again; a published CRD checkpoint
+``{'model': state_dict}`` needs the architecture named. A state dict is only ever loaded strictly, after a check
+that reports a mismatch in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from realdata.config import ConfigError, TrainConfig
+from realdata.methods import METHODS
+from realdata.models import MODELS, build
+
+CHECKPOINT_FORMAT = 1
+
+
+class RunError(Exception):
+    """A problem with a run folder or a checkpoint; the message is one line meant for the user."""
+
+
+class CheckpointError(RunError):
+    """A checkpoint that cannot be read or does not fit the architecture it is loaded into."""
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+
+def model_checkpoint(model: nn.Module, arch: str, num_classes: int, in_channels: int, image_size: int,
+                     dataset: str, **extra: Any) -> dict[str, Any]:
+    """A self-describing model checkpoint (plus ``extra`` entries)."""
+    return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": num_classes,
+            "in_channels": in_channels, "image_size": image_size, "dataset": dataset, **extra}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint file as a dict with a ``'model'`` state dict (tensors only: loaded with weights_only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types; any of them means the same to the user
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason[:200]}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise CheckpointError(f"{path} is not a model checkpoint (expected a dict with a 'model' state dict)")
+    bad = [k for k, v in ckpt["model"].items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: 'model' is not a state dict (entry {bad[0]!r} is not a tensor)")
+    return ckpt
+
+
+def _first(model: nn.Module, kind: type[nn.Module], last: bool = False) -> str | None:
+    names = [name for name, m in model.named_modules() if isinstance(m, kind)]
+    return (names[-1] if last else names[0]) + ".weight" if names else None
+
+
+def _infer_shape(arch: str, state: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(num_classes, in_channels) of a state dict for ``arch`` that does not record them (a CRD checkpoint)."""
+    reference = build(arch)
+    head, stem = _first(reference, nn.Linear, last=True), _first(reference, nn.Conv2d)
+    num_classes = state[head].shape[0] if head in state and state[head].ndim == 2 else 100
+    in_channels = state[stem].shape[1] if stem in state and state[stem].ndim == 4 else 3
+    return int(num_classes), int(in_channels)
+
+
+def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, arch: str,
+                     recorded: str | None = None) -> None:
+    """Raise a one-line CheckpointError unless ``state`` has exactly ``model``'s entries and shapes."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    found = []
+    if missing:
+        found.append(f"{len(missing)} missing entries (e.g. {missing[0]})")
+    if unexpected:
+        found.append(f"{len(unexpected)} unexpected entries (e.g. {unexpected[0]})")
+    if shapes:
+        k = shapes[0]
+        found.append(f"{len(shapes)} entries of another shape (e.g. {k}: {tuple(state[k].shape)} in the checkpoint, "
+                     f"{tuple(expected[k].shape)} in {arch})")
+    says = f" (the checkpoint says {recorded!r})" if recorded and recorded != arch else ""
+    raise CheckpointError(f"checkpoint {path} does not fit arch {arch!r}{says}: found {'; '.join(found)}")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model rebuilt from a checkpoint, with what the checkpoint says about it."""
+
+    model: nn.Module
+    arch: str
+    num_classes: int
+    in_channels: int
+    image_size: int | None
+    dataset: str | None
+    path: str
+
+
+def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
+    """Rebuild the model of checkpoint ``path`` (``arch`` required where the checkpoint does not record it)."""
+    ckpt = read_checkpoint(path)
+    recorded = ckpt.get("arch")
+    if arch is None and recorded is None:
+        raise CheckpointError(f"checkpoint {path} does not record its architecture: name it with --teacher-arch NAME "
+                              f"(or --teacher {path}:NAME; for evaluate, --arch NAME)")
+    arch = arch or recorded
+    if arch not in MODELS:
+        raise CheckpointError(f"checkpoint {path}: unknown arch {arch!r}; choose one of: {', '.join(MODELS)}")
+    state = ckpt["model"]
+    if isinstance(ckpt.get("num_classes"), int) and isinstance(ckpt.get("in_channels"), int):
+        num_classes, in_channels = ckpt["num_classes"], ckpt["in_channels"]
+    else:
+        num_classes, in_channels = _infer_shape(arch, state)
+    model = build(arch, num_classes=num_classes, in_channels=in_channels)
+    check_state_dict(model, state, path, arch, recorded)
+    model.load_state_dict(state, strict=True)
+    return LoadedModel(model, arch, num_classes, in_channels, ckpt.get("image_size"), ckpt.get("dataset"), str(path))
+
+
+def load_teachers(config: TrainConfig) -> tuple[list[LoadedModel], TrainConfig]:
+    """The config's teachers, rebuilt, and the config with every teacher's arch filled in."""
+    teachers = [load_model(p, a) for p, a in zip(config.teachers, config.teacher_archs, strict=True)]
+    return teachers, config.with_updates(teacher_archs=tuple(t.arch for t in teachers))
+
+
+# ---------------------------------------------------------------------------------------------- environment
+
+
+def _git_commit() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return {}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=5)
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name of ``device`` (the GPU's name, or the CPU model)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_name()
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where a run ran: versions, device, host, git commit."""
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch_threads": torch.get_num_threads(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        **_git_commit(),
+    }
+
+
+# -------------------------------------------------------------------------------------------------- run dirs
+
+
+class RunDir:
+    """The files of one run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.environment_path = self.path / "environment.json"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.last_path = self.path / "last.pt"
+        self.best_path = self.path / "best.pt"
+
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def check_start(self, config: TrainConfig, resume: bool) -> bool:
+        """Check that ``config`` may start (or, with ``resume``, continue) here; True if a run is to be resumed."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"--out {self.path} is a file, not a folder")
+        if not self.is_run():
+            if self.path.is_dir() and any(self.path.iterdir()):
+                raise RunError(f"--out {self.path} is not empty and holds no run (no config.json); choose another "
+                               f"--out")
+            return False
+        try:
+            saved = TrainConfig.load(self.config_path)
+        except ConfigError as e:
+            raise RunError(f"{self.path} holds an unreadable run ({e}); choose another --out") from None
+        old, new = saved.identity(), config.identity()
+        diff = [f"{k} {old.get(k)!r} there, {new.get(k)!r} here" for k in new if old.get(k) != new.get(k)]
+        if diff:
+            raise RunError(f"--out {self.path} holds a different run ({'; '.join(diff[:3])}); choose another --out")
+        if not resume:
+            rows = self.read_metrics()
+            if rows and rows[-1]["epoch"] >= config.epochs:
+                raise RunError(f"--out {self.path} already holds this run, finished at epoch {config.epochs}; choose "
+                               f"another --out for a new one")
+            raise RunError(f"--out {self.path} already holds this run; pass --resume to continue it, or choose "
+                           f"another --out")
+        return True
+
+    def start(self, config: TrainConfig, env: dict[str, Any], resumed_at: int | None) -> None:
+        """Write config.json and environment.json (a resumption is appended to the latter's ``resumed`` list)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, json.dumps(config.to_dict(), indent=2) + "\n")
+        if resumed_at is None or not self.environment_path.is_file():
+            record = env
+        else:
+            record = json.loads(self.environment_path.read_text())
+            record.setdefault("resumed", []).append({"after_epoch": resumed_at, **env})
+        atomic_write_text(self.environment_path, json.dumps(record, indent=2) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def truncate_metrics(self, epoch: int) -> None:
+        """Drop metrics of epochs after ``epoch`` (written by a run killed before its checkpoint)."""
+        rows = self.read_metrics()
+        keep = [r for r in rows if r["epoch"] <= epoch]
+        if len(keep) != len(rows):
+            atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+# ------------------------------------------------------------------------------------------------- reports
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
+    """Every run folder at or below ``paths``, in sorted order, each once."""
+    found: dict[Path, RunDir] = {}
+    for p in map(Path, paths):
+        if not p.exists():
+            raise RunError(f"{p} does not exist")
+        candidates = [p / "config.json"] if (p / "config.json").is_file() else sorted(p.rglob("config.json"))
+        for c in candidates:
+            found.setdefault(c.parent.resolve(), RunDir(c.parent))
+    return [found[k] for k in sorted(found)]
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+
+
+def _params_label(config: TrainConfig) -> str:
+    defaults = METHODS[config.method].PARAMS
+    changed = [f"{k}={v:g}" for k, v in config.params.items() if not math.isclose(v, defaults[k])]
+    return f"{config.method} ({', '.join(changed)})" if changed else config.method
+
+
+def report(paths: Iterable[str | Path]) -> str:
+    """A Markdown table of the finished runs under ``paths``: last and best test accuracy, mean ± std over seeds.
+
+    Runs are grouped by data set, method (with its weights where not the defaults), teacher -> student pair,
+    transfer data and epochs; the std is the sample standard deviation (0 for one seed). Unfinished runs are
+    listed below the table, not averaged.
+    """
+    runs = find_runs(paths)
+    if not runs:
+        raise RunError(f"no run folders (with a config.json) under {', '.join(map(str, paths))}")
+    groups: dict[tuple, list[tuple[float, float]]] = {}
+    unfinished = []
+    for run in runs:
+        try:
+            config = TrainConfig.load(run.config_path)
+        except ConfigError as e:
+            raise RunError(f"{run.path}: {e}") from None
+        rows = run.read_metrics()
+        if not rows or rows[-1]["epoch"] < config.epochs:
+            unfinished.append(f"{run.path} ({rows[-1]['epoch'] if rows else 0}/{config.epochs} epochs)")
+            continue
+        pair = f"{'+'.join(a or '?' for a in config.teacher_archs) or '-'} -> {config.model}"
+        key = (config.dataset, _params_label(config), pair, config.transfer_data or "-", config.epochs)
+        groups.setdefault(key, []).append((rows[-1]["test_acc"], max(r["test_acc"] for r in rows)))
+    lines = ["| data set | method | teacher -> student | transfer | epochs | seeds | last acc (%) | best acc (%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (dataset, method, pair, transfer, epochs), accs in sorted(groups.items()):
+        last, best = zip(*accs, strict=True)
+        lines.append(f"| {dataset} | {method} | {pair} | {transfer} | {epochs} | {len(accs)} | {_mean_std(last)} | "
+                     f"{_mean_std(best)} |")
+    if unfinished:
+        lines += ["", "Unfinished (not in the table): " + ", ".join(unfinished)]
+    return "\n".join(lines)

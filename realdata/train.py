@@ -1,0 +1,375 @@
+"""The training loop for teachers (method ``ce``) and students alike: SGD, a step schedule, evaluation every epoch.
+
+The data set stays on the device as uint8; every batch is cropped, flipped and normalised there (no DataLoader).
+On CUDA the forward pass runs under bf16 autocast with channels_last tensors (both can be switched off), and
+``compile`` wraps the distiller in ``torch.compile``. All randomness of the data (batch order, crops, flips) comes
+from one generator seeded with ``seed``, saved in every checkpoint with the other RNG states, so on CPU a resumed
+run ends with the same weights, bit for bit, as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from realdata.config import ConfigError, TrainConfig
+from realdata.data import ImageData, adapt, augment, batches, eval_batches, load_dataset, normalize
+from realdata.methods import METHODS, Distiller
+from realdata.models import build
+from realdata.runs import (
+    LoadedModel,
+    RunDir,
+    RunError,
+    atomic_save,
+    environment,
+    load_model,
+    load_teachers,
+    model_checkpoint,
+    read_checkpoint,
+)
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss became NaN or infinite; the message says where (epoch, step, which named loss)."""
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a usable device."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec!r} asked for, but this torch ({torch.__version__}) sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {spec!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+# ------------------------------------------------------------------------------------------------ RNG state
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every RNG state a run depends on: torch (CPU and CUDA), the data generator, python, numpy."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "data": generator.get_state(),
+        "python": random.getstate(),
+        "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+    }
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["data"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+# ------------------------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A one-line progress display on a terminal, redrawn with ``\\r`` at most every ``interval`` seconds."""
+
+    def __init__(self, stream: TextIO = sys.stderr, interval: float = 0.25) -> None:
+        self.stream, self.interval = stream, interval
+        self._last = -math.inf
+        self._width = 0
+
+    def update(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            self._width = max(self._width, len(text))
+            self.stream.write("\r" + text.ljust(self._width))
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: bool = False,
+             memory_format: torch.memory_format = torch.contiguous_format) -> float:
+    """Top-1 accuracy (%) of ``model`` on ``data``'s test split (on the data's device)."""
+    model.eval()
+    device = data.test_x.device
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for idx in eval_batches(data.test_x.shape[0], batch_size, device):
+        x = normalize(data.test_x[idx], data.mean, data.std).contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        correct += (logits.argmax(1) == data.test_y[idx]).sum()
+    return 100.0 * correct.item() / data.test_x.shape[0]
+
+
+# ----------------------------------------------------------------------------------------------- the trainer
+
+
+class Trainer:
+    """SGD on a distiller's student: one step, one epoch, evaluation, and the state to checkpoint."""
+
+    def __init__(self, config: TrainConfig, distiller: Distiller, data: ImageData,
+                 transfer: ImageData | None = None, device: torch.device | str = "cpu") -> None:
+        self.config, self.distiller, self.data, self.transfer = config, distiller, data, transfer
+        self.device = torch.device(device)
+        self.steps_per_epoch = data.train_x.shape[0] // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"batch size {config.batch_size} is larger than the {data.train_x.shape[0]} training "
+                              f"images of {data.name}")
+        self.student = distiller.student
+        self.optimizer = torch.optim.SGD(self.student.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones or ()),
+                                                              gamma=config.lr_decay)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        cuda = self.device.type == "cuda"
+        self.amp = config.amp and cuda
+        self.memory_format = torch.channels_last if config.channels_last and cuda else torch.contiguous_format
+        distiller.to(self.device, memory_format=self.memory_format)
+        self.forward = torch.compile(distiller) if config.compile else distiller
+        # a host sync every step is free on the CPU; on a GPU it would stall the queue
+        self.sync_every = 1 if self.device.type == "cpu" else 25
+        self.loss_names: list[str] = []
+        self.epoch = 0
+        self.best_acc = -math.inf
+        self.best_epoch = 0
+
+    def _images(self, x: Tensor, data: ImageData) -> Tensor:
+        x = normalize(augment(x, self.generator), data.mean, data.std)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None) -> Tensor:
+        """One SGD step on a uint8 batch; returns [total loss, each named loss, number correct] (not synced)."""
+        images = self._images(x, self.data)
+        transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits, losses = self.forward(images, y, transfer)
+        total = torch.stack(list(losses.values())).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        if not self.loss_names:
+            self.loss_names = list(losses)
+        correct = (logits.argmax(1) == y).sum()
+        return torch.stack([total.detach().float(), *(v.detach().float() for v in losses.values()),
+                            correct.float()])
+
+    def _transfer_order(self, steps: int) -> Tensor:
+        """Indices into the transfer set for one epoch: fresh permutations, as many as ``steps`` batches need."""
+        n = self.transfer.train_x.shape[0]
+        repeats = math.ceil(steps * self.config.batch_size / n)
+        return torch.cat([torch.randperm(n, generator=self.generator, device=self.device) for _ in range(repeats)])
+
+    def _check_finite(self, block: Tensor, epoch: int, first_step: int) -> None:
+        losses = block[:, :-1]
+        bad = ~torch.isfinite(losses)
+        if bad.any():
+            row = int(bad.any(1).nonzero()[0])
+            named = bad[row, 1:].nonzero()
+            name = self.loss_names[int(named[0])] if len(named) else "total"
+            value = float(losses[row, 1 + int(named[0])] if len(named) else losses[row, 0])
+            raise NonFiniteLoss(f"epoch {epoch}, step {first_step + row}/{self.steps_per_epoch}: the {name!r} loss "
+                                f"is {value}; training stopped")
+
+    def train_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
+        """One pass over the training set; returns the epoch's lr, mean losses, train accuracy (%) and speed."""
+        cfg, data = self.config, self.data
+        epoch = self.epoch + 1
+        self.distiller.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        steps, bs = self.steps_per_epoch, cfg.batch_size
+        order = None if self.transfer is None else self._transfer_order(steps)
+        sums: Tensor | None = None
+        pending: list[Tensor] = []
+        start = time.perf_counter()
+        for step, idx in enumerate(batches(data.train_x.shape[0], bs, self.generator), start=1):
+            transfer_x = None if order is None else self.transfer.train_x[order[(step - 1) * bs : step * bs]]
+            pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x))
+            if len(pending) == self.sync_every or step == steps:
+                block = torch.stack(pending).double().cpu()
+                self._check_finite(block, epoch, step - len(pending) + 1)
+                sums = block.sum(0) if sums is None else sums + block.sum(0)
+                pending = []
+                if progress is not None:
+                    elapsed = time.perf_counter() - start
+                    progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums[0] / step:.4f} "
+                                    f"acc {100 * sums[-1] / (step * bs):.2f}% {step * bs / elapsed:.0f} img/s",
+                                    force=step == steps)
+        seconds = time.perf_counter() - start
+        self.scheduler.step()
+        self.epoch = epoch
+        mean = (sums / steps).tolist()
+        return {
+            "epoch": epoch,
+            "lr": lr,
+            "loss": mean[0],
+            "losses": dict(zip(self.loss_names, mean[1:-1], strict=True)),
+            "train_acc": 100.0 * float(sums[-1]) / (steps * bs),
+            "images_per_s": steps * bs / seconds,
+            "seconds": seconds,
+        }
+
+    def evaluate(self) -> float:
+        return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format)
+
+    def checkpoint(self, **extra: Any) -> dict[str, Any]:
+        """The student as a self-describing model checkpoint, plus ``extra`` entries."""
+        d = self.data
+        return model_checkpoint(self.student, self.config.model, d.num_classes, d.in_channels, d.image_size, d.name,
+                                method=self.config.method, epoch=self.epoch, **extra)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: the model checkpoint plus optimiser, scheduler, RNG states, best accuracy."""
+        return self.checkpoint(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+                               rng=rng_state(self.generator), best_acc=self.best_acc, best_epoch=self.best_epoch,
+                               config=self.config.to_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.student.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], self.generator)
+        self.epoch, self.best_acc, self.best_epoch = state["epoch"], state["best_acc"], state["best_epoch"]
+
+
+# ------------------------------------------------------------------------------------------------- one run
+
+
+def load_data(config: TrainConfig, download: bool, device: torch.device) -> tuple[ImageData, ImageData | None]:
+    """The labelled data set and the transfer set (if any), on ``device``; with a transfer set both are brought to
+    the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
+    take both in one batch."""
+    data = load_dataset(config.dataset, config.data_dir, download)
+    if config.transfer_data is None:
+        return data.to(device), None
+    transfer = load_dataset(config.transfer_data, config.data_dir, download)
+    channels = max(data.in_channels, transfer.in_channels)
+    size = max(data.image_size, transfer.image_size)
+    return adapt(data, channels, size).to(device), adapt(transfer, channels, size).to(device)
+
+
+def check_teachers(method: type[Distiller], teachers: list[LoadedModel], data: ImageData) -> None:
+    """One-line errors for teachers that cannot teach on ``data`` with ``method``."""
+    for t in teachers:
+        if method.USES_TEACHER_LOGITS and t.num_classes != data.num_classes:
+            raise RunError(f"method {method.NAME!r} compares logits, but teacher {t.path} ({t.arch}) has "
+                           f"{t.num_classes} classes and {data.name} {data.num_classes}")
+        if t.in_channels != data.in_channels and data.in_channels != 1:
+            raise RunError(f"teacher {t.path} ({t.arch}) takes {t.in_channels}-channel images, but the images here "
+                           f"have {data.in_channels} channels")
+
+
+def run_training(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    download: bool = False,
+    progress: Progress | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into the run folder ``out`` (continuing it with ``resume``); returns a summary.
+
+    Raises ConfigError / RunError / DataError / CheckpointError / NonFiniteLoss, each with a one-line message.
+    """
+    device = resolve_device(config.device)
+    teachers, config = load_teachers(config)
+    run = RunDir(out)
+    resuming = run.check_start(config, resume)
+    data, transfer = load_data(config, download, device)
+    method = METHODS[config.method]
+    check_teachers(method, teachers, data)
+    torch.manual_seed(config.seed)
+    student = build(config.model, num_classes=data.num_classes, in_channels=data.in_channels)
+    distiller = method(student, [t.model for t in teachers], **config.params)
+    trainer = Trainer(config, distiller, data, transfer, device)
+    if resuming and run.last_path.is_file():
+        trainer.load_state_dict(read_checkpoint(run.last_path))
+    if resuming:
+        run.truncate_metrics(trainer.epoch)
+    run.start(config, environment(device), resumed_at=trainer.epoch if resuming else None)
+
+    for _ in range(trainer.epoch + 1, config.epochs + 1):
+        try:
+            row = trainer.train_epoch(progress)
+        except NonFiniteLoss as e:
+            kept = f"last good checkpoint: {run.last_path} (epoch {trainer.epoch})" if trainer.epoch else \
+                "no checkpoint was written"
+            raise NonFiniteLoss(f"{e}; {kept}") from None
+        finally:
+            if progress is not None:
+                progress.close()
+        eval_start = time.perf_counter()
+        acc = trainer.evaluate()
+        improved = acc > trainer.best_acc
+        if improved:
+            trainer.best_acc, trainer.best_epoch = acc, trainer.epoch
+        row.update(test_acc=acc, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+        run.append_metrics(row)
+        if improved:
+            atomic_save(trainer.checkpoint(test_acc=acc), run.best_path)
+        atomic_save(trainer.state_dict(), run.last_path)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+
+    rows = run.read_metrics()
+    return {"out": str(run.path), "epochs": config.epochs, "last_acc": rows[-1]["test_acc"] if rows else None,
+            "best_acc": max(r["test_acc"] for r in rows) if rows else None, "best_epoch": trainer.best_epoch}
+
+
+def evaluate_checkpoint(path: str | Path, dataset: str | None = None, arch: str | None = None, data_dir: str = "data",
+                        download: bool = False, device: str = "auto", batch_size: int = 1000) -> dict[str, Any]:
+    """Test accuracy (%) of checkpoint ``path`` on ``dataset`` (default: the data set the checkpoint records).
+
+    The test images are brought to the channels and size the model was trained on (e.g. Fashion-MNIST for a
+    model trained on it padded to 3x32x32 beside a CIFAR transfer set).
+    """
+    dev = resolve_device(device)
+    loaded = load_model(path, arch)
+    name = dataset or loaded.dataset
+    if name is None:
+        raise ConfigError(f"checkpoint {path} does not record its data set; name it with --dataset")
+    data = load_dataset(name, data_dir, download)
+    if loaded.num_classes != data.num_classes:
+        raise RunError(f"checkpoint {path} ({loaded.arch}) has {loaded.num_classes} classes, {data.name} has "
+                       f"{data.num_classes}")
+    size = loaded.image_size or data.image_size
+    if (loaded.in_channels, size) != (data.in_channels, data.image_size):
+        try:
+            data = adapt(data, loaded.in_channels, size)
+        except ValueError as e:
+            raise RunError(f"{data.name} images ({data.in_channels}x{data.image_size}x{data.image_size}) cannot feed "
+                           f"checkpoint {path}: {e}") from None
+    data = data.to(dev)
+    acc = evaluate(loaded.model.to(dev), data, batch_size)
+    return {"checkpoint": str(path), "arch": loaded.arch, "dataset": data.name, "test_acc": acc,
+            "images": int(data.test_x.shape[0]), "device": str(dev)}

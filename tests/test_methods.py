@@ -1,0 +1,157 @@
+"""realdata.methods: the distillers (ce, kd, fkd, sp, pkt, rkd) on tiny data with the smallest models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_images import image_data
+
+from fkd import (
+    feature_regularizer,
+    fkd_loss,
+    kd_loss,
+    kernel_distance,
+    normalized_kernel,
+    pkt_loss,
+    rkd_loss,
+    sp_loss,
+    teacher_kernel,
+)
+from realdata.config import TrainConfig
+from realdata.methods import METHODS, Distiller, Outputs
+from realdata.models import build
+from realdata.train import Trainer
+
+
+def net(arch: str = "resnet8", seed: int = 0, in_channels: int = 3) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build(arch, num_classes=10, in_channels=in_channels)
+
+
+def make(method: str, teachers: list[torch.nn.Module] | None = None, **params: float) -> Distiller:
+    teachers = ([net(seed=1)] if METHODS[method].NEEDS_TEACHER else []) if teachers is None else teachers
+    return METHODS[method](net(seed=0), teachers, **params)
+
+
+def config(method: str, **kw) -> TrainConfig:
+    teachers = ("teacher.pt",) if METHODS[method].NEEDS_TEACHER else ()
+    return TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=teachers,
+                       teacher_archs=("resnet8",) * len(teachers), batch_size=16, **kw)
+
+
+def test_registry_and_standard_weights():
+    assert list(METHODS) == ["ce", "kd", "fkd", "sp", "pkt", "rkd"]
+    assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
+    assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
+    assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}
+    assert METHODS["sp"].PARAMS["beta"] == 3000 and METHODS["pkt"].PARAMS["beta"] == 30000
+    assert METHODS["rkd"].PARAMS == {"ce_weight": 1.0, "beta": 1.0, "w_d": 25.0, "w_a": 50.0}
+    assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "beta"}
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_lowers_its_loss(method):
+    data = image_data(n_train=16)
+    trainer = Trainer(config(method, lr=0.02), make(method), data)
+    x, y = data.train_x, data.train_y
+    totals = []
+    for _ in range(8):
+        row = trainer.train_step(x, y)
+        assert torch.isfinite(row).all()
+        assert row[0].item() == pytest.approx(row[1:-1].sum().item(), rel=1e-5)  # named losses sum to the total
+        totals.append(row[0].item())
+    assert trainer.loss_names[0] == "ce" and (method == "ce") == (len(trainer.loss_names) == 1)
+    assert sum(totals[-2:]) < sum(totals[:2]), totals
+
+
+def test_teachers_frozen_and_kept_in_eval_mode():
+    teachers = [net("resnet8", seed=1), net("resnet14", seed=2)]
+    before = [{k: v.clone() for k, v in t.state_dict().items()} for t in teachers]
+    distiller = make("fkd", teachers)
+    distiller.train()
+    assert distiller.student.training and not any(t.training for t in teachers)
+    assert not any(p.requires_grad for t in teachers for p in t.parameters())
+    data = image_data(n_train=16)
+    trainer = Trainer(config("fkd"), distiller, data)
+    student_before = {k: v.clone() for k, v in distiller.student.state_dict().items()}
+    trainer.train_step(data.train_x, data.train_y)
+    trainer.train_epoch()
+    assert not any(t.training for t in teachers)
+    for t, b in zip(teachers, before, strict=True):  # weights and BatchNorm running statistics untouched
+        assert all(torch.equal(v, b[k]) for k, v in t.state_dict().items())
+    assert not all(torch.equal(v, student_before[k]) for k, v in distiller.student.state_dict().items())
+    assert all(id(p) not in {id(q) for t in teachers for q in t.parameters()}
+               for g in trainer.optimizer.param_groups for p in g["params"])
+
+
+def test_losses_are_the_cores_with_the_standard_weights():
+    torch.manual_seed(0)
+    s = Outputs(torch.randn(6, 10), torch.randn(6, 32).relu(), torch.randn(6, 8, 2, 2))
+    ts = [Outputs(torch.randn(6, 10), torch.randn(6, 64).relu(), torch.randn(6, 16, 2, 2)) for _ in range(2)]
+    got = {m: METHODS[m].distill(make(m, [net(), net()]), s, ts) for m in ("kd", "fkd", "sp", "pkt", "rkd")}
+    fkd = METHODS["fkd"].PARAMS
+    assert torch.allclose(got["kd"]["kd"], 0.9 * kd_loss(s.logits, [t.logits for t in ts], 4.0))
+    # an ensemble of teachers of any width: FKD matches the mean of their normalised kernels
+    assert torch.allclose(got["fkd"]["fkd"], fkd["lambda"] * fkd_loss(s.pooled, [t.pooled for t in ts]))
+    mean_kernel = (normalized_kernel(ts[0].pooled) + normalized_kernel(ts[1].pooled)) / 2
+    assert torch.allclose(teacher_kernel([t.pooled for t in ts]), mean_kernel)
+    assert torch.allclose(got["fkd"]["fkd"], fkd["lambda"] * kernel_distance(normalized_kernel(s.pooled), mean_kernel))
+    assert torch.allclose(got["fkd"]["reg"], fkd["beta"] * feature_regularizer(s.pooled))
+    # feature baselines: the loss averaged over the teachers
+    sp = torch.stack([sp_loss(s.fmap.flatten(1), t.fmap.flatten(1)) for t in ts]).mean()
+    assert torch.allclose(got["sp"]["sp"], 3000 * sp)
+    assert torch.allclose(got["pkt"]["pkt"], 30000 * torch.stack([pkt_loss(s.pooled, t.pooled) for t in ts]).mean())
+    assert torch.allclose(got["rkd"]["rkd"], torch.stack([rkd_loss(s.pooled, t.pooled) for t in ts]).mean())
+
+
+def test_ensemble_of_two_architectures_with_different_widths():
+    teachers = [net("resnet8", seed=1), net("resnet8x4", seed=2)]  # pooled widths 64 and 256
+    data = image_data(n_train=16)
+    for method in ("kd", "fkd", "sp", "pkt", "rkd"):
+        distiller = make(method, teachers)
+        logits, losses = distiller(torch.randn(8, 3, 32, 32), data.train_y[:8])
+        assert logits.shape == (8, 10) and all(torch.isfinite(v) for v in losses.values())
+    x = torch.randn(8, 3, 32, 32)
+    distiller = make("kd", teachers).eval()
+    with torch.no_grad():
+        logits, losses = distiller(x, data.train_y[:8])
+        mean_logits = (teachers[0](x) + teachers[1](x)) / 2
+    assert torch.allclose(losses["kd"], 0.9 * kd_loss(logits, mean_logits), atol=1e-5)
+
+
+def test_transfer_images_feed_the_kernel_term_and_labels_the_ce():
+    distiller = make("fkd", [net(seed=1)]).eval()
+    x, t = torch.randn(8, 3, 32, 32), torch.randn(6, 3, 32, 32)
+    y = torch.arange(8) % 10
+    with torch.no_grad():
+        logits, losses = distiller(x, y, transfer_images=t)
+        s_logits, s_pooled, _ = distiller.student.forward_features(torch.cat([x, t]))
+        _, t_pooled, _ = distiller.teachers[0].forward_features(t)
+    assert logits.shape == (8, 10)
+    assert torch.allclose(losses["ce"], F.cross_entropy(s_logits[:8], y), atol=1e-5)
+    lam, beta = distiller.params["lambda"], distiller.params["beta"]
+    assert torch.allclose(losses["fkd"], lam * fkd_loss(s_pooled[8:], t_pooled), atol=1e-5)
+    assert torch.allclose(losses["reg"], beta * feature_regularizer(s_pooled[8:]), atol=1e-5)
+
+
+def test_three_channel_teacher_takes_one_channel_images():
+    distiller = make("fkd", [net(seed=1, in_channels=3)])
+    distiller.student = net(in_channels=1)
+    logits, losses = distiller(torch.randn(4, 1, 28, 28), torch.arange(4))
+    assert logits.shape == (4, 10) and torch.isfinite(losses["fkd"])
+
+
+def test_params_are_checked():
+    with pytest.raises(ValueError, match="has no parameter 'lambda'.*temperature=4"):
+        METHODS["kd"].resolve_params({"lambda": 1.0})
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            METHODS["fkd"].resolve_params({"beta": bad})
+    with pytest.raises(ValueError, match="> 0"):
+        METHODS["kd"].resolve_params({"temperature": 0.0})
+    assert METHODS["fkd"].resolve_params({"lambda": 3})["lambda"] == 3.0
+    with pytest.raises(ValueError, match="needs at least one teacher"):
+        METHODS["fkd"](net(), [])
+    with pytest.raises(ValueError, match="uses no teacher"):
+        METHODS["ce"](net(), [net()])

@@ -1,0 +1,143 @@
+"""The realdata command line end to end on tiny data sets in the official formats, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+from tiny_images import write_tiny_data
+
+from realdata.cli import main
+from realdata.models import build
+from realdata.runs import atomic_save, read_checkpoint
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_tiny_data(tmp_path_factory.mktemp("data"))
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def common(data_dir, out, epochs=2, device="cpu") -> list[str]:
+    return ["--dataset", "cifar10", "--data-dir", data_dir, "--epochs", str(epochs), "--batch-size", "16",
+            "--device", device, "--out", out, "--no-progress"]
+
+
+def one_line_error(result, match: str) -> None:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    assert match in lines[0], lines[0]
+
+
+def test_train_distill_evaluate_report(tmp_path, data_dir):
+    teacher = tmp_path / "teacher"
+    r = cli("train", "--model", "resnet8", *common(data_dir, teacher))
+    assert r.exit_code == 0, r.output
+    assert "epoch 2/2 loss" in r.output and f"run folder {teacher}" in r.output
+    students = []
+    for seed in (0, 1):
+        out = tmp_path / "runs" / f"fkd_s{seed}"
+        r = cli("distill", "--teacher", teacher / "best.pt", "--student", "resnet8", "--method", "fkd",
+                "--lambda", "5", "--seed", seed, *common(data_dir, out))
+        assert r.exit_code == 0, r.output
+        students.append(out)
+    config = json.loads((students[0] / "config.json").read_text())
+    assert config["params"]["lambda"] == 5 and config["teacher_archs"] == ["resnet8"]
+
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    r = cli("evaluate", students[0] / "last.pt", "--data-dir", data_dir, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    last = json.loads((students[0] / "metrics.jsonl").read_text().splitlines()[-1])
+    assert f"resnet8 on cifar10 test: {last['test_acc']:.2f}% top-1 (16 images)" in r.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # evaluate writes nothing unless asked
+    r = cli("evaluate", students[0] / "last.pt", "--data-dir", data_dir, "--json", tmp_path / "e.json")
+    assert json.loads((tmp_path / "e.json").read_text())["test_acc"] == pytest.approx(last["test_acc"])
+
+    r = cli("report", tmp_path / "runs", teacher)
+    assert r.exit_code == 0, r.output
+    rows = [line for line in r.output.splitlines() if line.startswith("| cifar10")]
+    assert len(rows) == 2
+    fkd = next(row for row in rows if "fkd" in row)
+    assert "fkd (lambda=5)" in fkd and "resnet8 -> resnet8" in fkd and "| 2 |" in fkd and "±" in fkd
+    assert any("| ce |" in row and "- -> resnet8" in row and "| 1 |" in row for row in rows)
+
+
+def test_ensemble_of_two_archs_and_cross_dataset_transfer(tmp_path, data_dir):
+    t1, t2 = tmp_path / "t1.pt", tmp_path / "t2.pt"
+    torch.manual_seed(1)
+    atomic_save({"model": build("resnet8", 10).state_dict()}, t1)  # a published-style checkpoint: no arch
+    torch.manual_seed(2)
+    atomic_save({"model": build("resnet14", 10).state_dict()}, t2)
+    out = tmp_path / "student"
+    r = cli("distill", "--teacher", f"{t1}:resnet8", "--teacher", f"{t2}:resnet14", "--student", "resnet8",
+            "--method", "fkd", "--transfer-data", "fashion_mnist", *common(data_dir, out, epochs=1))
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["teacher_archs"] == ["resnet8", "resnet14"] and config["transfer_data"] == "fashion_mnist"
+    # the other way round: a Fashion-MNIST (1x28x28) student with CIFAR (3x32x32) transfer images
+    out2 = tmp_path / "fmnist_student"
+    args = common(data_dir, out2, epochs=1)
+    args[args.index("cifar10")] = "fashion_mnist"
+    r = cli("distill", "--teacher", t1, "--teacher-arch", "resnet8", "--student", "resnet8", "--method", "kd",
+            "--transfer-data", "cifar10", *args)
+    assert r.exit_code == 0, r.output
+    ckpt = read_checkpoint(out2 / "last.pt")
+    assert (ckpt["dataset"], ckpt["in_channels"], ckpt["image_size"]) == ("fashion_mnist", 3, 32)
+    r = cli("evaluate", out2 / "last.pt", "--data-dir", data_dir, "--device", "cpu")
+    assert r.exit_code == 0 and "on fashion_mnist test" in r.output, r.output
+
+
+def test_user_errors_are_one_line(tmp_path, data_dir):
+    teacher = tmp_path / "teacher"
+    assert cli("train", "--model", "resnet8", *common(data_dir, teacher, epochs=1)).exit_code == 0
+    ckpt = teacher / "last.pt"
+    crd = tmp_path / "crd.pt"
+    atomic_save({"model": read_checkpoint(ckpt)["model"]}, crd)
+    run = ["--student", "resnet8", *common(data_dir, tmp_path / "s", epochs=1)]
+    one_line_error(cli("train", "--model", "resnet9", *common(data_dir, tmp_path / "x")), "unknown model 'resnet9'")
+    one_line_error(cli("distill", "--teacher", ckpt, "--method", "crd", *run), "unknown method 'crd'")
+    one_line_error(cli("distill", "--teacher", ckpt, "--lambda", "1", "--method", "kd", *run),
+                   "method 'kd' has no parameter 'lambda'")
+    one_line_error(cli("train", "--model", "resnet8", *common(tmp_path / "empty", tmp_path / "x")),
+                   "run with --download")
+    one_line_error(cli("train", "--model", "resnet8", *common(data_dir, tmp_path / "x", epochs=0)),
+                   "epochs must be an integer >= 1")
+    one_line_error(cli("train", "--model", "resnet8", "--lr", "-1", *common(data_dir, tmp_path / "x")), "lr must be")
+    one_line_error(cli("distill", "--teacher", f"{ckpt}:resnet14", *run),
+                   f"checkpoint {ckpt} does not fit arch 'resnet14' (the checkpoint says 'resnet8')")
+    one_line_error(cli("distill", "--teacher", crd, *run), f"checkpoint {crd} does not record its architecture")
+    one_line_error(cli("distill", "--teacher", tmp_path / "nope.pt", *run), "nope.pt not found")
+    one_line_error(cli("evaluate", crd, "--arch", "wrn_16_1", "--dataset", "cifar10", "--data-dir", data_dir),
+                   "does not fit arch 'wrn_16_1'")
+    one_line_error(cli("train", "--model", "resnet8", "--seed", "3", *common(data_dir, teacher, epochs=1)),
+                   "holds a different run (seed 0 there, 3 here)")
+    one_line_error(cli("train", "--model", "resnet8", *common(data_dir, teacher, epochs=1)),
+                   "already holds this run, finished at epoch 1")
+    one_line_error(cli("train", "--model", "resnet8", *common(data_dir, tmp_path / "x", device="tpu")),
+                   "unknown device 'tpu'")
+    one_line_error(cli("report", tmp_path / "nothing-here"), "does not exist")
+    # a loss blowing up: the last good checkpoint stays
+    r = cli("train", "--model", "resnet8", "--lr", "1e30", "--momentum", "0", *common(data_dir, tmp_path / "nan", 3))
+    one_line_error(r, "the 'ce' loss is")
+    assert "training stopped" in r.output
+
+
+def test_resume_from_the_command_line(tmp_path, data_dir):
+    out = tmp_path / "run"
+    r = cli("train", "--model", "resnet8", "--resume", *common(data_dir, out, epochs=1))
+    assert r.exit_code == 0, r.output  # --resume with nothing to resume starts the run
+    r = cli("train", "--model", "resnet8", "--resume", *common(data_dir, out, epochs=1))
+    assert r.exit_code == 0 and "last" in r.output, r.output  # a finished run: nothing left to do
+
+
+def test_python_dash_m():
+    r = subprocess.run([sys.executable, "-m", "realdata", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and all(c in r.stdout for c in ("train", "distill", "evaluate", "report"))
