@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fkd.runtime import device_name, resolve_device  # noqa: E402
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.data import ImageData  # noqa: E402
 from realdata.methods import METHODS  # noqa: E402
 from realdata.models import build  # noqa: E402
-from realdata.runs import device_name  # noqa: E402
-from realdata.train import Trainer, resolve_device  # noqa: E402
+from realdata.train import Trainer  # noqa: E402
 
 
 def main() -> None:

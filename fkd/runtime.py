@@ -2,58 +2,84 @@
 
 from __future__ import annotations
 
-import os
 import platform
+import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda if available else cpu; otherwise the named device, checked to exist (ValueError if not)."""
-    if name == "auto":
+class DeviceError(ValueError):
+    """A device that does not exist here (one line, says what to use instead)."""
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a usable device."""
+    if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available here; use --device cpu or auto")
-    return dev
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} asked for, but this torch ({torch.__version__}) sees no CUDA device; "
+                              "use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {spec!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+def _git_commit() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return {}
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                capture_output=True, text=True, timeout=5)
+        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def device_name(device: torch.device) -> str:
+    """A human-readable name of ``device`` (the GPU's name, or the CPU model)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return _cpu_name()
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """Versions, device and git commit, to store next to every result."""
-    import numpy
-
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=Path(__file__).resolve().parent,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    """Where a result was made: versions, device, threads, host, command line, git commit."""
     return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "device": device_name(device),
-        "host": platform.node(),
-        "git_commit": commit,
-        "pid_rank": int(os.environ.get("RANK", 0)),
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch_threads": torch.get_num_threads(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        **_git_commit(),
     }

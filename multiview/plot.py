@@ -213,7 +213,8 @@ def plot_results(results: dict[str, Any], output: Path) -> None:
     _mechanism_panel(ax_mech, results)
     cfg = results.get("config", {})
     n_seeds = len(results.get("seeds_done") or {s.get("seed") for s in results["students"]})
-    device = results.get("environment", {}).get("device", "unknown device")
+    env = results.get("environment", {})
+    device = env.get("device_name") or env.get("device", "unknown device")
     ax_fail.set_title(f"k = {cfg.get('k', '?')}, {n_seeds} seed(s), {device}", fontsize=9)
     _save(fig, output)
 

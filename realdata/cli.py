@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from fkd.runtime import DeviceError
 from realdata import runs as runs_module
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DATASETS, DataError
@@ -23,7 +24,7 @@ from realdata.models import MODELS
 from realdata.runs import RunError
 from realdata.train import NonFiniteLoss, Progress, evaluate_checkpoint, run_training
 
-USER_ERRORS = (ConfigError, RunError, DataError, NonFiniteLoss)
+USER_ERRORS = (ConfigError, RunError, DataError, NonFiniteLoss, DeviceError)
 
 
 @contextlib.contextmanager

@@ -23,19 +23,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -185,57 +179,6 @@ def load_teachers(config: TrainConfig) -> tuple[list[LoadedModel], TrainConfig]:
     """The config's teachers, rebuilt, and the config with every teacher's arch filled in."""
     teachers = [load_model(p, a) for p, a in zip(config.teachers, config.teacher_archs, strict=True)]
     return teachers, config.with_updates(teacher_archs=tuple(t.arch for t in teachers))
-
-
-# ---------------------------------------------------------------------------------------------- environment
-
-
-def _git_commit() -> dict[str, Any]:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        if commit.returncode != 0:
-            return {}
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                capture_output=True, text=True, timeout=5)
-        return {"git_commit": commit.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(device: torch.device) -> str:
-    """A human-readable name of ``device`` (the GPU's name, or the CPU model)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return _cpu_name()
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """Where a run ran: versions, device, host, git commit."""
-    return {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "cuda": torch.version.cuda,
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch_threads": torch.get_num_threads(),
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "argv": sys.argv,
-        **_git_commit(),
-    }
 
 
 # -------------------------------------------------------------------------------------------------- run dirs

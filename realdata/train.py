@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fkd.runtime import environment, resolve_device
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import ImageData, adapt, augment, batches, eval_batches, load_dataset, normalize
 from realdata.methods import METHODS, Distiller
@@ -30,7 +31,6 @@ from realdata.runs import (
     RunDir,
     RunError,
     atomic_save,
-    environment,
     load_model,
     load_teachers,
     model_checkpoint,
@@ -40,24 +40,6 @@ from realdata.runs import (
 
 class NonFiniteLoss(RuntimeError):
     """A loss became NaN or infinite; the message says where (epoch, step, which named loss)."""
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` (CUDA when there is one, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a usable device."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {spec!r} asked for, but this torch ({torch.__version__}) sees no CUDA device")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {spec!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
-    return device
 
 
 # ------------------------------------------------------------------------------------------------ RNG state
