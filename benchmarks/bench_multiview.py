@@ -81,12 +81,12 @@ def main() -> None:
     x2 = x.reshape(N * P, d)
     timed = timer(device)
 
-    def population(w: torch.Tensor, steps: int) -> None:
-        train(w, x, y, objective, cfg, steps=steps)
+    def population(w: torch.Tensor, steps: int) -> None:  # exactly `steps` steps: max_steps = min_steps
+        train(w, x, y, objective, cfg.with_(max_steps=steps), min_steps=steps)
 
     def loop(w: torch.Tensor, steps: int) -> None:
         for i in range(w.shape[0]):
-            train(w[i : i + 1], x, y, objective, cfg, steps=steps)
+            train(w[i : i + 1], x, y, objective, cfg.with_(max_steps=steps), min_steps=steps)
 
     results = {}
     for M in sizes:

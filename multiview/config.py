@@ -29,7 +29,8 @@ class Config:
       ``patience`` steps after it first fits its training set, or at ``max_steps``.
     Views: view l of class j is learned when max_r <w_{j,r}, v_{j,l}> > view_threshold * varrho and
       >= view_ratio x the larger of the class's two.
-    Distillation (students): ``student_steps`` steps; fkd weight lambda = fkd_lambda * E * k / 10 (E teachers);
+    Distillation (students): at least ``student_steps`` steps, then the same stop rule; fkd weight
+      lambda = fkd_lambda * E * k / 10 (E teachers);
       ``fkd_beta`` feature regularisation; ``kernel_eps`` inside the norms; ``kernel_batch`` samples per kernel
       (0: the whole training set); ``kd_weight`` and ``kd_temperature`` for the KD student.
     """

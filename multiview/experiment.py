@@ -153,8 +153,8 @@ def distill_seed(
     w0 = init_weights(cfg, [init_seed] * len(students), device)
     g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
     objective = student_objective(students, targets, data.train.y, cfg, g)
-    w_s, _ = train(
-        w0, data.train.x, data.train.y, objective, cfg, steps=cfg.student_steps, generator=g, progress=progress
+    w_s, s_log = train(
+        w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress
     )
     sm = measure_population(cfg, data, w_s)
     by_key = {(s.method, s.teachers): i for i, s in enumerate(students)}
@@ -178,6 +178,8 @@ def distill_seed(
                     "trained_as": f"{key[0]}@{key[1]}",
                     "lambda": _weight_of(key, cfg),
                     "train_accuracy": sm["train_accuracy"][i],
+                    "fit_step": s_log.fit_step[i],
+                    "steps": s_log.steps[i],
                     **sm["reports"][i],
                     "ideal_uncovered": float((~ideal_cov).float().mean()),
                     "own_views_kept": _fraction(learned, own),

@@ -43,14 +43,14 @@ def train(
     y: torch.Tensor,
     objective: Objective,
     cfg: Config,
-    steps: int | None = None,
+    min_steps: int = 0,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, TrainLog]:
     """Gradient descent on a population (M, k, m, d); returns the trained weights and a log.
 
-    ``steps=None``: the teacher rule: each network stops ``cfg.patience`` steps after it first fits its training
-    set (training accuracy 100%), all stop at ``cfg.max_steps``. ``steps=S``: every network takes exactly S steps.
+    Each network stops ``cfg.patience`` steps after it first fits its training set (training accuracy 100%), but not
+    before ``min_steps`` steps (students: ``cfg.student_steps``); all stop at ``cfg.max_steps``.
     Full-batch unless ``cfg.batch_size`` > 0 (then batches come from ``generator``).
     """
     w = w.detach().clone().requires_grad_(True)
@@ -59,24 +59,22 @@ def train(
     fit_step = torch.full((M,), -1, dtype=torch.long, device=w.device)
     n_steps = torch.zeros(M, dtype=torch.long, device=w.device)
     active = torch.ones(M, dtype=torch.bool, device=w.device)
-    limit = cfg.max_steps if steps is None else steps
     everything = torch.arange(n, device=x.device)
-    for step in range(limit):
+    for step in range(cfg.max_steps):
         index = everything if full else torch.randint(n, (cfg.batch_size,), generator=generator).to(x.device)
         h = features(w, x if full else x[index], cfg)
         f = logits(h, cfg)
         loss = objective(h, f, index).sum()
         (grad,) = torch.autograd.grad(loss, w)
         with torch.no_grad():
-            if steps is None:
-                fitted = _fits(w, x, y, f, full, cfg)
-                fit_step = torch.where((fit_step < 0) & fitted, step, fit_step)
-                active &= (fit_step < 0) | (step < fit_step + cfg.patience)
+            fitted = _fits(w, x, y, f, full, cfg)
+            fit_step = torch.where((fit_step < 0) & fitted, step, fit_step)
+            active &= (fit_step < 0) | (step < fit_step + cfg.patience) | (step < min_steps)
             w -= cfg.lr * grad * active.view(M, 1, 1, 1).to(grad.dtype)
             n_steps += active
         if progress is not None:
             progress(1)
-        if steps is None and not bool(active.any()):
+        if not bool(active.any()):
             break
     return w.detach(), TrainLog(fit_step.tolist(), n_steps.tolist())
 
