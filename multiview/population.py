@@ -23,32 +23,50 @@ def smooth_relu(z: torch.Tensor, q: int, varrho: float) -> torch.Tensor:
     return (z - varrho).clamp_min(0.0) + u**q / (q * varrho ** (q - 1))
 
 
-class _Features(torch.autograd.Function):
-    """h = sum over patches of sReLU(x W), fused: few passes over the (M, N P, k m) activation.
+CPU_CHUNK = 16  # samples per chunk on the CPU: the chunk's activations stay in cache
 
-    One batched GEMM per direction, network by network (bmm): each network's numbers are bit for bit those it
-    gets when trained alone, whatever else shares its population. Forward saves only u^(q-1) (the derivative up
-    to a constant), so the backward is one multiply and one GEMM.
+
+class _Features(torch.autograd.Function):
+    """h = sum over patches of sReLU(x W), fused and chunked over samples.
+
+    Per chunk: one GEMM W (M k m, d) @ x_c^T (d, rows) for the whole population, the smoothed ReLU in a few passes
+    while the chunk is in cache, the sum over patches. Only u^(q-1) (the derivative up to a constant) is kept for
+    the backward, which is one multiply and one GEMM per chunk. The chunking does not depend on M, so a network's
+    numbers do not depend on what else shares its population.
     """
 
     @staticmethod
     def forward(ctx, x2: torch.Tensor, w: torch.Tensor, patches: int, q: int, varrho: float):  # type: ignore[override]
-        z = torch.matmul(x2, w.transpose(1, 2))  # (M, N P, k m)
-        u = z.clamp(0.0, varrho)
-        slope = u ** (q - 1)
-        z.sub_(varrho).clamp_min_(0.0).addcmul_(slope, u, value=1.0 / (q * varrho ** (q - 1)))
+        M, km, d = w.shape
+        n = x2.shape[0] // patches
+        w2 = w.reshape(M * km, d)
+        chunk = CPU_CHUNK if x2.device.type == "cpu" else n
+        slope = torch.empty(M * km, n * patches, dtype=x2.dtype, device=x2.device)
+        h = torch.empty(M, km, n, dtype=x2.dtype, device=x2.device)
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            z = w2 @ x2[s * patches:e * patches].T  # (M k m, rows)
+            u = z.clamp(0.0, varrho)
+            sl = u ** (q - 1)
+            slope[:, s * patches:e * patches] = sl
+            z.sub_(varrho).clamp_min_(0.0).addcmul_(sl, u, value=1.0 / (q * varrho ** (q - 1)))
+            h[:, :, s:e] = z.view(M, km, e - s, patches).sum(-1)
         ctx.save_for_backward(x2, slope)
-        ctx.consts = (patches, varrho ** (q - 1))
-        M, rows, km = z.shape
-        return z.view(M, rows // patches, patches, km).sum(2)  # (M, N, k m)
+        ctx.consts = (patches, varrho ** (q - 1), chunk, M, km)
+        return h.transpose(1, 2)  # (M, N, k m)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         x2, slope = ctx.saved_tensors
-        patches, scale = ctx.consts
-        M, rows, km = slope.shape
-        dz = slope.view(M, rows // patches, patches, km) * (grad / scale).unsqueeze(2)
-        return None, dz.view(M, rows, km).transpose(1, 2) @ x2, None, None, None
+        patches, scale, chunk, M, km = ctx.consts
+        n = x2.shape[0] // patches
+        g = (grad / scale).transpose(1, 2).reshape(M * km, n)  # (M k m, N)
+        gw = torch.zeros(M * km, x2.shape[1], dtype=x2.dtype, device=x2.device)
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            dz = slope[:, s * patches:e * patches].view(M * km, e - s, patches) * g[:, s:e, None]
+            gw.addmm_(dz.view(M * km, -1), x2[s * patches:e * patches])
+        return None, gw.view(M, km, -1), None, None, None
 
 
 def init_weights(cfg: Config, seeds: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
