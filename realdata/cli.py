@@ -2,6 +2,9 @@
 
 Every user error (unknown name, missing data, bad checkpoint, bad number, occupied --out, NaN loss) is a one-line
 message, never a traceback.
+
+``torchrun --nproc-per-node N -m realdata train|distill ...`` trains on N processes (DDP, one GPU each); rank 0 alone
+prints and writes the run folder, and reports a user error (which every rank meets alike) for all of them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import click
 
 from fkd.runtime import DeviceError
+from realdata import distributed
 from realdata import runs as runs_module
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DATASETS, DataError
@@ -33,12 +37,17 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as e:
+        if not distributed.is_main():  # under torchrun rank 0 reports it
+            raise click.exceptions.Exit(1) from None
         raise click.ClickException(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Train teachers and distil students on images with FKD and its baselines."""
+    """Train teachers and distil students on images with FKD and its baselines.
+
+    Several GPUs: torchrun --nproc-per-node N -m realdata distill ... (--batch-size is the global batch).
+    """
 
 
 def _common_options(f: Callable) -> Callable:
@@ -49,16 +58,21 @@ def _common_options(f: Callable) -> Callable:
         click.option("--download", is_flag=True, help="Fetch a missing data set."),
         click.option("--epochs", type=int, default=240, show_default=True,
                      help="Epochs; the lr milestones scale with it (round(m * epochs / 240) for m = 150, 180, 210)."),
-        click.option("--batch-size", type=int, default=64, show_default=True),
+        click.option("--batch-size", type=int, default=64, show_default=True,
+                     help="The global batch: under torchrun split evenly over the processes (it must divide); the "
+                          "relational losses (FKD, SP, PKT, RKD) see all of it."),
         click.option("--lr", type=float, default=None,
-                     help="Learning rate [default: 0.05; 0.01 for MobileNetV2, ShuffleV1, ShuffleV2]."),
+                     help="Learning rate for the global batch [default: 0.05; 0.01 for MobileNetV2, ShuffleV1, "
+                          "ShuffleV2, both for batch 64]. Not scaled automatically: with a larger --batch-size, the "
+                          "linear scaling rule gives lr x batch-size / 64."),
         click.option("--milestones", default=None,
                      help="Comma-separated epochs where lr is multiplied by --lr-decay [default: scaled 150,180,210]."),
         click.option("--lr-decay", type=float, default=0.1, show_default=True),
         click.option("--weight-decay", type=float, default=5e-4, show_default=True),
         click.option("--momentum", type=float, default=0.9, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK with NCCL, or cpu with gloo)."),
         click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast (CUDA only)."),
         click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="(CUDA only)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the training step."),
@@ -106,6 +120,8 @@ def _train(model: str, method: str, teachers: tuple[str, ...], teacher_archs: tu
 
         summary = run_training(config, out, resume=opts["resume"], download=opts["download"],
                                progress=Progress() if show else None, on_epoch_end=log)
+    if not distributed.is_main():
+        return
     click.echo(f"{config.model} ({config.method}) on {config.dataset}: last {summary['last_acc']:.2f}%, best "
                f"{summary['best_acc']:.2f}% (epoch {summary['best_epoch']}); run folder {summary['out']}")
 

@@ -14,6 +14,11 @@ architecture and feature width; a teacher trained on 3-channel images gets 1-cha
 Transfer images (cross-data-set distillation, no labels used): the student sees the labelled batch and the transfer
 batch in one forward pass (so they must have the same shape); the cross-entropy uses the labelled part, the
 distillation terms (and FKD's feature regulariser) the transfer part, on which the teachers run.
+
+Several processes (torchrun): the per-sample terms (CE, KD, FKD's regulariser) use this rank's shard of the batch;
+the relational terms (FKD's kernel distance, SP, PKT, RKD) use the features of the global batch, gathered from every
+rank by :func:`realdata.distributed.global_batch` (the identity in one process), which also makes their gradient
+come out right after DDP's averaging.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import Tensor, nn
 
 from fkd import feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 from realdata.data import resize_channels
+from realdata.distributed import global_batch
 
 
 class Outputs(NamedTuple):
@@ -130,8 +136,9 @@ class Distiller(nn.Module):
 
 
 def _mean_over_teachers(loss, student: Tensor, teachers: list[Tensor]) -> Tensor:
-    """A pairwise feature loss averaged over the teachers of an ensemble."""
-    return torch.stack([loss(student, t) for t in teachers]).mean(0)
+    """A pairwise feature loss on the global batch, averaged over the teachers of an ensemble."""
+    student = global_batch(student)
+    return torch.stack([loss(student, global_batch(t)) for t in teachers]).mean(0)
 
 
 class CE(Distiller):
@@ -183,7 +190,8 @@ class FKD(Distiller):
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
         return {
-            "fkd": self.params["lambda"] * fkd_loss(student.pooled, [t.pooled for t in teachers]),
+            "fkd": self.params["lambda"] * fkd_loss(global_batch(student.pooled),
+                                                    [global_batch(t.pooled) for t in teachers]),
             "reg": self.params["beta"] * feature_regularizer(student.pooled),
         }
 

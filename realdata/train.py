@@ -5,6 +5,12 @@ On CUDA the forward pass runs under bf16 autocast with channels_last tensors (bo
 ``compile`` wraps the distiller in ``torch.compile``. All randomness of the data (batch order, crops, flips) comes
 from one generator seeded with ``seed``, saved in every checkpoint with the other RNG states, so on CPU a resumed
 run ends with the same weights, bit for bit, as an uninterrupted one.
+
+Under torchrun (several processes) the distiller is wrapped in DistributedDataParallel. ``batch_size`` is the global
+batch: every rank draws the same permutation and augmentation from the same seeded generator and trains on its own
+slice of each global batch (rank r: samples r B/W .. (r+1) B/W - 1), so the data of a run does not depend on the
+number of processes. The relational losses see the whole global batch (:mod:`realdata.distributed`). The logged
+losses and accuracy are averaged over ranks; rank 0 alone evaluates the test set, writes the run folder and prints.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from fkd.runtime import environment, resolve_device
+from realdata import distributed
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import ImageData, adapt, augment, batches, eval_batches, load_dataset, normalize
 from realdata.methods import METHODS, Distiller
@@ -116,12 +124,20 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: boo
 
 
 class Trainer:
-    """SGD on a distiller's student: one step, one epoch, evaluation, and the state to checkpoint."""
+    """SGD on a distiller's student: one step, one epoch, evaluation, and the state to checkpoint.
+
+    In a process group of W > 1 ranks (:mod:`realdata.distributed`) the distiller runs under DDP and each step
+    trains on this rank's shard of the global batch; ``config.batch_size`` (the global batch) must split evenly.
+    """
 
     def __init__(self, config: TrainConfig, distiller: Distiller, data: ImageData,
                  transfer: ImageData | None = None, device: torch.device | str = "cpu") -> None:
         self.config, self.distiller, self.data, self.transfer = config, distiller, data, transfer
         self.device = torch.device(device)
+        self.world, self.rank = distributed.world_size(), distributed.rank()
+        if config.batch_size % self.world:
+            raise ConfigError(f"the batch size {config.batch_size} (the global batch) does not split evenly over "
+                              f"{self.world} processes")
         self.steps_per_epoch = data.train_x.shape[0] // config.batch_size
         if self.steps_per_epoch == 0:
             raise ConfigError(f"batch size {config.batch_size} is larger than the {data.train_x.shape[0]} training "
@@ -137,7 +153,10 @@ class Trainer:
         self.amp = config.amp and cuda
         self.memory_format = torch.channels_last if config.channels_last and cuda else torch.contiguous_format
         distiller.to(self.device, memory_format=self.memory_format)
-        self.forward = torch.compile(distiller) if config.compile else distiller
+        forward: nn.Module = distiller
+        if self.world > 1:
+            forward = DistributedDataParallel(distiller, device_ids=[self.device.index] if cuda else None)
+        self.forward = torch.compile(forward) if config.compile else forward
         # a host sync every step is free on the CPU; on a GPU it would stall the queue
         self.sync_every = 1 if self.device.type == "cpu" else 25
         self.loss_names: list[str] = []
@@ -145,13 +164,21 @@ class Trainer:
         self.best_acc = -math.inf
         self.best_epoch = 0
 
+    def _shard(self, t: Tensor) -> Tensor:
+        """This rank's slice of a global batch (all of it in one process)."""
+        n = t.shape[0] // self.world
+        return t[self.rank * n : (self.rank + 1) * n]
+
     def _images(self, x: Tensor, data: ImageData) -> Tensor:
-        x = normalize(augment(x, self.generator), data.mean, data.std)
+        # the whole global batch is augmented on every rank, so that the generator stays in step across ranks
+        x = normalize(self._shard(augment(x, self.generator)), data.mean, data.std)
         return x.contiguous(memory_format=self.memory_format)
 
     def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None) -> Tensor:
-        """One SGD step on a uint8 batch; returns [total loss, each named loss, number correct] (not synced)."""
+        """One SGD step on a uint8 global batch (this rank trains on its shard of it); returns this rank's
+        [total loss, each named loss, number correct] (not synced)."""
         images = self._images(x, self.data)
+        y = self._shard(y)
         transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             logits, losses = self.forward(images, y, transfer)
@@ -182,6 +209,15 @@ class Trainer:
             raise NonFiniteLoss(f"epoch {epoch}, step {first_step + row}/{self.steps_per_epoch}: the {name!r} loss "
                                 f"is {value}; training stopped")
 
+    def _reduce(self, block: Tensor) -> Tensor:
+        """Rows of [losses..., correct] summed over ranks, the losses then divided by the number of ranks: the
+        global batch's mean losses and number correct (so every rank stops on the same non-finite loss)."""
+        if self.world == 1:
+            return block
+        block = distributed.all_reduce_sum(block)
+        block[:, :-1] /= self.world
+        return block
+
     def train_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
         """One pass over the training set; returns the epoch's lr, mean losses, train accuracy (%) and speed."""
         cfg, data = self.config, self.data
@@ -197,7 +233,7 @@ class Trainer:
             transfer_x = None if order is None else self.transfer.train_x[order[(step - 1) * bs : step * bs]]
             pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x))
             if len(pending) == self.sync_every or step == steps:
-                block = torch.stack(pending).double().cpu()
+                block = self._reduce(torch.stack(pending)).double().cpu()
                 self._check_finite(block, epoch, step - len(pending) + 1)
                 sums = block.sum(0) if sums is None else sums + block.sum(0)
                 pending = []
@@ -281,13 +317,22 @@ def run_training(
 ) -> dict[str, Any]:
     """Train ``config`` into the run folder ``out`` (continuing it with ``resume``); returns a summary.
 
+    Under torchrun every rank calls this with the same arguments: each trains its shard of every global batch, and
+    rank 0 alone downloads, evaluates, writes the run folder, shows ``progress`` and calls ``on_epoch_end``.
     Raises ConfigError / RunError / DataError / CheckpointError / NonFiniteLoss, each with a one-line message.
     """
-    device = resolve_device(config.device)
+    device = distributed.setup(config.device)
+    main = distributed.is_main()
+    if not main:
+        progress = on_epoch_end = None
     teachers, config = load_teachers(config)
     run = RunDir(out)
     resuming = run.check_start(config, resume)
-    data, transfer = load_data(config, download, device)
+    if main:
+        data, transfer = load_data(config, download, device)
+    distributed.barrier()  # rank 0 has fetched any missing data set
+    if not main:
+        data, transfer = load_data(config, False, device)
     method = METHODS[config.method]
     check_teachers(method, teachers, data)
     torch.manual_seed(config.seed)
@@ -296,9 +341,12 @@ def run_training(
     trainer = Trainer(config, distiller, data, transfer, device)
     if resuming and run.last_path.is_file():
         trainer.load_state_dict(read_checkpoint(run.last_path))
-    if resuming:
-        run.truncate_metrics(trainer.epoch)
-    run.start(config, environment(device), resumed_at=trainer.epoch if resuming else None)
+    distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
+    if main:
+        if resuming:
+            run.truncate_metrics(trainer.epoch)
+        run.start(config, {**environment(device), "world_size": trainer.world},
+                  resumed_at=trainer.epoch if resuming else None)
 
     for _ in range(trainer.epoch + 1, config.epochs + 1):
         try:
@@ -310,22 +358,25 @@ def run_training(
         finally:
             if progress is not None:
                 progress.close()
-        eval_start = time.perf_counter()
-        acc = trainer.evaluate()
-        improved = acc > trainer.best_acc
-        if improved:
-            trainer.best_acc, trainer.best_epoch = acc, trainer.epoch
-        row.update(test_acc=acc, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
-        run.append_metrics(row)
-        if improved:
-            atomic_save(trainer.checkpoint(test_acc=acc), run.best_path)
-        atomic_save(trainer.state_dict(), run.last_path)
-        if on_epoch_end is not None:
-            on_epoch_end(row)
+        if main:
+            eval_start = time.perf_counter()
+            acc = trainer.evaluate()
+            improved = acc > trainer.best_acc
+            if improved:
+                trainer.best_acc, trainer.best_epoch = acc, trainer.epoch
+            row.update(test_acc=acc, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+            run.append_metrics(row)
+            if improved:
+                atomic_save(trainer.checkpoint(test_acc=acc), run.best_path)
+            atomic_save(trainer.state_dict(), run.last_path)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
+        distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
 
     rows = run.read_metrics()
+    best = max(rows, key=lambda r: r["test_acc"]) if rows else None  # the first epoch of the best accuracy
     return {"out": str(run.path), "epochs": config.epochs, "last_acc": rows[-1]["test_acc"] if rows else None,
-            "best_acc": max(r["test_acc"] for r in rows) if rows else None, "best_epoch": trainer.best_epoch}
+            "best_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else 0}
 
 
 def evaluate_checkpoint(path: str | Path, dataset: str | None = None, arch: str | None = None, data_dir: str = "data",

@@ -48,6 +48,19 @@ def write_cifar10(root: Path, per_batch: int = 8, n_test: int = 16, seed: int = 
     return root
 
 
+def write_cifar100(root: Path, n_train: int = 64, n_test: int = 16, seed: int = 0) -> Path:
+    """``root/cifar-100-python`` in the official pickle format (``train`` and ``test``, 100 fine classes, of which
+    the banded images use the first 10)."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (name, n) in enumerate((("train", n_train), ("test", n_test))):
+        x, y = images(n, 3, 32, seed=seed + i)
+        obj = {b"filenames": [b"x.png"] * n, b"batch_label": name.encode(), b"fine_labels": y.tolist(),
+               b"coarse_labels": (y // 5).tolist(), b"data": x.reshape(n, 3072)}
+        (folder / name).write_bytes(pickle.dumps(obj, protocol=2))
+    return root
+
+
 def write_fashion_mnist(root: Path, n_train: int = 32, n_test: int = 16, seed: int = 0) -> Path:
     """``root/fashion-mnist`` with the four gzipped IDX files."""
     folder = root / "fashion-mnist"

@@ -1,0 +1,365 @@
+#!/usr/bin/env python
+"""Reproduce the main CIFAR-100 table of Feature Kernel Distillation (He & Ozay, ICLR 2022) with ``realdata``.
+
+For every teacher -> student pair (default: the paper's four) and every method (the student alone, KD, RKD, SP, PKT,
+FKD without the feature regulariser (beta 0) and FKD with the default beta), ``--seeds`` students are trained with
+the standard recipe (SGD, batch 64, lr 0.05 (0.01 for ShuffleV1), 240 epochs, lr x0.1 at 150/180/210; see
+``../shared/benchmarks.md``). Each teacher is trained once (seed 0, cross-entropy, the same recipe) unless
+``--teacher-dir`` holds the published checkpoints (``resnet32x4.pth``, ``vgg13.pth``, ``ResNet50.pth``, each
+``{'model': state_dict}``). Every run is a ``realdata`` run folder under ``--out``::
+
+    OUT/teachers/<arch>/                      a teacher trained here
+    OUT/runs/ce/<student>/s<seed>/            the student alone (shared by the pairs with that student)
+    OUT/runs/<method>/<teacher>-<student>/s<seed>/
+
+A finished run is skipped and an unfinished one resumed (``realdata``'s ``--resume``), so the script can be
+stopped and started again at will; runs go seed by seed, so a complete table with fewer seeds comes first.
+At the end (and after every run) OUT/report.md holds the table in the paper's layout (last-epoch top-1, mean ± std
+over the finished seeds, beside the published numbers) and the full ``realdata report`` table (last and best).
+
+    python scripts/reproduce_cifar100.py --data-dir data --download --out runs/cifar100   # everything (GPU)
+    python scripts/reproduce_cifar100.py --dry-run                                      # the plan only
+    torchrun --nproc-per-node 4 scripts/reproduce_cifar100.py ...   # each run on 4 GPUs (DDP, same global batch)
+
+Scale: about 135 student runs of 240 epochs plus 3 teachers; on one GPU that is days. ``--pairs``, ``--methods`` and
+``--seeds`` (a count or a list) select a part, e.g. to share the work among machines once the teachers exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fkd.runtime import DeviceError
+from realdata import distributed
+from realdata.config import ConfigError, TrainConfig
+from realdata.data import DataError
+from realdata.models import MODELS
+from realdata.runs import RunDir, RunError, atomic_write_text, report
+from realdata.train import NonFiniteLoss, Progress, evaluate_checkpoint, run_training
+
+DATASET = "cifar100"
+PAIRS = ("resnet32x4->resnet8x4", "vgg13->vgg8", "resnet32x4->ShuffleV1", "ResNet50->vgg8")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A column of the table: a realdata method with its weights."""
+
+    title: str
+    method: str
+    params: dict[str, float] = field(default_factory=dict)
+
+
+#: --methods key -> column, in the paper's order (PKT from the CRD benchmark).
+METHODS: dict[str, Method] = {
+    "ce": Method("student alone", "ce"),
+    "kd": Method("KD", "kd"),
+    "rkd": Method("RKD", "rkd"),
+    "sp": Method("SP", "sp"),
+    "pkt": Method("PKT", "pkt"),
+    "fkd-noreg": Method("FKD without feature reg.", "fkd", {"beta": 0.0}),
+    "fkd": Method("FKD", "fkd"),
+}
+
+#: Published top-1 (%) per pair: the FKD paper's main table; PKT from the CRD benchmark where it has the pair.
+PAPER: dict[str, dict[str, float]] = {
+    "resnet32x4->resnet8x4": {"teacher": 79.42, "ce": 72.50, "kd": 73.33, "rkd": 71.90, "sp": 72.94, "pkt": 73.64,
+                              "fkd-noreg": 74.89, "fkd": 75.57},
+    "vgg13->vgg8": {"teacher": 74.64, "ce": 70.36, "kd": 72.98, "rkd": 71.48, "sp": 72.68, "pkt": 72.88,
+                    "fkd-noreg": 73.08, "fkd": 73.78},
+    "resnet32x4->ShuffleV1": {"teacher": 79.42, "ce": 70.50, "kd": 74.07, "rkd": 72.28, "sp": 73.48,
+                              "fkd-noreg": 74.66, "fkd": 75.00},
+    "ResNet50->vgg8": {"teacher": 79.34, "ce": 70.36, "kd": 73.81, "rkd": 71.50, "sp": 73.34, "fkd-noreg": 73.99,
+                       "fkd": 74.61},
+}
+
+USER_ERRORS = (ConfigError, RunError, DataError, NonFiniteLoss, DeviceError)
+
+
+class PlanError(ValueError):
+    """A bad flag; the message is one line."""
+
+
+def say(*args: object) -> None:
+    """Print on rank 0 only (under torchrun every rank runs this script)."""
+    if distributed.is_main():
+        print(*args, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- the plan
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        teacher, sep, student = item.partition("->")
+        if not sep:
+            raise PlanError(f"--pairs wants TEACHER->STUDENT items, got {item!r}")
+        for arch in (teacher.strip(), student.strip()):
+            if arch not in MODELS:
+                raise PlanError(f"unknown model {arch!r} in --pairs; choose from: {', '.join(MODELS)}")
+        pairs.append((teacher.strip(), student.strip()))
+    if not pairs:
+        raise PlanError("--pairs is empty")
+    return pairs
+
+
+def parse_methods(text: str) -> list[str]:
+    keys = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown or not keys:
+        raise PlanError(f"unknown --methods {', '.join(unknown) or '(none)'}; choose from: {', '.join(METHODS)}")
+    return keys
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``N`` (seeds 0..N-1) or a comma-separated list."""
+    try:
+        listed = "," in text  # "3," is seed 3 alone, "3" seeds 0, 1, 2
+        seeds = sorted({int(s) for s in text.split(",") if s.strip()}) if listed else list(range(int(text)))
+    except ValueError:
+        raise PlanError(f"--seeds wants a count N or a list like 0,3,4, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise PlanError(f"--seeds must give at least one seed >= 0, got {text!r}")
+    return seeds
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run folder to bring to its last epoch (a student, or a teacher trained here)."""
+
+    name: str
+    out: Path
+    config: TrainConfig
+
+    def status(self) -> tuple[str, bool]:
+        """(what is there, whether it is finished)."""
+        run = RunDir(self.out)
+        if not run.is_run():
+            return "to do", False
+        rows = run.read_metrics()
+        done = rows[-1]["epoch"] if rows else 0
+        if done >= self.config.epochs:
+            return "done", True
+        return f"resume after epoch {done}", False
+
+
+@dataclass
+class Plan:
+    teachers: dict[str, str]  # arch -> checkpoint path
+    teacher_jobs: list[Job]
+    jobs: list[Job]
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    out = Path(args.out).absolute()
+    pairs, keys, seeds = parse_pairs(args.pairs), parse_methods(args.methods), parse_seeds(args.seeds)
+    common = {"dataset": DATASET, "epochs": args.epochs, "batch_size": args.batch_size, "data_dir": args.data_dir,
+              "device": args.device}
+    teachers: dict[str, str] = {}
+    teacher_jobs = []
+    needs_teacher = any(METHODS[k].method != "ce" for k in keys)
+    for arch in dict.fromkeys(t for t, _ in pairs) if needs_teacher else ():
+        if args.teacher_dir is not None:
+            path = Path(args.teacher_dir).absolute() / f"{arch}.pth"
+            if not path.is_file():
+                raise PlanError(f"--teacher-dir {args.teacher_dir} has no {arch}.pth for teacher {arch}")
+            teachers[arch] = str(path)
+        else:
+            job = Job(f"teacher {arch}", out / "teachers" / arch, TrainConfig(model=arch, seed=0, **common))
+            teacher_jobs.append(job)
+            teachers[arch] = str(job.out / "last.pt")
+    jobs: dict[Path, Job] = {}
+    for seed in seeds:
+        for teacher, student in pairs:
+            for key in keys:
+                m = METHODS[key]
+                if m.method == "ce":
+                    folder, name = out / "runs" / "ce" / student / f"s{seed}", f"{student} alone, seed {seed}"
+                    config = TrainConfig(model=student, seed=seed, **common)
+                else:
+                    folder = out / "runs" / key / f"{teacher}-{student}" / f"s{seed}"
+                    name = f"{teacher} -> {student} {key}, seed {seed}"
+                    config = TrainConfig(model=student, method=m.method, params=dict(m.params),
+                                         teachers=(teachers[teacher],), teacher_archs=(teacher,), seed=seed, **common)
+                jobs.setdefault(folder, Job(name, folder, config))  # a student alone is shared by its pairs
+    return Plan(teachers, teacher_jobs, list(jobs.values()))
+
+
+# --------------------------------------------------------------------------------------------------- running
+
+
+def run_job(job: Job, download: bool) -> bool:
+    """Train (or resume) one run; False (with the reason printed) if it failed with a user error."""
+    state, done = job.status()
+    if done:
+        say(f"[skip] {job.name}: done ({job.out})")
+        return True
+    say(f"[run] {job.name}: {state} ({job.out})")
+
+    def log(row: dict) -> None:
+        named = ", ".join(f"{k} {v:.4f}" for k, v in row["losses"].items())
+        say(f"  epoch {row['epoch']}/{job.config.epochs} loss {row['loss']:.4f} ({named}) test {row['test_acc']:.2f}% "
+            f"(best {row['best_acc']:.2f}%) {row['images_per_s']:.0f} img/s")
+
+    try:
+        summary = run_training(job.config, job.out, resume=True, download=download,
+                               progress=Progress() if sys.stderr.isatty() else None, on_epoch_end=log)
+    except USER_ERRORS as e:
+        say(f"[failed] {job.name}: {e}")
+        return False
+    say(f"[done] {job.name}: last {summary['last_acc']:.2f}%, best {summary['best_acc']:.2f}%")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def _finished_acc(run: RunDir) -> float | None:
+    """The last-epoch test accuracy of a finished run (None if unfinished or absent)."""
+    if not run.is_run():
+        return None
+    rows = run.read_metrics()
+    done = rows and rows[-1]["epoch"] >= TrainConfig.load(run.config_path).epochs
+    return rows[-1]["test_acc"] if done else None
+
+
+def _seed_accs(folder: Path) -> list[float]:
+    """Last-epoch test accuracies of the finished runs in ``folder``'s seed folders (s0, s1, ...)."""
+    accs = [_finished_acc(RunDir(p)) for p in sorted(folder.glob("s*"))]
+    return [a for a in accs if a is not None]
+
+
+def _cell(accs: Sequence[float]) -> str:
+    if not accs:
+        return "-"
+    sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    return f"{statistics.fmean(accs):.2f} ± {sd:.2f} ({len(accs)})"
+
+
+_GIVEN_TEACHER_ACC: dict[str, float | None] = {}
+
+
+def _teacher_accs(arch: str, path: str, args: argparse.Namespace) -> list[float]:
+    """The teacher's last-epoch accuracy if trained here, else the test accuracy of the given checkpoint (once)."""
+    if args.teacher_dir is None:
+        acc = _finished_acc(RunDir(Path(path).parent))
+    else:
+        if path not in _GIVEN_TEACHER_ACC:
+            try:
+                result = evaluate_checkpoint(path, DATASET, arch, args.data_dir, False, args.device)
+                _GIVEN_TEACHER_ACC[path] = result["test_acc"]
+            except USER_ERRORS as e:
+                say(f"[report] cannot evaluate teacher {path}: {e}")
+                _GIVEN_TEACHER_ACC[path] = None
+        acc = _GIVEN_TEACHER_ACC[path]
+    return [] if acc is None else [acc]
+
+
+def write_report(args: argparse.Namespace, plan: Plan) -> Path:
+    """Write OUT/report.md (on rank 0) from the run folders as they are now."""
+    out = Path(args.out).absolute()
+    path = out / "report.md"
+    if not distributed.is_main():
+        return path
+    pairs, keys = parse_pairs(args.pairs), parse_methods(args.methods)
+    columns = ["teacher", *keys] if plan.teachers else keys
+    titles = ["teacher", *(METHODS[k].title for k in keys)] if plan.teachers else [METHODS[k].title for k in keys]
+    lines = [f"# CIFAR-100: FKD and baselines (epochs {args.epochs}, batch {args.batch_size})", "",
+             "Top-1 test accuracy (%) at the last epoch: mean ± sample std over the finished seeds (their number in "
+             "brackets); the paper's numbers (mean of 5 students; PKT from the CRD benchmark) in the rows below.",
+             "", "| teacher -> student | | " + " | ".join(titles) + " |", "|---|---|" + "---|" * len(titles)]
+    teacher_accs = {arch: _teacher_accs(arch, path, args) for arch, path in plan.teachers.items()}
+    for teacher, student in pairs:
+        ours, paper = [], []
+        for col in columns:
+            if col == "teacher":
+                accs = teacher_accs[teacher]
+            elif col == "ce":
+                accs = _seed_accs(out / "runs" / "ce" / student)
+            else:
+                accs = _seed_accs(out / "runs" / col / f"{teacher}-{student}")
+            ours.append(_cell(accs))
+            known = PAPER.get(f"{teacher}->{student}", {}).get(col)
+            paper.append("-" if known is None else f"{known:.2f}")
+        lines.append(f"| {teacher} -> {student} | ours | " + " | ".join(ours) + " |")
+        lines.append("| | paper | " + " | ".join(paper) + " |")
+    for title, folder in (("Students", out / "runs"), ("Teachers trained here", out / "teachers")):
+        if folder.is_dir():
+            try:
+                table = report([folder])
+            except RunError as e:
+                table = str(e)
+            lines += ["", f"## {title}: last and best epoch (realdata report {folder})", "", table]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/cifar100_reproduction", help="Folder of all runs and report.md.")
+    p.add_argument("--data-dir", default="data", help="Where cifar-100-python/ is (or goes, with --download).")
+    p.add_argument("--download", action="store_true", help="Fetch CIFAR-100 if it is missing.")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+    p.add_argument("--epochs", type=int, default=240, help="Epochs of every run (milestones scale with it).")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="Global batch (the recipe's 64); the learning rates are the recipe's, for batch 64.")
+    p.add_argument("--seeds", default="5",
+                   help="Student seeds: a count N (seeds 0..N-1) or a comma list like 0,3 (seed 3 alone: '3,').")
+    p.add_argument("--pairs", default=",".join(PAIRS), help="Comma-separated TEACHER->STUDENT pairs.")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"Comma-separated, from: {', '.join(METHODS)} (ce: the student alone; fkd-noreg: FKD with "
+                        f"beta 0).")
+    p.add_argument("--teacher-dir", default=None,
+                   help="Folder of published teachers named <arch>.pth ({'model': state_dict}), used instead of "
+                        "training the teachers.")
+    p.add_argument("--dry-run", action="store_true", help="Print the plan (and each run's state) and stop.")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        plan = make_plan(args)
+    except (PlanError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    jobs = plan.teacher_jobs + plan.jobs
+    say(f"{len(plan.teacher_jobs)} teachers to train, {len(plan.jobs)} student runs, {args.epochs} epochs each, "
+        f"into {Path(args.out).absolute()}")
+    for arch, path in plan.teachers.items():
+        if args.teacher_dir is not None:
+            say(f"  teacher {arch}: {path}")
+    if args.dry_run:
+        for job in jobs:
+            say(f"  {job.name}: {job.status()[0]} -> {job.out} (lr {job.config.lr:g})")
+        return 0
+    for job in plan.teacher_jobs:
+        if not run_job(job, args.download):
+            say("a teacher failed; stopping")
+            return 1
+    failed = []
+    for job in plan.jobs:
+        if not run_job(job, args.download):
+            failed.append(job.name)
+        write_report(args, plan)  # the table so far
+    path = write_report(args, plan)
+    say(f"report: {path}")
+    if failed:
+        say(f"{len(failed)} runs failed: {'; '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

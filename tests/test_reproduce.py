@@ -1,0 +1,105 @@
+"""scripts/reproduce_cifar100.py on a tiny CIFAR-100-format data set: teacher, every method, report, skip, resume."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_images import write_cifar100
+
+from realdata.models import build
+from realdata.runs import atomic_save, read_checkpoint
+from realdata.train import run_training
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar100.py"
+TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD")
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("reproduce_cifar100", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_cifar100(tmp_path_factory.mktemp("data"), n_train=32, n_test=16)
+
+
+def args(data_dir, out, *more) -> list[str]:
+    return ["--epochs", "1", "--seeds", "1", "--pairs", "resnet8->resnet8", "--batch-size", "16", "--device", "cpu",
+            "--data-dir", str(data_dir), "--out", str(out), *more]
+
+
+def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert script.main(args(data_dir, out, "--dry-run")) == 0
+    plan = capsys.readouterr().out
+    assert "1 teachers to train, 7 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
+    assert not out.exists()  # a dry run writes nothing
+
+    assert script.main(args(data_dir, out)) == 0
+    assert (out / "teachers" / "resnet8" / "last.pt").is_file()
+    for method in ("kd", "rkd", "sp", "pkt", "fkd-noreg", "fkd"):
+        assert (out / "runs" / method / "resnet8-resnet8" / "s0" / "last.pt").is_file()
+    assert (out / "runs" / "ce" / "resnet8" / "s0" / "last.pt").is_file()
+    noreg = json.loads((out / "runs" / "fkd-noreg" / "resnet8-resnet8" / "s0" / "config.json").read_text())
+    assert noreg["method"] == "fkd" and noreg["params"]["beta"] == 0 and noreg["lr"] == 0.05
+    report = (out / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| teacher -> student"))
+    assert all(f"| {t} |" in header for t in TITLES), header
+    ours = next(line for line in report.splitlines() if line.startswith("| resnet8 -> resnet8 | ours"))
+    assert ours.count("(1)") == 1 + len(TITLES), ours  # the teacher and every method: one finished seed
+    for label in ("| ce |", "| kd |", "| rkd |", "| sp |", "| pkt |", "| fkd (beta=0) |", "| fkd |"):
+        assert label in report, label  # the realdata report of the student runs
+
+    capsys.readouterr()
+    assert script.main(args(data_dir, out)) == 0  # everything finished: skipped
+    again = capsys.readouterr().out
+    assert again.count("[skip]") == 8 and "[run]" not in again
+
+
+def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
+    teachers = tmp_path / "published"
+    teachers.mkdir()
+    torch.manual_seed(0)
+    atomic_save({"model": build("resnet8", num_classes=100).state_dict()}, teachers / "resnet8.pth")
+    out = tmp_path / "out"
+    # an interrupted run (epoch 1 of 2 done, as if killed) is resumed, not restarted
+    base = args(data_dir, out, "--teacher-dir", str(teachers), "--methods", "kd,fkd")
+    base[base.index("--epochs") + 1] = "2"
+    job = next(j for j in script.make_plan(script.build_parser().parse_args(base)).jobs if j.config.method == "kd")
+
+    class Killed(Exception):
+        pass
+
+    def kill(row):
+        raise Killed
+
+    with pytest.raises(Killed):
+        run_training(job.config, job.out, on_epoch_end=kill)
+    kd = out / "runs" / "kd" / "resnet8-resnet8" / "s0"
+    assert job.out == kd and read_checkpoint(kd / "last.pt")["epoch"] == 1
+    assert script.main(base) == 0
+    printed = capsys.readouterr().out
+    assert "kd, seed 0: resume after epoch 1" in printed and f"teacher resnet8: {teachers / 'resnet8.pth'}" in printed
+    assert not (out / "teachers").exists()  # nothing trained for the teacher
+    assert [json.loads(r)["epoch"] for r in (kd / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    report = (out / "report.md").read_text()
+    ours = next(line for line in report.splitlines() if line.startswith("| resnet8 -> resnet8 | ours"))
+    assert ours.count("(1)") == 3, ours  # the published teacher (evaluated), KD and FKD
+
+
+def test_bad_flags_are_one_line(script, data_dir, tmp_path, capsys):
+    for flags, match in ((["--pairs", "resnet8-resnet8"], "TEACHER->STUDENT"), (["--methods", "crd"], "crd"),
+                         (["--seeds", "x"], "--seeds"), (["--teacher-dir", str(tmp_path)], "no resnet8.pth")):
+        assert script.main(args(data_dir, tmp_path / "o", *flags)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and match in err and len(err.strip().splitlines()) == 1, err
