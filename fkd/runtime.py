@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -83,3 +86,24 @@ def environment(device: torch.device) -> dict[str, Any]:
         "argv": sys.argv,
         **_git_commit(),
     }
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file through ``write`` into a temporary file beside ``path``, fsync, then rename it over ``path``:
+    a reader (or a killed process) never sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """``atomic_write`` of a UTF-8 text."""
+    atomic_write(path, lambda f: f.write(text.encode()))

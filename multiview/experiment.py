@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fkd.runtime import environment
+from fkd.runtime import atomic_write_text, environment
 from multiview.config import Config
 from multiview.data import MultiViewData, derive_seed, make_data
 from multiview.distill import Student, Targets, distill_weight, own_lottery_method, student_objective, students_for
@@ -95,11 +94,8 @@ def population_experiment(
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write atomically (temp file beside it, then rename): a killed run never leaves a partial results file."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def _fraction(part: torch.Tensor, whole: torch.Tensor) -> float | None:
