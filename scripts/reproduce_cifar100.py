@@ -34,12 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fkd.runtime import DeviceError
+from fkd.runtime import DeviceError, atomic_write_text
 from realdata import distributed
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError
 from realdata.models import MODELS
-from realdata.runs import RunDir, RunError, atomic_write_text, report
+from realdata.runs import RunDir, RunError, report
 from realdata.train import NonFiniteLoss, Progress, evaluate_checkpoint, run_training
 
 DATASET = "cifar100"
