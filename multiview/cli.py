@@ -17,6 +17,7 @@ from fkd.runtime import resolve_device
 from multiview.config import Config, ConfigError
 from multiview.distill import METHODS, check_methods
 from multiview.experiment import distill_experiment, population_experiment, read_results, write_json
+from multiview.report import views_text
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -97,13 +98,6 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def _views(v: list[list[bool]]) -> str:
-    """k pairs of booleans -> a compact string: 1 (first view), 2 (second), B (both), - (none)."""
-    return "".join(
-        {(True, False): "1", (False, True): "2", (True, True): "B", (False, False): "-"}[tuple(p)] for p in v
-    )
-
-
 @main.command()
 @click.option("--models", "-M", default=4, show_default=True, type=click.IntRange(1), help="Networks to train.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Data and init seed.")
@@ -122,7 +116,7 @@ def train(models: int, seed: int, out: str, device: str, config_file: str | None
     for i, n in enumerate(r["networks"]):
         click.echo(
             f"{i:>3}  {n['train_accuracy']:9.3f}  {n['multi_view_error']:9.3f}  "
-            f"{n['single_view_failure']:11.3f}  {n['uncovered_fraction']:9.3f}  {_views(n['views_learned'])}"
+            f"{n['single_view_failure']:11.3f}  {n['uncovered_fraction']:9.3f}  {views_text(n['views_learned'])}"
         )
     click.echo(f"{'E':>3}  {'multi err':>9}  {'single fail':>11}  {'uncovered':>9}  predicted (independent lotteries)")
     for e in r["ensembles"]:
@@ -246,4 +240,4 @@ def report(results: str) -> None:
         _fail(e)
 
 
-__all__ = ["main", "write_json"]
+__all__ = ["main"]

@@ -172,7 +172,7 @@ def distill_seed(
                     "method": method,
                     "teachers": e,
                     "trained_as": f"{key[0]}@{key[1]}",
-                    "lambda": _weight_of(key, cfg),
+                    "lambda": distill_weight(Student(*key), cfg),
                     "train_accuracy": sm["train_accuracy"][i],
                     "fit_step": s_log.fit_step[i],
                     "steps": s_log.steps[i],
@@ -188,10 +188,6 @@ def distill_seed(
                 }
             )
     return {"seed": seed, "teachers": teachers, "ensembles": ensembles, "students": records}
-
-
-def _weight_of(key: tuple[str, int], cfg: Config) -> float:
-    return distill_weight(Student(*key), cfg)
 
 
 def check_compatible(existing: dict[str, Any], cfg: Config, teacher_counts: list[int], methods: list[str]) -> None:

@@ -45,10 +45,10 @@ class _Features(torch.autograd.Function):
         h = torch.empty(M, km, n, dtype=x2.dtype, device=x2.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            z = w2 @ x2[s * patches:e * patches].T  # (M k m, rows)
+            z = w2 @ x2[s * patches : e * patches].T  # (M k m, rows)
             u = z.clamp(0.0, varrho)
             sl = u ** (q - 1)
-            slope[:, s * patches:e * patches] = sl
+            slope[:, s * patches : e * patches] = sl
             z.sub_(varrho).clamp_min_(0.0).addcmul_(sl, u, value=1.0 / (q * varrho ** (q - 1)))
             h[:, :, s:e] = z.view(M, km, e - s, patches).sum(-1)
         ctx.save_for_backward(x2, slope)
@@ -64,8 +64,8 @@ class _Features(torch.autograd.Function):
         gw = torch.zeros(M * km, x2.shape[1], dtype=x2.dtype, device=x2.device)
         for s in range(0, n, chunk):
             e = min(n, s + chunk)
-            dz = slope[:, s * patches:e * patches].view(M * km, e - s, patches) * g[:, s:e, None]
-            gw.addmm_(dz.view(M * km, -1), x2[s * patches:e * patches])
+            dz = slope[:, s * patches : e * patches].view(M * km, e - s, patches) * g[:, s:e, None]
+            gw.addmm_(dz.view(M * km, -1), x2[s * patches : e * patches])
         return None, gw.view(M, km, -1), None, None, None
 
 

@@ -62,23 +62,27 @@ def lottery_report(networks: list[dict[str, Any]]) -> str:
     p_value = stats.binomtest(first, len(one), 0.5).pvalue if one else float("nan")
     split = [n["failure_view_not_learned"] for n in networks if n.get("failure_view_not_learned") is not None]
     split_l = [n["failure_view_learned"] for n in networks if n.get("failure_view_learned") is not None]
-    return "\n".join([
-        f"Single networks: {len(networks)}; training accuracy {_fmt([n['train_accuracy'] for n in networks])}; "
-        f"multi-view error {_fmt([n['multi_view_error'] for n in networks])}; single-view failure "
-        f"{_fmt([n['single_view_failure'] for n in networks])}; present view not learned "
-        f"{_fmt([n['uncovered_fraction'] for n in networks])}.",
-        f"Lottery: {len(one)}/{len(pairs)} = {len(one) / max(len(pairs), 1):.3f} of (network, class) pairs learned "
-        f"exactly one view ({sum(1 for p in pairs if sum(p) == 2)} both, {sum(1 for p in pairs if sum(p) == 0)} "
-        f"none); the first view won {first}/{len(one)} (two-sided binomial test against 1/2: p = {p_value:.3f}).",
-        f"Failure when the present view was learned: {_fmt(split_l)}; when it was not: {_fmt(split)}.",
-    ])
+    return "\n".join(
+        [
+            f"Single networks: {len(networks)}; training accuracy {_fmt([n['train_accuracy'] for n in networks])}; "
+            f"multi-view error {_fmt([n['multi_view_error'] for n in networks])}; single-view failure "
+            f"{_fmt([n['single_view_failure'] for n in networks])}; present view not learned "
+            f"{_fmt([n['uncovered_fraction'] for n in networks])}.",
+            f"Lottery: {len(one)}/{len(pairs)} = {len(one) / max(len(pairs), 1):.3f} of (network, class) pairs learned "
+            f"exactly one view ({sum(1 for p in pairs if sum(p) == 2)} both, {sum(1 for p in pairs if sum(p) == 0)} "
+            f"none); the first view won {first}/{len(one)} (two-sided binomial test against 1/2: p = {p_value:.3f}).",
+            f"Failure when the present view was learned: {_fmt(split_l)}; when it was not: {_fmt(split)}.",
+        ]
+    )
 
 
 def check_distill(results: dict[str, Any]) -> None:
     """Reports and plots read distillation results (from simulate or sweep); anything else is a ValueError."""
     if results.get("kind") != "distill" or not results.get("students"):
-        raise ValueError("not a distillation results file (no students): use the results.json of "
-                         "`multiview simulate` or `multiview sweep`")
+        raise ValueError(
+            "not a distillation results file (no students): use the results.json of "
+            "`multiview simulate` or `multiview sweep`"
+        )
 
 
 def markdown_report(results: dict[str, Any]) -> str:
@@ -130,7 +134,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _views(v: list[list[bool]]) -> str:
+def views_text(v: list[list[bool]]) -> str:
+    """k pairs of booleans -> one character per class: 1 (first view), 2 (second), B (both), - (none)."""
     return "".join(
         {(True, False): "1", (False, True): "2", (True, True): "B", (False, False): "-"}[tuple(p)] for p in v
     )
@@ -143,7 +148,7 @@ def simulate_table(results: dict[str, Any], teachers: int, method: str) -> str:
         lines.append(f"seed {seed}")
         for i, t in enumerate(x for x in results["teachers"] if x["experiment_seed"] == seed):
             lines.append(
-                f"  teacher {i}: views {_views(t['views_learned'])}  single-view failure {t['single_view_failure']:.3f}"
+                f"  teacher {i}: views {views_text(t['views_learned'])}  single-view failure {t['single_view_failure']:.3f}"
             )
         for e in (x for x in results["ensembles"] if x["seed"] == seed and x["size"] == teachers):
             lines.append(
@@ -152,7 +157,7 @@ def simulate_table(results: dict[str, Any], teachers: int, method: str) -> str:
             )
         for s in (x for x in results["students"] if x["seed"] == seed and x["method"] == method):
             lines.append(
-                f"  student E={s['teachers']} ({method}): views {_views(s['views_learned'])}  failure "
+                f"  student E={s['teachers']} ({method}): views {views_text(s['views_learned'])}  failure "
                 f"{s['single_view_failure']:.3f}  (theory {s['theory_failure']:.3f})  uncovered "
                 f"{s['uncovered_fraction']:.3f}  ideal union {s['ideal_uncovered']:.3f}  multi-view error "
                 f"{s['multi_view_error']:.3f}"

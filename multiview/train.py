@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from multiview.config import Config
-from multiview.population import features, logits
+from multiview.population import evaluate, features, logits
 
 #: objective(h (M, B, km), logits (M, B, k), index (B,)) -> per-network loss (M,). ``index`` says which training
 #: samples form the batch (all of them for full-batch GD), so targets precomputed on the training set line up.
@@ -82,7 +82,5 @@ def train(
 def _fits(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, f: torch.Tensor, full: bool, cfg: Config) -> torch.Tensor:
     """(M,) whether each network classifies the whole training set correctly (before this step's update)."""
     if not full:
-        from multiview.population import evaluate
-
         f = evaluate(w, x, cfg)[1]
     return (f.argmax(-1) == y).all(-1)
