@@ -148,7 +148,8 @@ def simulate_table(results: dict[str, Any], teachers: int, method: str) -> str:
         lines.append(f"seed {seed}")
         for i, t in enumerate(x for x in results["teachers"] if x["experiment_seed"] == seed):
             lines.append(
-                f"  teacher {i}: views {views_text(t['views_learned'])}  single-view failure {t['single_view_failure']:.3f}"
+                f"  teacher {i}: views {views_text(t['views_learned'])}  "
+                f"single-view failure {t['single_view_failure']:.3f}"
             )
         for e in (x for x in results["ensembles"] if x["seed"] == seed and x["size"] == teachers):
             lines.append(
