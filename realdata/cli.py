@@ -25,6 +25,7 @@ from realdata.config import ConfigError, TrainConfig
 from realdata.data import DATASETS, DataError
 from realdata.methods import METHODS
 from realdata.models import MODELS
+from realdata.plot import plot_curves
 from realdata.runs import RunError
 from realdata.train import NonFiniteLoss, Progress, evaluate_checkpoint, run_training
 
@@ -56,6 +57,9 @@ def _common_options(f: Callable) -> Callable:
         click.option("--dataset", required=True, help=f"One of: {', '.join(DATASETS)}."),
         click.option("--data-dir", default="data", show_default=True, help="Where the data sets are (or go)."),
         click.option("--download", is_flag=True, help="Fetch a missing data set."),
+        click.option("--train-size", type=int, default=None,
+                     help="Train on a class-balanced subset of this many training images, the same for every seed "
+                          "[default: all]; the test set is always whole."),
         click.option("--epochs", type=int, default=240, show_default=True,
                      help="Epochs; the lr milestones scale with it (round(m * epochs / 240) for m = 150, 180, 210)."),
         click.option("--batch-size", type=int, default=64, show_default=True,
@@ -103,7 +107,8 @@ def _train(model: str, method: str, teachers: tuple[str, ...], teacher_archs: tu
     with _user_errors():
         config = TrainConfig(
             model=model, dataset=opts["dataset"], method=method, teachers=teachers, teacher_archs=teacher_archs,
-            params=params, transfer_data=transfer_data, epochs=opts["epochs"], batch_size=opts["batch_size"],
+            params=params, transfer_data=transfer_data, train_size=opts["train_size"], epochs=opts["epochs"],
+            batch_size=opts["batch_size"],
             lr=opts["lr"], momentum=opts["momentum"], weight_decay=opts["weight_decay"],
             milestones=_milestones(opts["milestones"]), lr_decay=opts["lr_decay"], seed=opts["seed"],
             amp=opts["amp"], channels_last=opts["channels_last"], data_dir=opts["data_dir"], device=opts["device"],
@@ -222,3 +227,14 @@ def report(runs: tuple[Path, ...], output: Path | None) -> None:
     click.echo(table)
     if output is not None:
         output.write_text(table + "\n")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Figure file (.png, .pdf, .svg).")
+@click.option("--title", default=None, help="Title of the figure [default: the data set].")
+def plot(runs: tuple[Path, ...], output: Path, title: str | None) -> None:
+    """Test accuracy per epoch of run folders (or folders holding them): mean ± std over seeds per run group."""
+    with _user_errors():
+        groups = plot_curves(runs, output, title)
+    click.echo(f"wrote {output} ({len(groups)} run groups)")

@@ -54,6 +54,9 @@ def default_lr(model: str) -> float:
 class TrainConfig:
     """One run: the student (or teacher) ``model`` trained on ``dataset`` with ``method``.
 
+    ``train_size`` (None: all) trains on a class-balanced subset of that many training images, the same subset for
+    every seed (:func:`realdata.data.balanced_subset` with seed 0); the test set is always whole.
+
     ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
     on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
     architectures (None where still to be read from the checkpoint: :func:`realdata.runs.load_teachers` fills
@@ -67,6 +70,7 @@ class TrainConfig:
     teacher_archs: tuple[str | None, ...] = ()
     params: dict[str, float] = field(default_factory=dict)
     transfer_data: str | None = None
+    train_size: int | None = None
     epochs: int = BASE_EPOCHS
     batch_size: int = 64
     lr: float | None = None
@@ -121,6 +125,8 @@ class TrainConfig:
             raise ConfigError(str(e)) from None
 
         _check_int("epochs", self.epochs, 1)
+        if self.train_size is not None:
+            _check_int("train_size", self.train_size, 1)
         _check_int("batch_size", self.batch_size, 2)  # BatchNorm and the batch kernels need two samples
         _check_int("eval_batch_size", self.eval_batch_size, 1)
         _check_int("seed", self.seed, 0)

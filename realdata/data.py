@@ -414,6 +414,34 @@ def _extract(archive: Path, data_dir: Path, folder: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def balanced_subset(data: ImageData, size: int, seed: int = 0) -> ImageData:
+    """``data`` with a class-balanced subset of ``size`` training images (the test set is kept whole).
+
+    Each class gives ``size // num_classes`` images (the first ``size % num_classes`` classes one more): the first
+    ones of that class in a permutation drawn with ``seed``, kept in their original order. The subset depends only
+    on ``seed`` and the data, so teachers and students of one study share it.
+    """
+    n, c = len(data.train_y), data.num_classes
+    if not 1 <= size <= n:
+        raise DataError(f"train_size must be in 1..{n} for {data.name}, got {size}")
+    y = data.train_y.cpu()
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    labels = y[perm]
+    counts = torch.bincount(labels, minlength=c)
+    quota = torch.full((c,), size // c, dtype=torch.long)
+    quota[: size % c] += 1
+    short = (counts < quota).nonzero().flatten().tolist()
+    if short:
+        raise DataError(f"train_size {size} needs {int(quota[short[0]])} images of class {short[0]} but "
+                        f"{data.name} has {int(counts[short[0]])}; pick a smaller train_size")
+    by_class = torch.argsort(labels, stable=True)  # positions in perm, grouped by class, in perm order
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.long)
+    rank[by_class] = torch.arange(n) - starts[labels[by_class]]
+    keep = perm[rank < quota[labels]].sort().values.to(data.train_y.device)
+    return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
+
+
 # ------------------------------------------------------------------------------------------ tensors on device
 
 

@@ -256,17 +256,31 @@ def _params_label(config: TrainConfig) -> str:
     return f"{config.method} ({', '.join(changed)})" if changed else config.method
 
 
-def report(paths: Iterable[str | Path]) -> str:
-    """A Markdown table of the finished runs under ``paths``: last and best test accuracy, mean ± std over seeds.
+@dataclass(frozen=True)
+class RunGroup:
+    """Finished runs that differ only in their seed: one row of the report, one curve of the plot."""
 
-    Runs are grouped by data set, method (with its weights where not the defaults), teacher -> student pair,
-    transfer data and epochs; the std is the sample standard deviation (0 for one seed). Unfinished runs are
-    listed below the table, not averaged.
-    """
+    dataset: str
+    method: str  # with its weights where not the defaults
+    pair: str  # "teacher(s) -> student"
+    transfer: str
+    train_size: str
+    epochs: int
+    metrics: tuple[tuple[dict[str, Any], ...], ...]  # per seed, its metrics.jsonl rows
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}: {self.pair}"
+
+
+def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
+    """The finished runs under ``paths`` grouped by data set, method (with its weights where not the defaults),
+    teacher -> student pair, transfer data, training-set size and epochs; and the unfinished runs as
+    ``"folder (e/E epochs)"``."""
     runs = find_runs(paths)
     if not runs:
         raise RunError(f"no run folders (with a config.json) under {', '.join(map(str, paths))}")
-    groups: dict[tuple, list[tuple[float, float]]] = {}
+    groups: dict[tuple, list[tuple[dict[str, Any], ...]]] = {}
     unfinished = []
     for run in runs:
         try:
@@ -278,14 +292,27 @@ def report(paths: Iterable[str | Path]) -> str:
             unfinished.append(f"{run.path} ({rows[-1]['epoch'] if rows else 0}/{config.epochs} epochs)")
             continue
         pair = f"{'+'.join(a or '?' for a in config.teacher_archs) or '-'} -> {config.model}"
-        key = (config.dataset, _params_label(config), pair, config.transfer_data or "-", config.epochs)
-        groups.setdefault(key, []).append((rows[-1]["test_acc"], max(r["test_acc"] for r in rows)))
-    lines = ["| data set | method | teacher -> student | transfer | epochs | seeds | last acc (%) | best acc (%) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (dataset, method, pair, transfer, epochs), accs in sorted(groups.items()):
-        last, best = zip(*accs, strict=True)
-        lines.append(f"| {dataset} | {method} | {pair} | {transfer} | {epochs} | {len(accs)} | {_mean_std(last)} | "
-                     f"{_mean_std(best)} |")
+        size = "all" if config.train_size is None else str(config.train_size)
+        key = (config.dataset, _params_label(config), pair, config.transfer_data or "-", size, config.epochs)
+        groups.setdefault(key, []).append(tuple(rows))
+    return [RunGroup(*key, metrics=tuple(ms)) for key, ms in sorted(groups.items())], unfinished
+
+
+def report(paths: Iterable[str | Path]) -> str:
+    """A Markdown table of the finished runs under ``paths``: last and best test accuracy, mean ± std over seeds.
+
+    One row per :class:`RunGroup` (see :func:`collect`); the std is the sample standard deviation (0 for one seed).
+    Unfinished runs are listed below the table, not averaged.
+    """
+    groups, unfinished = collect(paths)
+    lines = ["| data set | method | teacher -> student | transfer | train images | epochs | seeds | last acc (%) | "
+             "best acc (%) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        last = [rows[-1]["test_acc"] for rows in g.metrics]
+        best = [max(r["test_acc"] for r in rows) for rows in g.metrics]
+        lines.append(f"| {g.dataset} | {g.method} | {g.pair} | {g.transfer} | {g.train_size} | {g.epochs} | "
+                     f"{len(g.metrics)} | {_mean_std(last)} | {_mean_std(best)} |")
     if unfinished:
         lines += ["", "Unfinished (not in the table): " + ", ".join(unfinished)]
     return "\n".join(lines)

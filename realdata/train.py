@@ -31,7 +31,16 @@ from torch.nn.parallel import DistributedDataParallel
 from fkd.runtime import environment, resolve_device
 from realdata import distributed
 from realdata.config import ConfigError, TrainConfig
-from realdata.data import ImageData, adapt, augment, batches, eval_batches, load_dataset, normalize
+from realdata.data import (
+    ImageData,
+    adapt,
+    augment,
+    balanced_subset,
+    batches,
+    eval_batches,
+    load_dataset,
+    normalize,
+)
 from realdata.methods import METHODS, Distiller
 from realdata.models import build
 from realdata.runs import (
@@ -287,6 +296,8 @@ def load_data(config: TrainConfig, download: bool, device: torch.device) -> tupl
     the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
     take both in one batch."""
     data = load_dataset(config.dataset, config.data_dir, download)
+    if config.train_size is not None:
+        data = balanced_subset(data, config.train_size)
     if config.transfer_data is None:
         return data.to(device), None
     transfer = load_dataset(config.transfer_data, config.data_dir, download)

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The Fashion-MNIST results table: resnet20 teachers -> resnet8 students, the standard recipe scaled to $EPOCHS.
+# The Fashion-MNIST results table and learning-curve figure: resnet20 teachers -> resnet8 students.
 #
+#   data:     a class-balanced subset of TRAIN_SIZE training images (the same for every run), the whole test set
 #   teachers: resnet20, seeds 0, 1, 2 (cross-entropy); seed 0 is the single teacher, all three the ensemble
 #   students (seeds 0, 1, 2 each): ce (alone), kd, fkd, sp, rkd, pkt from teacher seed 0,
 #                                  and fkd, kd from the ensemble of the 3 teachers
-#   table:    OUT/table.md (realdata report: last and best test accuracy, mean ± std over the seeds)
+#   outputs:  OUT/table.md (realdata report: last and best test accuracy, mean ± std over the seeds) and
+#             OUT/curves.png (realdata plot: test accuracy per epoch, mean ± std over the seeds)
 #
 # Every command passes --resume, so the script can be stopped and run again: finished runs are left as they are,
-# unfinished ones continue from their last.pt. Variables (environment): EPOCHS (default 10), OUT (runs/fmnist),
+# unfinished ones continue from their last.pt. JOBS runs go side by side (each with THREADS threads).
+# Variables (environment): EPOCHS (8), TRAIN_SIZE (10000), JOBS (1), THREADS (cores / JOBS), OUT (runs/fmnist),
 # DATA_DIR (data; the Debian package's /usr/share/datasets/fashion-mnist is also looked in), DEVICE (auto),
 # REALDATA (the command, default: realdata beside this venv's python, else on PATH).
-#   EPOCHS=10 OUT=runs/fmnist bash scripts/fashion_mnist_table.sh
+#   JOBS=2 bash scripts/fashion_mnist_table.sh
 set -euo pipefail
 
-EPOCHS="${EPOCHS:-10}"
+EPOCHS="${EPOCHS:-8}"
+TRAIN_SIZE="${TRAIN_SIZE:-10000}"
+JOBS="${JOBS:-1}"
+THREADS="${THREADS:-$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))}"
 OUT="${OUT:-runs/fmnist}"
 DATA_DIR="${DATA_DIR:-data}"
 DEVICE="${DEVICE:-auto}"
@@ -22,29 +28,39 @@ if [[ -z "${REALDATA:-}" ]]; then
   if [[ -x "$HERE/.venv/bin/realdata" ]]; then REALDATA="$HERE/.venv/bin/realdata"; else REALDATA=realdata; fi
 fi
 SEEDS=(0 1 2)
-COMMON=(--dataset fashion_mnist --data-dir "$DATA_DIR" --epochs "$EPOCHS" --device "$DEVICE" --resume --no-progress)
+COMMON="--dataset fashion_mnist --data-dir $DATA_DIR --train-size $TRAIN_SIZE --epochs $EPOCHS --device $DEVICE"
+COMMON="$COMMON --resume --no-progress"
+
+# run_all: read one realdata command line (arguments after "realdata") per line; run JOBS at a time, each logging
+# to <run folder>.log; stop with the failing command's log if any fails.
+run_all() {
+  OMP_NUM_THREADS="$THREADS" xargs -P "$JOBS" -I{} -d '\n' bash -c '
+    out=$(sed -E "s/.*--out ([^ ]+).*/\1/" <<< "$1"); mkdir -p "$(dirname "$out")"
+    if ! '"$REALDATA"' $1 > "$out.log" 2>&1; then echo "failed: realdata $1" >&2; tail -3 "$out.log" >&2; exit 255; fi
+    echo "done: $out"' _ {}
+}
 
 # 1. the teachers
 for s in "${SEEDS[@]}"; do
-  "$REALDATA" train --model resnet20 --seed "$s" --out "$OUT/teachers/resnet20-s$s" "${COMMON[@]}"
-done
-TEACHER="$OUT/teachers/resnet20-s0/last.pt"
-ENSEMBLE=()
-for s in "${SEEDS[@]}"; do ENSEMBLE+=(--teacher "$OUT/teachers/resnet20-s$s/last.pt"); done
+  echo "train --model resnet20 --seed $s --out $OUT/teachers/resnet20-s$s $COMMON"
+done | run_all
+TEACHER="--teacher $OUT/teachers/resnet20-s0/last.pt"
+ENSEMBLE=""
+for s in "${SEEDS[@]}"; do ENSEMBLE="$ENSEMBLE --teacher $OUT/teachers/resnet20-s$s/last.pt"; done
 
 # 2. the students
 for s in "${SEEDS[@]}"; do
-  "$REALDATA" train --model resnet8 --seed "$s" --out "$OUT/students/ce/s$s" "${COMMON[@]}"
+  echo "train --model resnet8 --seed $s --out $OUT/students/ce/s$s $COMMON"
   for m in kd fkd sp rkd pkt; do
-    "$REALDATA" distill --teacher "$TEACHER" --student resnet8 --method "$m" --seed "$s" \
-      --out "$OUT/students/$m/s$s" "${COMMON[@]}"
+    echo "distill $TEACHER --student resnet8 --method $m --seed $s --out $OUT/students/$m/s$s $COMMON"
   done
   for m in fkd kd; do
-    "$REALDATA" distill "${ENSEMBLE[@]}" --student resnet8 --method "$m" --seed "$s" \
-      --out "$OUT/students/$m-ensemble3/s$s" "${COMMON[@]}"
+    echo "distill$ENSEMBLE --student resnet8 --method $m --seed $s --out $OUT/students/$m-ensemble3/s$s $COMMON"
   done
-done
+done | run_all
 
-# 3. the table (the report groups runs by method and teacher(s) -> student: the ensemble rows read
+# 3. the table and the figure (runs are grouped by method and teacher(s) -> student: the ensemble rows read
 #    "resnet20+resnet20+resnet20 -> resnet8")
 "$REALDATA" report "$OUT/teachers" "$OUT/students" --output "$OUT/table.md"
+"$REALDATA" plot "$OUT/students" -o "$OUT/curves.png" \
+  --title "Fashion-MNIST, resnet20 -> resnet8, $TRAIN_SIZE training images: test accuracy (mean ± std, 3 seeds)"

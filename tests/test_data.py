@@ -21,6 +21,7 @@ from realdata.data import (
     ImageData,
     adapt,
     augment,
+    balanced_subset,
     batches,
     eval_batches,
     load_dataset,
@@ -482,3 +483,34 @@ def test_resize_channels_pad_to_adapt():
     d = adapt(ImageData("fashion_mnist", x, y, x, y, 10, (0.286,), (0.353,)), 3, 32)
     assert d.train_x.shape == (2, 3, 32, 32) and d.test_x.shape == (2, 3, 32, 32)
     assert d.mean == (0.286,) * 3 and d.std == (0.353,) * 3 and (d.in_channels, d.image_size) == (3, 32)
+
+
+def labelled(labels: list[int], num_classes: int) -> ImageData:
+    y = torch.tensor(labels)
+    x = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+    return ImageData("t", x, y, x[:2], y[:2], num_classes, (0.5,), (0.5,))
+
+
+def test_balanced_subset_quota_order_and_seed():
+    labels = [i % 3 for i in range(30)] + [0] * 6  # class 0: 16 images, classes 1, 2: 10 each
+    data = labelled(labels, 3)
+    sub = balanced_subset(data, 8)
+    assert torch.bincount(sub.train_y, minlength=3).tolist() == [3, 3, 2]  # remainder to the first classes
+    kept = sub.train_x[:, 0, 0, 0].long()  # each image's index in the full set
+    assert kept.tolist() == sorted(kept.tolist())  # original order
+    assert torch.equal(data.train_y[kept], sub.train_y)  # images keep their labels
+    assert torch.equal(sub.test_x, data.test_x)  # test set untouched
+    assert torch.equal(balanced_subset(data, 8).train_x, sub.train_x)  # a function of the seed
+    others = {tuple(balanced_subset(data, 8, seed=s).train_x[:, 0, 0, 0].tolist()) for s in range(1, 6)}
+    assert len(others) > 1
+    nested = balanced_subset(data, 30).train_x[:, 0, 0, 0].long()  # every image of classes 1, 2 at size 30
+    assert torch.bincount(data.train_y[nested], minlength=3).tolist() == [10, 10, 10]
+
+
+def test_balanced_subset_errors():
+    data = labelled([0] * 5 + [1] * 2, 2)
+    with pytest.raises(DataError, match="needs 3 images of class 1 but t has 2"):
+        balanced_subset(data, 6)
+    for size in (0, 8):
+        with pytest.raises(DataError, match="train_size must be in 1..7"):
+            balanced_subset(data, size)

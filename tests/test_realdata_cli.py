@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from tiny_images import write_tiny_data
 
 from realdata.cli import main
+from realdata.config import TrainConfig
 from realdata.models import build
 from realdata.runs import atomic_save, read_checkpoint
+from realdata.train import load_data
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,27 @@ def test_train_distill_evaluate_report(tmp_path, data_dir):
     fkd = next(row for row in rows if "fkd" in row)
     assert "fkd (lambda=5)" in fkd and "resnet8 -> resnet8" in fkd and "| 2 |" in fkd and "±" in fkd
     assert any("| ce |" in row and "- -> resnet8" in row and "| 1 |" in row for row in rows)
+
+    r = cli("plot", tmp_path / "runs", teacher, "-o", tmp_path / "curves.png")
+    assert r.exit_code == 0 and "(2 run groups)" in r.output, r.output
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    one_line_error(cli("plot", tmp_path / "nothing-here", "-o", tmp_path / "x.png"), "does not exist")
+
+
+def test_train_size_subset_is_recorded_and_reported(tmp_path, data_dir):
+    out = tmp_path / "small"
+    r = cli("train", "--model", "resnet8", "--train-size", "10", *common(data_dir, out, epochs=1), "--batch-size", "5")
+    assert r.exit_code == 0, r.output
+    config = TrainConfig.load(out / "config.json")
+    assert config.train_size == 10 and json.loads((out / "metrics.jsonl").read_text())["epoch"] == 1
+    data, _ = load_data(config, download=False, device=torch.device("cpu"))
+    assert torch.bincount(data.train_y, minlength=10).tolist() == [1] * 10 and len(data.test_y) == 16
+    r = cli("report", out)
+    assert "| train images |" in r.output and "| 10 | 1 | 1 |" in r.output, r.output
+    one_line_error(cli("train", "--model", "resnet8", "--train-size", "0", *common(data_dir, tmp_path / "z")),
+                   "train_size must be an integer >= 1")
+    one_line_error(cli("train", "--model", "resnet8", "--train-size", "100000", *common(data_dir, tmp_path / "y")),
+                   "train_size must be in 1..")
 
 
 def test_ensemble_of_two_archs_and_cross_dataset_transfer(tmp_path, data_dir):
