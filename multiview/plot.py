@@ -260,3 +260,46 @@ def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     _save(fig, output)
+
+
+def plot_mu(runs: Sequence[tuple[float, dict[str, Any]]], output: Path, method: str = "fkd") -> None:
+    """What single-view training data do: ``runs`` are (mu, results dict) pairs. Left, the lottery purity of the
+    teachers (fraction of (network, class) pairs that learned exactly one view, and both views) against mu; right,
+    the ``method`` student's single-view failure against E on a log2 axis, one line per mu, with 2^-(E+1)."""
+    if not runs:
+        raise ValueError("no results to plot")
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    ax_lot, ax_fail = fig.subplots(1, 2)
+    mus, one, both = [], [], []
+    for mu, results in sorted(runs, key=lambda r: r[0]):
+        _check(results)
+        pairs = [sum(p) for t in results.get("teachers", []) for p in t["views_learned"]]
+        if pairs:
+            mus.append(mu)
+            one.append(sum(1 for p in pairs if p == 1) / len(pairs))
+            both.append(sum(1 for p in pairs if p == 2) / len(pairs))
+    ax_lot.plot(mus, one, "o-", label="exactly one view")
+    ax_lot.plot(mus, both, "s--", label="both views")
+    ax_lot.set_xlabel("mu (fraction of single-view training samples)")
+    ax_lot.set_ylabel("fraction of (teacher, class) pairs")
+    ax_lot.set_ylim(-0.05, 1.05)
+    ax_lot.set_title("lottery purity of the teachers", fontsize=9)
+    ax_lot.grid(True, alpha=0.3)
+    ax_lot.legend(fontsize=8)
+    all_e: set[int] = set()
+    for i, (mu, results) in enumerate(sorted(runs, key=lambda r: r[0])):
+        groups = {e: ss for (m, e), ss in group_students(results).items() if m == method}
+        es, ms, hs = _series(groups, "single_view_failure")
+        all_e |= set(es)
+        n_seeds = len(results.get("seeds_done") or [])
+        _log_errorbar(ax_fail, es, ms, hs, color=f"C{i}", marker="o", label=f"mu = {mu:g} ({n_seeds} seeds)")
+    if all_e:
+        e_line = sorted(all_e)
+        ax_fail.plot(e_line, [2.0 ** -(e + 1) for e in e_line], "k--", lw=1, label="theory 2^-(E+1)")
+    ax_fail.set_yscale("log", base=2)
+    ax_fail.set_xlabel("teachers E")
+    ax_fail.set_ylabel(f"{method} student: single-view failure")
+    ax_fail.set_title("the FKD curve (mean, 95% interval over seeds)", fontsize=9)
+    ax_fail.grid(True, alpha=0.3, which="both")
+    ax_fail.legend(fontsize=8)
+    _save(fig, output)

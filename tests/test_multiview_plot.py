@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from multiview.cli import main
 from multiview.config import Config
-from multiview.plot import plot_frontier, plot_results
+from multiview.plot import plot_frontier, plot_mu, plot_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
 K = 4
@@ -200,3 +200,13 @@ def test_plot_frontier_writes_file(tmp_path):
         plot_frontier([], out)
     with pytest.raises(ValueError, match="lambda"):
         plot_frontier([{"variant": "mean", "teachers": 1, "own_views_kept": 1, "teacher_new_views_covered": 1}], out)
+
+
+def test_plot_mu_writes_file(tmp_path):
+    out = tmp_path / "mu.png"
+    plot_mu([(0.0, synthetic_results()), (0.05, synthetic_results(seeds=3))], out)
+    assert out.read_bytes().startswith(PNG)
+    with pytest.raises(ValueError, match="no results"):
+        plot_mu([], out)
+    with pytest.raises(ValueError, match="population"):
+        plot_mu([(0.0, population_results())], out)
