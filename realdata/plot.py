@@ -31,8 +31,8 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
     fig = Figure(figsize=(11, 4.8))
     FigureCanvasAgg(fig)
     full, tail = fig.subplots(1, 2)
-    for i, g in enumerate(groups):
-        epochs, mean, std = curve(g)
+    curves = [curve(g) for g in groups]
+    for i, (g, (epochs, mean, std)) in enumerate(zip(groups, curves, strict=True)):
         color = f"C{i % 10}"
         style = "--" if "+" in g.pair else "-"  # ensembles dashed
         for ax in (full, tail):
@@ -40,9 +40,9 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
             lo = [m - s for m, s in zip(mean, std, strict=True)]
             hi = [m + s for m, s in zip(mean, std, strict=True)]
             ax.fill_between(epochs, lo, hi, color=color, alpha=0.12, lw=0)
-    last = max(len(curve(g)[0]) for g in groups)
+    last = max(len(epochs) for epochs, _, _ in curves)
     tail.set_xlim(max(1, last // 2), last + 0.3)
-    finals = [curve(g)[1][i] for g in groups for i in range(len(curve(g)[1]) // 2, len(curve(g)[1]))]
+    finals = [m for _, mean, _ in curves for m in mean[len(mean) // 2 :]]
     tail.set_ylim(min(finals) - 0.5, max(finals) + 0.3)
     fig.suptitle(title or f"{groups[0].dataset}: test accuracy per epoch (mean ± std over seeds)")
     full.set_title("all epochs")
