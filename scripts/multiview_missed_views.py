@@ -1,0 +1,81 @@
+"""Which of its teachers' views does an FKD student miss, and how badly? Per (seed, E, class, view) cell that the
+teachers hold and the student's own lottery lacks: the student's view correlation max_r <w_j,r, v_j,l> with and
+without teachers, its correlation with the class's other view, and the teachers' correlations.
+
+Trains what one seed of `multiview sweep --methods fkd` trains (the same teachers, data and student initialisation)
+and writes the cells to OUT (JSON), printing one line per cell.
+
+    python scripts/multiview_missed_views.py --seeds 0,1 --teachers 2,4 --out runs/missed_views.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from fkd.runtime import environment, resolve_device
+from multiview.config import Config
+from multiview.data import derive_seed, make_data
+from multiview.distill import Student, Targets, student_objective
+from multiview.experiment import BATCH_STREAM, STUDENT_STREAM, network_seeds, train_networks, write_json
+from multiview.measure import views_learned
+from multiview.population import evaluate, init_weights, view_correlations
+from multiview.train import train
+
+
+def seed_cells(cfg: Config, seed: int, counts: list[int], device: torch.device) -> list[dict]:
+    data = make_data(cfg, seed, device)
+    w_t, _ = train_networks(cfg, data, network_seeds(seed, max(counts)))
+    corr_t = view_correlations(w_t, data.features, cfg)
+    learned_t = views_learned(corr_t, cfg)
+    students = [Student("ce", 0)] + [Student("fkd", e) for e in counts]
+    w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(students), device)
+    g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
+    objective = student_objective(students, Targets(*evaluate(w_t, data.train.x, cfg)), data.train.y, cfg, g)
+    w_s, _ = train(w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g)
+    corr_s = view_correlations(w_s, data.features, cfg)
+    learned_s = views_learned(corr_s, cfg)
+    cells = []
+    for i, e in enumerate(counts, start=1):
+        new = learned_t[:e].any(0) & ~learned_s[0]
+        for j, v in new.nonzero().tolist():
+            cells.append({
+                "seed": seed, "teachers": e, "class": j, "view": v, "covered": bool(learned_s[i, j, v]),
+                "student_corr": float(corr_s[i, j, v]), "student_other_view_corr": float(corr_s[i, j, 1 - v]),
+                "alone_corr": float(corr_s[0, j, v]),
+                "teacher_corrs": [float(corr_t[t, j, v]) for t in range(e) if learned_t[t, j, v]],
+            })  # fmt: skip
+    return cells
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--teachers", default="2,4")
+    ap.add_argument("--config", type=Path, default=None, help="JSON file of config values [default: the defaults]")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", type=Path, default=Path("runs/missed_views.json"))
+    args = ap.parse_args()
+    cfg = Config.load(args.config) if args.config else Config()
+    device = resolve_device(args.device)
+    counts = sorted(int(e) for e in args.teachers.split(","))
+    cells = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for c in seed_cells(cfg, seed, counts, device):
+            cells.append(c)
+            print(json.dumps(c), flush=True)
+    for covered in (True, False):
+        cs = [c for c in cells if c["covered"] == covered]
+        if cs:
+            mean = {k: sum(c[k] for c in cs) / len(cs) for k in ("student_corr", "student_other_view_corr")}
+            print(f"{'covered' if covered else 'missed'}: {len(cs)} cells, student corr {mean['student_corr']:.2f}, "
+                  f"other view {mean['student_other_view_corr']:.2f}")
+    write_json(args.out, {"config": cfg.to_dict(), "environment": environment(device), "cells": cells})
+
+
+if __name__ == "__main__":
+    torch.set_flush_denormal(True)
+    main()
