@@ -224,7 +224,9 @@ FRONTIER_KEYS = ("variant", "lambda", "teachers", "own_views_kept", "teacher_new
 
 def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
     """Own views kept (x) against teachers' new views covered (y): one series per ``variant``, each point labelled
-    by its lambda, optional 95% half-widths ``own_ci`` / ``new_ci``; one panel per number of teachers E."""
+    by its lambda, optional 95% half-widths ``own_ci`` / ``new_ci``; one panel per number of teachers E. Where the
+    points carry ``scale`` (lambda over the variant's default) and ``uncovered_over_ideal``, a second row draws that
+    ratio against the scale (1 = the ideal union)."""
     if not points:
         raise ValueError("no frontier points to plot")
     for p in points:
@@ -233,9 +235,12 @@ def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
             raise ValueError(f"a frontier point lacks {missing}")
     counts = sorted({int(p["teachers"]) for p in points})
     variants = list(dict.fromkeys(str(p["variant"]) for p in points))
-    fig = Figure(figsize=(4.2 * len(counts), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(counts), squeeze=False)[0]
-    for ax, e in zip(axes, counts, strict=True):
+    ratio_row = all("scale" in p and p.get("uncovered_over_ideal") is not None for p in points)
+    rows = 2 if ratio_row else 1
+    fig = Figure(figsize=(4.6 * len(counts), 4.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, len(counts), squeeze=False)
+    for col, e in enumerate(counts):
+        ax = axes[0][col]
         for i, variant in enumerate(variants):
             pts = sorted(
                 (p for p in points if int(p["teachers"]) == e and str(p["variant"]) == variant),
@@ -250,6 +255,9 @@ def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
             ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, color=f"C{i}", marker="o", lw=0.8, capsize=2, label=variant)
             for p, x, y in zip(pts, xs, ys, strict=True):
                 ax.annotate(f"λ={float(p['lambda']):g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            if ratio_row:
+                axes[1][col].plot([float(p["scale"]) for p in pts], [float(p["uncovered_over_ideal"]) for p in pts],
+                                  color=f"C{i}", marker="o", lw=0.8, label=variant)  # fmt: skip
         ax.plot([1.0], [1.0], "k*", ms=10)
         ax.annotate("ideal", (1.0, 1.0), fontsize=7, xytext=(-22, -10), textcoords="offset points")
         ax.set_xlim(-0.05, 1.1)
@@ -259,6 +267,20 @@ def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
         ax.set_ylabel("teachers' new views covered")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="best")
+        if ratio_row:
+            ax2 = axes[1][col]
+            ax2.axhline(1.0, color="k", ls="--", lw=1, label="ideal union")
+            ax2.axhline(1.25, color="k", ls=":", lw=1, label="goal: 1.25x")
+            ax2.set_xscale("log")
+            scales = sorted({float(p["scale"]) for p in points})
+            ax2.set_xticks(scales, [f"{x:g}" for x in scales])
+            ax2.minorticks_off()
+            ax2.set_yscale("log", base=2)
+            ax2.set_xlabel("lambda / the variant's default")
+            ax2.set_ylabel("uncovered / ideal union")
+            ax2.set_title(f"E = {e}: distance from the ideal union", fontsize=9)
+            ax2.grid(True, alpha=0.3, which="both")
+            ax2.legend(fontsize=7, loc="best")
     _save(fig, output)
 
 

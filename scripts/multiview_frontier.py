@@ -4,7 +4,7 @@ Variants: ``mean`` (fkd, mean of the teachers' normalised kernels), ``concat`` (
 teacher features), ``raw`` (fkd-raw, raw kernels), ``mean-eps0.32`` (``mean`` with a softer normalisation,
 h / sqrt(||h||^2 + 0.1)). Lambda is the config value (fkd_lambda or fkd_raw_lambda); the weight a student of E
 teachers gets is lambda * E * k / 10. Each (variant, lambda) is one resumable sweep under OUT; the
-points (means and 95% intervals over seeds) go to OUT/frontier.json and the figure to --figure.
+points (means over seeds, with 95% intervals from 3 seeds on) go to OUT/frontier.json and the figure to --figure.
 
     python scripts/multiview_frontier.py --seeds 2 --out runs/frontier --figure figures/multiview_frontier.png
 """
@@ -69,9 +69,10 @@ def main() -> None:
                         "teachers": e,
                         "seeds": len(ss),
                         "own_views_kept": own[0],
-                        "own_ci": None if math.isnan(own[1]) else own[1],
+                        "scale": scale,
+                        "own_ci": None if math.isnan(own[1]) or len(ss) < 3 else own[1],
                         "teacher_new_views_covered": new[0],
-                        "new_ci": None if math.isnan(new[1]) else new[1],
+                        "new_ci": None if math.isnan(new[1]) or len(ss) < 3 else new[1],
                         "uncovered_over_ideal": sum(ratio) / max(len(ratio), 1),
                     }
                 )

@@ -196,6 +196,9 @@ def test_plot_frontier_writes_file(tmp_path):
     out = tmp_path / "frontier.png"
     plot_frontier(points, out)
     assert out.read_bytes().startswith(PNG)
+    with_ratio = [{**p, "scale": p["lambda"] / 10, "uncovered_over_ideal": 1 + p["lambda"] / 20} for p in points]
+    plot_frontier(with_ratio, tmp_path / "frontier2.png")  # adds the row of uncovered / ideal against the scale
+    assert (tmp_path / "frontier2.png").read_bytes().startswith(PNG)
     with pytest.raises(ValueError):
         plot_frontier([], out)
     with pytest.raises(ValueError, match="lambda"):
