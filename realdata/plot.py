@@ -12,7 +12,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from realdata.runs import RunGroup, collect
+from realdata.runs import RunError, RunGroup, collect
 
 
 def curve(group: RunGroup, key: str = "test_acc") -> tuple[list[int], list[float], list[float]]:
@@ -54,5 +54,9 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
         ax.grid(alpha=0.3)
     tail.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(output, dpi=130)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(output, dpi=130)
+    except ValueError as e:  # an unknown file format
+        raise RunError(f"cannot write {output}: {e}") from None
     return groups

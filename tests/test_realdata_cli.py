@@ -75,6 +75,8 @@ def test_train_distill_evaluate_report(tmp_path, data_dir):
     assert r.exit_code == 0 and "(2 run groups)" in r.output, r.output
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     one_line_error(cli("plot", tmp_path / "nothing-here", "-o", tmp_path / "x.png"), "does not exist")
+    one_line_error(cli("plot", tmp_path / "runs", "-o", tmp_path / "curves.xyz"), "cannot write")
+    assert cli("plot", tmp_path / "runs", "-o", tmp_path / "new" / "c.svg").exit_code == 0  # folder made
 
 
 def test_train_size_subset_is_recorded_and_reported(tmp_path, data_dir):
