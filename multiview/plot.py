@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from multiview.report import group_ensembles, group_students, mean_ci
+from multiview.report import group_ensembles, group_students, lottery_purity, mean_ci
 
 FLOOR = 1e-3  # failure rates below this are drawn at it (log axis)
 DISTILL = ("fkd", "fkd-raw", "kd")
@@ -295,11 +295,11 @@ def plot_mu(runs: Sequence[tuple[float, dict[str, Any]]], output: Path, method: 
     mus, one, both = [], [], []
     for mu, results in sorted(runs, key=lambda r: r[0]):
         _check(results)
-        pairs = [sum(p) for t in results.get("teachers", []) for p in t["views_learned"]]
-        if pairs:
+        purity = lottery_purity(results.get("teachers", []))
+        if purity is not None:
             mus.append(mu)
-            one.append(sum(1 for p in pairs if p == 1) / len(pairs))
-            both.append(sum(1 for p in pairs if p == 2) / len(pairs))
+            one.append(purity[0])
+            both.append(purity[1])
     ax_lot.plot(mus, one, "o-", label="exactly one view")
     ax_lot.plot(mus, both, "s--", label="both views")
     ax_lot.set_xlabel("mu (fraction of single-view training samples)")

@@ -54,6 +54,14 @@ def log2_slope(results: dict[str, Any], method: str, max_e: int = 4, key: str = 
     return float(np.polyfit(e, np.log2(v), 1)[0])
 
 
+def lottery_purity(networks: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """Fractions of (network, class) pairs that learned exactly one view and both views; None without networks."""
+    pairs = [sum(p) for n in networks for p in n["views_learned"]]
+    if not pairs:
+        return None
+    return sum(p == 1 for p in pairs) / len(pairs), sum(p == 2 for p in pairs) / len(pairs)
+
+
 def lottery_report(networks: list[dict[str, Any]]) -> str:
     """The single-network claims from a list of network records (teachers of a sweep, or a population)."""
     pairs = [tuple(p) for n in networks for p in n["views_learned"]]

@@ -18,19 +18,19 @@ from fkd.runtime import resolve_device
 from multiview.config import Config
 from multiview.experiment import distill_experiment, write_json
 from multiview.plot import plot_mu
-from multiview.report import group_students, mean_ci
+from multiview.report import group_students, lottery_purity, mean_ci
 
 
 def summary(mu: float, results: dict) -> dict:
-    pairs = [sum(p) for t in results["teachers"] for p in t["views_learned"]]
+    one, both = lottery_purity(results["teachers"])
     failure = {
         f"{m}@{e}": mean_ci([s["single_view_failure"] for s in ss]) for (m, e), ss in group_students(results).items()
     }
     return {
         "mu": mu,
         "seeds": results["seeds_done"],
-        "one_view_pairs": sum(p == 1 for p in pairs) / len(pairs),
-        "both_view_pairs": sum(p == 2 for p in pairs) / len(pairs),
+        "one_view_pairs": one,
+        "both_view_pairs": both,
         "failure_mean_ci": failure,
     }
 
