@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -84,4 +85,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     torch.set_flush_denormal(True)
-    main()
+    try:
+        main()
+    except ValueError as e:  # config, device and results-folder errors (the multiview CLI's policy)
+        sys.exit(f"Error: {e}")
