@@ -31,6 +31,16 @@ def _fail(e: Exception) -> None:
     raise click.ClickException(str(e)) from None
 
 
+def run_script(script_main: Callable[[], None]) -> None:
+    """Entry point of the experiment scripts under scripts/: denormals flushed to zero, and the package's one-line
+    errors (config, device, results folder: ValueErrors, as in the commands here) printed as ``Error: ...``."""
+    torch.set_flush_denormal(True)
+    try:
+        script_main()
+    except ValueError as e:
+        sys.exit(f"Error: {e}")
+
+
 def build_config(config_file: str | None, overrides: tuple[str, ...]) -> Config:
     """The default config, updated from a JSON file, then from KEY=VALUE overrides (values parsed as JSON)."""
     try:

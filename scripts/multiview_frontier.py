@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-import torch
-
 from fkd.runtime import resolve_device
+from multiview.cli import run_script
 from multiview.config import Config
 from multiview.experiment import distill_experiment, write_json
 from multiview.plot import plot_frontier
@@ -84,8 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_flush_denormal(True)
-    try:
-        main()
-    except ValueError as e:  # config, device and results-folder errors (the multiview CLI's policy)
-        sys.exit(f"Error: {e}")
+    run_script(main)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from fkd.runtime import environment, resolve_device
+from multiview.cli import run_script
 from multiview.config import Config
 from multiview.data import derive_seed, make_data
 from multiview.distill import Student, Targets, student_objective
@@ -78,8 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    torch.set_flush_denormal(True)
-    try:
-        main()
-    except ValueError as e:  # config, device and results-folder errors (the multiview CLI's policy)
-        sys.exit(f"Error: {e}")
+    run_script(main)

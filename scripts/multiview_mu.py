@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-import torch
-
 from fkd.runtime import resolve_device
+from multiview.cli import run_script
 from multiview.config import Config
 from multiview.experiment import distill_experiment, write_json
 from multiview.plot import plot_mu
@@ -49,20 +47,17 @@ def main() -> None:
     counts = sorted(int(e) for e in args.teachers.split(","))
     device = resolve_device(args.device)
     base = Config.load(args.config) if args.config else Config()
-    runs = []
+    runs, summaries = [], []
     for mu in (float(m) for m in args.mu.split(",")):
         cfg = base.with_(mu=mu)
         r = distill_experiment(cfg, list(range(args.seeds)), counts, ["fkd", "ce"], device, args.out / f"mu{mu:g}")
         runs.append((mu, r))
-        print(json.dumps(summary(mu, r)), flush=True)
-    write_json(args.out / "mu.json", {"device": str(device), "runs": [summary(mu, r) for mu, r in runs]})
+        summaries.append(summary(mu, r))
+        print(json.dumps(summaries[-1]), flush=True)
+    write_json(args.out / "mu.json", {"device": str(device), "runs": summaries})
     plot_mu(runs, args.figure)
     print(f"wrote {args.figure} and {args.out / 'mu.json'}")
 
 
 if __name__ == "__main__":
-    torch.set_flush_denormal(True)
-    try:
-        main()
-    except ValueError as e:  # config, device and results-folder errors (the multiview CLI's policy)
-        sys.exit(f"Error: {e}")
+    run_script(main)
