@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fkd.runtime import device_name, resolve_device  # noqa: E402
+from fkdapp.runtime import device_name, resolve_device  # noqa: E402
 from multiview.config import Config  # noqa: E402
 from multiview.data import derive_seed, draw_samples, make_features  # noqa: E402
 from multiview.population import init_weights  # noqa: E402

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fkd.runtime import device_name, resolve_device  # noqa: E402
+from fkdapp.runtime import device_name, resolve_device  # noqa: E402
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.data import ImageData  # noqa: E402
 from realdata.methods import METHODS  # noqa: E402

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fkd.runtime import device_name, resolve_device  # noqa: E402
+from fkdapp.runtime import device_name, resolve_device  # noqa: E402
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.runs import RunDir  # noqa: E402
 from realdata.train import run_training  # noqa: E402
@@ -70,13 +70,13 @@ def main() -> None:
         results.append(run(root, f"kd_{tag}", method="kd", **distil))
         accs = {}
         for lam in LAMBDAS:
-            r = run(root, f"fkd_l{lam:g}_b0_{tag}", method="fkd", params={"lambda": lam, "beta": 0.0}, **distil)
+            r = run(root, f"fkd_l{lam:g}_b0_{tag}", method="fkd", params={"lambda": lam, "feature_reg": 0.0}, **distil)
             results.append(r)
             accs[lam] = r["test_acc"]
         best = max(accs, key=accs.get)
         for beta in BETAS:
             results.append(run(root, f"fkd_l{best:g}_b{beta:g}_{tag}", method="fkd",
-                               params={"lambda": best, "beta": beta}, **distil))
+                               params={"lambda": best, "feature_reg": beta}, **distil))
     device = resolve_device(args.device)
     report = {"device": device_name(device), "torch_threads": torch.get_num_threads(), "dataset": "fashion_mnist",
               "teacher": "resnet20", "student": "resnet8", "results": results}

@@ -9,9 +9,7 @@ from fkd.kernels import (
     unit_rows,
 )
 from fkd.objectives import (
-    OBJECTIVES,
     fkd_loss,
-    get_objective,
     kd_loss,
     pkt_loss,
     rkd_loss,
@@ -23,12 +21,10 @@ from fkd.objectives import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "OBJECTIVES",
     "factored_kernel_distance",
     "feature_kernel",
     "feature_regularizer",
     "fkd_loss",
-    "get_objective",
     "kd_loss",
     "kernel_distance",
     "normalized_kernel",

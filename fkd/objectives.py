@@ -1,4 +1,4 @@
-"""Distillation objectives on (..., B, D) features or (..., B, C) logits, and the name -> objective registry.
+"""Distillation objectives on (..., B, D) features or (..., B, C) logits, as pure functions.
 
 Every objective reduces the last two dims (samples, features) and keeps any leading dims, so a population of
 M students is one call. Teacher tensors are used as given: freezing the teacher is the caller's job.
@@ -6,8 +6,7 @@ M students is one call. Teacher tensors are used as given: freezing the teacher 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -178,24 +177,3 @@ def rkd_loss(f_s: torch.Tensor, f_t: torch.Tensor, w_d: float = 25.0, w_a: float
     loss_d = huber(scaled(f_s), scaled(f_t), (-2, -1))
     loss_a = huber(_angles(f_s), _angles(f_t), (-3, -2, -1))
     return w_d * loss_d + w_a * loss_a
-
-
-Objective = Callable[..., torch.Tensor]
-
-#: Name -> objective. Feature objectives take (student, teacher) features; ``kd`` takes logits.
-OBJECTIVES: dict[str, Objective] = {
-    "fkd": fkd_loss,
-    "fkd-raw": partial(fkd_loss, normalize=False),
-    "kd": kd_loss,
-    "sp": sp_loss,
-    "pkt": pkt_loss,
-    "rkd": rkd_loss,
-}
-
-
-def get_objective(name: str) -> Objective:
-    """Look an objective up by name; an unknown name is a ValueError listing the known ones."""
-    try:
-        return OBJECTIVES[name]
-    except KeyError:
-        raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}") from None

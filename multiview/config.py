@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from fkdapp.errors import ConfigError
+from fkdapp.settings import build, check_known, parse_overrides, read_json_object
+from multiview.methods import METHODS
 
-class ConfigError(ValueError):
-    """A configuration value out of range, or a malformed config file (one line, names the field)."""
+__all__ = ["LEGACY_KEYS", "Config", "ConfigError"]
+
+#: Keys of configs written before the method registry -> (method, parameter); read into ``method_params``.
+LEGACY_KEYS = {
+    "fkd_lambda": ("fkd", "lambda"),
+    "fkd_beta": ("fkd", "feature_reg"),
+    "kernel_eps": ("fkd", "eps"),
+    "kernel_ensemble": ("fkd", "ensemble"),
+    "kd_weight": ("kd", "kd_weight"),
+    "kd_temperature": ("kd", "temperature"),
+    "fkd_raw_lambda": ("fkd-raw", "lambda"),
+}
 
 
 @dataclass(frozen=True)
 class Config:
-    """Every parameter of the simulation. Defaults: the regime of ../shared/theory.md ("Regime"), k = 10.
+    """Every parameter of the simulation but the methods' own. Defaults: the measured regime of docs/theory.md, k = 10.
 
     Data (Allen-Zhu & Li's multi-view distribution):
       k classes, each with two orthonormal views in R^d; P patches per input; each view of the label class on C_p
@@ -29,10 +42,10 @@ class Config:
       ``patience`` steps after it first fits its training set, or at ``max_steps``.
     Views: view l of class j is learned when max_r <w_{j,r}, v_{j,l}> > view_threshold * varrho and
       >= view_ratio x the larger of the class's two.
-    Distillation (students): at least ``student_steps`` steps, then the same stop rule; fkd weight
-      lambda = fkd_lambda * E * k / 10 (E teachers);
-      ``fkd_beta`` feature regularisation; ``kernel_eps`` inside the norms; ``kernel_batch`` samples per kernel
-      (0: the whole training set); ``kd_weight`` and ``kd_temperature`` for the KD student.
+    Distillation (students): at least ``student_steps`` steps, then the same stop rule; ``kernel_batch`` samples
+      per kernel of the relational methods (0: the whole batch). ``method_params`` overrides the defaults of the
+      methods' parameters (``{"fkd": {"lambda": 20}}``; ``--set fkd.lambda=20``); the defaults themselves, and
+      what each parameter weighs, live with the methods in :mod:`multiview.methods`.
     """
 
     # data
@@ -67,14 +80,8 @@ class Config:
     view_ratio: float = 0.3
     # distillation
     student_steps: int = 600
-    fkd_lambda: float = 10.0
-    fkd_beta: float = 0.0
-    kernel_eps: float = 0.1
     kernel_batch: int = 0
-    kernel_ensemble: str = "mean"
-    kd_weight: float = 3.0
-    kd_temperature: float = 4.0
-    fkd_raw_lambda: float = 0.01
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     # reproducibility
     seed: int = 0
 
@@ -84,14 +91,11 @@ class Config:
             if isinstance(v, list):  # from JSON
                 object.__setattr__(self, f.name, tuple(v))
         _validate(self)
+        object.__setattr__(self, "method_params", _method_params(self.method_params))
 
     @property
     def n_features(self) -> int:
         return 2 * self.k
-
-    def fkd_weight(self, teachers: int) -> float:
-        """lambda for a student of E teachers: fkd_lambda * E * k / 10 (linear in E and k)."""
-        return self.fkd_lambda * teachers * self.k / 10.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,31 +106,48 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown config key(s) {unknown}; known keys: {sorted(known)}")
-        try:
-            return cls(**data)
-        except TypeError as e:
-            raise ConfigError(f"bad config: {e}") from None
+        """A config from a dict of some or all fields; keys of the pre-registry layout (``fkd_lambda``, ...) and
+        dotted method keys (``fkd.lambda``) go into ``method_params``."""
+        data = dict(data)
+        params = data.pop("method_params", {})
+        if isinstance(params, dict):
+            params = {m: dict(p) if isinstance(p, dict) else p for m, p in params.items()}
+            for key in [k for k in data if k in LEGACY_KEYS or "." in k]:
+                method, param = LEGACY_KEYS.get(key) or key.split(".", 1)
+                params.setdefault(method, {})[param] = data.pop(key)
+        return build(cls, {**data, "method_params": params})
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        """Read a JSON file holding some or all fields (the rest keep their defaults)."""
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            data = json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"config file {p} is not valid JSON ({e}); fix or regenerate it") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {p} must hold a JSON object of config fields")
-        return cls.from_dict(data.get("config", data))  # a results.json holds its config
+        """Read a JSON file holding some or all fields (the rest keep their defaults); a results.json works too."""
+        data = read_json_object(path)
+        return cls.from_dict(data.get("config", data))
+
+    def with_overrides(self, overrides: tuple[str, ...] | list[str]) -> Config:
+        """A copy with ``KEY=VALUE`` overrides applied (values parsed as JSON; ``METHOD.PARAM=VALUE`` for a
+        method's parameter)."""
+        changes = parse_overrides(overrides)
+        return Config.from_dict({**self.to_dict(), **changes}) if changes else self
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _method_params(params: Any) -> dict[str, dict[str, Any]]:
+    """``method_params`` checked against the registry (names, types), defaults dropped, in a stable order."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"config value method_params={params!r} must be a JSON object like {{\"fkd\": "
+                          f"{{\"lambda\": 20}}}}")
+    check_known(params, METHODS, "method")
+    out = {}
+    for name in sorted(params):
+        if not isinstance(params[name], dict):
+            raise ConfigError(f"method_params[{name!r}] must be a JSON object of parameter values")
+        checked = METHODS[name].check_params(params[name])
+        changed = {k: v for k, v in sorted(checked.items()) if v != METHODS[name].DEFAULTS[k]}
+        if changed:
+            out[name] = changed
+    return out
 
 
 def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
@@ -166,18 +187,9 @@ def _validate(c: Config) -> None:
     _check(0 <= c.s <= c.k, "s", c.s, "in [0, k] (other-class features appear with probability s/k)")
     for name in ("mu", "rho", "gamma", "Gamma", "view_ratio"):
         _check(0 <= getattr(c, name) <= 1, name, getattr(c, name), "in [0, 1]")
-    for name in ("sigma_p", "varrho", "sigma_0", "lr", "kernel_eps", "kd_temperature", "view_threshold"):
+    for name in ("sigma_p", "varrho", "sigma_0", "lr", "view_threshold"):
         _check(getattr(c, name) > 0, name, getattr(c, name), "> 0")
-    for name in (
-        "fkd_lambda",
-        "fkd_beta",
-        "kd_weight",
-        "fkd_raw_lambda",
-        "batch_size",
-        "patience",
-        "kernel_batch",
-        "seed",
-    ):
+    for name in ("batch_size", "patience", "kernel_batch", "seed"):
         _check(getattr(c, name) >= 0, name, getattr(c, name), ">= 0")
     _check(
         c.other_coef_single[1] <= c.Gamma,
@@ -187,4 +199,3 @@ def _validate(c: Config) -> None:
     )
     _check(c.batch_size == 0 or c.batch_size >= 2, "batch_size", c.batch_size, "0 (full batch) or >= 2")
     _check(c.kernel_batch == 0 or c.kernel_batch >= 2, "kernel_batch", c.kernel_batch, "0 (all) or >= 2")
-    _check(c.kernel_ensemble in ("mean", "concat"), "kernel_ensemble", c.kernel_ensemble, "'mean' or 'concat'")

@@ -1,18 +1,19 @@
-"""Experiments: a population of networks trained and measured -> plain data (results.json)."""
+"""Experiments: populations of networks trained and measured -> typed results (:mod:`multiview.records`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fkd.runtime import atomic_write_text, environment
+from fkdapp.errors import UserError
+from fkdapp.runtime import atomic_write, environment
 from multiview.config import Config
 from multiview.data import MultiViewData, derive_seed, make_data
-from multiview.distill import Student, Targets, distill_weight, own_lottery_method, student_objective, students_for
+from multiview.distill import Student, Targets, student_objective, students_for
 from multiview.measure import (
     covered,
     ensemble_report,
@@ -22,7 +23,17 @@ from multiview.measure import (
     train_accuracy,
     views_learned,
 )
+from multiview.methods import StudentMethod, parse_method
 from multiview.population import evaluate, init_weights, view_correlations
+from multiview.records import (
+    DistillResults,
+    EnsembleRecord,
+    NetworkRecord,
+    PopulationResults,
+    StudentRecord,
+    read_distill,
+    write_results,
+)
 from multiview.train import TrainLog, cross_entropy, train
 
 # seed streams (derive_seed(seed, stream, index)): 0 data, 1 teacher/network inits, 2 student init, 3 batches
@@ -61,41 +72,35 @@ def measure_population(cfg: Config, data: MultiViewData, w: torch.Tensor) -> dic
 
 def population_experiment(
     cfg: Config, models: int, seed: int, device: torch.device, progress: Callable[[int], None] | None = None
-) -> dict[str, Any]:
+) -> PopulationResults:
     """``multiview train``: M networks on one data set (seed), their lottery and ensembles of the first E."""
     data = make_data(cfg, seed, device)
     seeds = network_seeds(seed, models)
     w, log = train_networks(cfg, data, seeds, progress)
     m = measure_population(cfg, data, w)
     networks = [
-        {"seed": s, "train_accuracy": acc, **rep, "views_learned": lv.tolist(), "fit_step": fs, "steps": st}
+        NetworkRecord(seed=seed, init_seed=s, train_accuracy=acc, **rep, views_learned=lv.tolist(), fit_step=fs,
+                      steps=st)
         for s, acc, rep, lv, fs, st in zip(
             seeds, m["train_accuracy"], m["reports"], m["learned"], log.fit_step, log.steps, strict=True
         )
     ]
-    ensembles = ensemble_report(
-        m["logits_multi"],
-        m["logits_single"],
-        data.test_multi,
-        data.test_single,
-        m["learned"],
-        list(range(1, models + 1)),
+    ensembles = [
+        EnsembleRecord(seed=seed, **e)
+        for e in ensemble_report(
+            m["logits_multi"], m["logits_single"], data.test_multi, data.test_single, m["learned"],
+            list(range(1, models + 1)),
+        )
+    ]
+    return PopulationResults(
+        config=cfg.to_dict(),
+        seed=seed,
+        view_threshold=threshold_text(cfg),
+        environment=environment(device),
+        lottery=lottery_summary(m["learned"]),
+        networks=networks,
+        ensembles=ensembles,
     )
-    return {
-        "kind": "population",
-        "config": cfg.to_dict(),
-        "seed": seed,
-        "view_threshold": threshold_text(cfg),
-        "environment": environment(device),
-        "lottery": lottery_summary(m["learned"]),
-        "networks": networks,
-        "ensembles": ensembles,
-    }
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically (temp file beside it, then rename): a killed run never leaves a partial results file."""
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def _fraction(part: torch.Tensor, whole: torch.Tensor) -> float | None:
@@ -103,37 +108,71 @@ def _fraction(part: torch.Tensor, whole: torch.Tensor) -> float | None:
     return float((part & whole).sum()) / n if n else None
 
 
+def teacher_key(cfg: Config, seed: int) -> dict[str, Any]:
+    """Everything that determines a seed's teachers: the config without the students' settings, and the seed."""
+    student_only = ("method_params", "student_steps", "kernel_batch")
+    return {"seed": seed, **{k: v for k, v in cfg.to_dict().items() if k not in student_only}}
+
+
+def pooled_teachers(
+    cfg: Config, data: MultiViewData, seed: int, count: int, pool: Path | None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, TrainLog]:
+    """A seed's first ``count`` teachers, trained once and kept in ``pool`` (a folder; None: not kept).
+
+    A pooled file is reused when it was trained under the same :func:`teacher_key` and holds at least ``count``
+    teachers (a network does not depend on the others of its population, so the first ``count`` are exactly the
+    teachers a smaller population would train); otherwise the teachers are trained and the file is replaced.
+    """
+    path = pool / f"seed{seed}.pt" if pool is not None else None
+    key = json.loads(json.dumps(teacher_key(cfg, seed)))
+    if path is not None and path.is_file():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged pool file is retrained, not trusted
+            saved = None
+        if saved is not None and saved.get("key") == json.dumps(key, sort_keys=True) and saved["w"].shape[0] >= count:
+            log = TrainLog(saved["fit_step"][:count], saved["steps"][:count])
+            if progress is not None:
+                progress(cfg.max_steps)
+            return saved["w"][:count].to(data.features.device), log
+    w, log = train_networks(cfg, data, network_seeds(seed, count), progress)
+    if path is not None:
+        state = {"key": json.dumps(key, sort_keys=True), "w": w.cpu(), "fit_step": log.fit_step, "steps": log.steps}
+        atomic_write(path, lambda f: torch.save(state, f))
+    return w, log
+
+
 def distill_seed(
     cfg: Config,
     seed: int,
-    teacher_counts: list[int],
-    methods: list[str],
+    teacher_counts: Sequence[int],
+    methods: Sequence[StudentMethod],
     device: torch.device,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+    pool: Path | None = None,
+) -> DistillResults:
     """One seed: a pool of max(E) teachers, then every (method, E) student as one population from one shared
     initialisation independent of the teachers. Returns the seed's teacher, ensemble and student records."""
     data = make_data(cfg, seed, device)
     e_max = max(teacher_counts)
     k = cfg.k
+    teachers: list[NetworkRecord] = []
+    ensembles: list[EnsembleRecord] = []
     if e_max > 0:
-        w_t, t_log = train_networks(cfg, data, network_seeds(seed, e_max), progress)
+        w_t, t_log = pooled_teachers(cfg, data, seed, e_max, pool, progress)
         tm = measure_population(cfg, data, w_t)
         targets = Targets(*evaluate(w_t, data.train.x, cfg))
         t_learned = tm["learned"]
         ensembles = [
-            {"seed": seed, **e}
+            EnsembleRecord(seed=seed, **e)
             for e in ensemble_report(
-                tm["logits_multi"],
-                tm["logits_single"],
-                data.test_multi,
-                data.test_single,
-                t_learned,
+                tm["logits_multi"], tm["logits_single"], data.test_multi, data.test_single, t_learned,
                 list(range(1, e_max + 1)),
             )
         ]
         teachers = [
-            {"experiment_seed": seed, "seed": s, "train_accuracy": a, **r, "views_learned": lv.tolist(), "fit_step": f}
+            NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f)
             for s, a, r, lv, f in zip(
                 network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], t_learned, t_log.fit_step, strict=True
             )
@@ -143,8 +182,7 @@ def distill_seed(
             torch.zeros(0, cfg.n_train, k * cfg.m, device=device), torch.zeros(0, cfg.n_train, k, device=device)
         )
         t_learned = torch.zeros(0, k, 2, dtype=torch.bool, device=device)
-        ensembles, teachers = [], []
-    students = students_for(methods, teacher_counts, cfg)
+    students = students_for(methods, teacher_counts)
     init_seed = derive_seed(seed, STUDENT_STREAM)
     w0 = init_weights(cfg, [init_seed] * len(students), device)
     g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
@@ -153,108 +191,102 @@ def distill_seed(
         w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress
     )
     sm = measure_population(cfg, data, w_s)
-    by_key = {(s.method, s.teachers): i for i, s in enumerate(students)}
+    position = {(s.method, s.teachers): i for i, s in enumerate(students)}
     records = []
     for method in methods:
+        own_i = position[(method.own_lottery(), 0)]
         for e in sorted(set(teacher_counts)):
-            key = (own_lottery_method(method, cfg), 0) if e == 0 or method == "ce" else (method, e)
-            if method == "ce" and e > 0:
-                continue
-            i = by_key[key]
-            own = sm["learned"][by_key[(own_lottery_method(method, cfg), 0)]]
+            if e > 0 and not method.USES_TEACHERS:
+                continue  # its one record is E = 0
+            student = Student(method.own_lottery(), 0) if e == 0 else Student(method, e)
+            i = position[(student.method, student.teachers)]
+            own = sm["learned"][own_i]
             union = t_learned[:e].any(0)
             learned = sm["learned"][i]
             ideal = own | union
             ideal_cov = covered(ideal[None], data.test_single)[0]
             records.append(
-                {
-                    "seed": seed,
-                    "method": method,
-                    "teachers": e,
-                    "trained_as": f"{key[0]}@{key[1]}",
-                    "lambda": distill_weight(Student(*key), cfg),
-                    "train_accuracy": sm["train_accuracy"][i],
-                    "fit_step": s_log.fit_step[i],
-                    "steps": s_log.steps[i],
+                StudentRecord(
+                    seed=seed,
+                    method=method.spec,
+                    teachers=e,
+                    trained_as=student.key,
+                    weight=student.weight(k),
+                    params=dict(method.params),
+                    train_accuracy=sm["train_accuracy"][i],
+                    fit_step=s_log.fit_step[i],
+                    steps=s_log.steps[i],
                     **sm["reports"][i],
-                    "ideal_uncovered": float((~ideal_cov).float().mean()),
-                    "own_views_kept": _fraction(learned, own),
-                    "teacher_new_views_covered": _fraction(learned, union & ~own),
-                    "mechanism_exact": bool(torch.equal(learned, ideal)),
-                    "theory_failure": 2.0 ** -(e + 1),
-                    "views_learned": learned.tolist(),
-                    "teacher_views_union": union.tolist(),
-                    "own_views": own.tolist(),
-                }
+                    ideal_uncovered=float((~ideal_cov).float().mean()),
+                    own_views_kept=_fraction(learned, own),
+                    teacher_new_views_covered=_fraction(learned, union & ~own),
+                    mechanism_exact=bool(torch.equal(learned, ideal)),
+                    theory_failure=2.0 ** -(e + 1),
+                    views_learned=learned.tolist(),
+                    teacher_views_union=union.tolist(),
+                    own_views=own.tolist(),
+                )
             )
-    return {"seed": seed, "teachers": teachers, "ensembles": ensembles, "students": records}
-
-
-def check_compatible(existing: dict[str, Any], cfg: Config, teacher_counts: list[int], methods: list[str]) -> None:
-    """A results file can be resumed only by the same experiment."""
-    same = (
-        existing.get("config") == json.loads(json.dumps(cfg.to_dict()))
-        and existing.get("teacher_counts") == teacher_counts
-        and existing.get("methods") == methods
+    return DistillResults(
+        config=cfg.to_dict(), teacher_counts=list(teacher_counts), methods=[m.spec for m in methods],
+        view_threshold=threshold_text(cfg), environment=environment(device), seeds_done=[seed], teachers=teachers,
+        ensembles=ensembles, students=records,
     )
-    if not same:
-        raise ValueError(
-            "the output folder holds results of a different experiment (config, teachers or methods "
-            "differ); use another --out or delete its results.json"
+
+
+class IncompatibleResults(UserError):
+    """The output folder holds results of a different experiment."""
+
+
+def check_compatible(existing: DistillResults, fresh: DistillResults) -> None:
+    """A results file can be resumed only by the same experiment (config, teacher counts, methods)."""
+    differ = [name for name, a, b in (
+        ("config", Config.from_dict(existing.config).to_dict(), fresh.config),
+        ("teacher counts", existing.teacher_counts, fresh.teacher_counts),
+        ("methods", existing.methods, fresh.methods),
+    ) if json.loads(json.dumps(a)) != json.loads(json.dumps(b))]
+    if differ:
+        raise IncompatibleResults(
+            f"the output folder holds results of a different experiment ({', '.join(differ)} differ); use another "
+            "--out or delete its results.json"
         )
 
 
 def distill_experiment(
     cfg: Config,
-    seeds: list[int],
-    teacher_counts: list[int],
-    methods: list[str],
+    seeds: Sequence[int],
+    teacher_counts: Sequence[int],
+    methods: Sequence[StudentMethod | str],
     device: torch.device,
     out: Path | None,
     progress: Callable[[int], None] | None = None,
-    on_seed: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Seeds x teachers x methods -> one results dict; with ``out``, written after every seed and resumed from."""
-    results: dict[str, Any] = {
-        "kind": "distill",
-        "config": cfg.to_dict(),
-        "teacher_counts": teacher_counts,
-        "methods": methods,
-        "view_threshold": threshold_text(cfg),
-        "environment": environment(device),
-        "seeds_done": [],
-        "teachers": [],
-        "ensembles": [],
-        "students": [],
-    }
+    on_seed: Callable[[DistillResults], None] | None = None,
+    pool: Path | None = None,
+) -> DistillResults:
+    """Seeds x teachers x methods -> one results object; with ``out``, written after every seed and resumed from.
+
+    ``methods`` are methods or their specs (``"fkd:lambda=20"``). Teachers are kept in ``pool`` (default:
+    ``out/teachers``) and reused by any experiment on the same seed and teacher settings.
+    """
+    methods = [m if isinstance(m, StudentMethod) else parse_method(m, cfg) for m in methods]
+    results = DistillResults(
+        config=cfg.to_dict(), teacher_counts=list(teacher_counts), methods=[m.spec for m in methods],
+        view_threshold=threshold_text(cfg), environment=environment(device),
+    )
     path = out / "results.json" if out else None
+    if pool is None and out is not None:
+        pool = out / "teachers"
     if path is not None and path.exists():
-        existing = read_results(path)
-        check_compatible(existing, cfg, teacher_counts, methods)
-        results.update({key: existing[key] for key in ("seeds_done", "teachers", "ensembles", "students")})
+        existing = read_distill(path)
+        check_compatible(existing, results)
+        results.add(existing)
     for seed in seeds:
-        if seed in results["seeds_done"]:
+        if seed in results.seeds_done:
             continue
-        r = distill_seed(cfg, seed, teacher_counts, methods, device, progress)
-        results["teachers"] += r["teachers"]
-        results["ensembles"] += r["ensembles"]
-        results["students"] += r["students"]
-        results["seeds_done"].append(seed)
+        r = distill_seed(cfg, seed, teacher_counts, methods, device, progress, pool)
+        results.add(r)
         if path is not None:
-            write_json(path, results)
+            write_results(path, results)
         if on_seed is not None:
             on_seed(r)
     return results
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """Load a results.json; a missing or malformed file is a ValueError naming it."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ValueError(f"results file {path} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"results file {path} is not valid JSON ({e}); rerun the experiment") from None
-    if not isinstance(data, dict) or "config" not in data:
-        raise ValueError(f"results file {path} is not a multiview results file (no 'config')")
-    return data

@@ -6,7 +6,6 @@ Drawn on matplotlib's Agg canvas (no display, no pyplot state). Bad input is a o
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,12 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from multiview.report import group_ensembles, group_students, lottery_purity, mean_ci
+from multiview.methods import parse_method
+from multiview.records import DistillResults
+from multiview.report import by_method, group_ensembles, lottery_purity, mean_ci
 
 FLOOR = 1e-3  # failure rates below this are drawn at it (log axis)
-DISTILL = ("fkd", "fkd-raw", "kd")
-COLORS = {"fkd": "C0", "fkd-raw": "C2", "kd": "C1", "ce": "C7", "ensemble": "C3"}
-STUDENT_KEYS = ("method", "teachers", "single_view_failure", "uncovered_fraction", "ideal_uncovered")
+ENSEMBLE_COLOR = "C3"
 MECHANISM = (  # (key, label, marker, line style)
     ("mechanism_exact", "learned = own ∪ teachers' (fraction of students)", "o", "-"),
     ("own_views_kept", "own views kept", "s", "--"),
@@ -28,23 +27,30 @@ MECHANISM = (  # (key, label, marker, line style)
 )
 
 
-def _check(results: Any) -> None:
-    if not isinstance(results, dict):
-        raise ValueError("results must be a JSON object from `multiview simulate` or `multiview sweep`")
-    if results.get("kind") == "population":
-        raise ValueError(
-            "this is a population file from `multiview train` (no students); plot a results.json written by "
-            "`multiview simulate` or `multiview sweep`"
-        )
-    students = results.get("students")
-    if not isinstance(students, list) or not students:
+def _check(results: object) -> None:
+    if not isinstance(results, DistillResults):
+        raise ValueError("this is a population file from `multiview train` (no students); plot a results.json "
+                         "written by `multiview simulate` or `multiview sweep`")
+    if not results.students:
         raise ValueError("the results file holds no students; run `multiview simulate` or `multiview sweep` first")
-    for s in students:
-        missing = [key for key in STUDENT_KEYS if not isinstance(s, dict) or key not in s]
-        if missing:
-            raise ValueError(f"malformed results file: a student record lacks {missing}")
-    if not isinstance(results.get("ensembles", []), list):
-        raise ValueError("malformed results file: 'ensembles' is not a list")
+
+
+def styles(specs: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Method spec -> (label, colour): the registry's label and colour for the first spec of each method, the
+    spec itself and a colour of its own for the others (``kd:kd_weight=10`` beside ``kd``)."""
+    out, used = {}, set()
+    spare = (f"C{i}" for i in range(4, 100) if i != 7)
+    for spec in specs:
+        m = parse_method(spec)
+        color = m.COLOR if m.COLOR not in used else next(spare)
+        used.add(color)
+        out[spec] = (m.LABEL if spec == m.NAME else spec, color)
+    return out
+
+
+def _order(specs: Sequence[str]) -> list[str]:
+    """Distillation methods first, the no-teacher reference last."""
+    return sorted(specs, key=lambda s: not parse_method(s).USES_TEACHERS)
 
 
 def _stats(values: Sequence[float | None]) -> tuple[float, float] | None:
@@ -56,11 +62,11 @@ def _stats(values: Sequence[float | None]) -> tuple[float, float] | None:
     return m, 0.0 if math.isnan(h) else h
 
 
-def _series(groups: dict[int, list[dict[str, Any]]], key: str) -> tuple[list[int], list[float], list[float]]:
-    """E, means and half-widths of ``key`` for each E in ``groups`` that has a value."""
+def _series(groups: dict[int, list[Any]], key: str) -> tuple[list[int], list[float], list[float]]:
+    """E, means and half-widths of the records' ``key`` for each E in ``groups`` that has a value."""
     es, ms, hs = [], [], []
     for e, records in sorted(groups.items()):
-        st = _stats([r.get(key) for r in records])
+        st = _stats([getattr(r, key) for r in records])
         if st is not None:
             es.append(e)
             ms.append(st[0])
@@ -81,47 +87,31 @@ def _log_errorbar(ax: Axes, es: list[float], means: list[float], hs: list[float]
     _errorbar(ax, es, means, hs, FLOOR, **kw)
 
 
-def _failure_panel(ax: Axes, results: dict[str, Any]) -> None:
-    by_method: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(dict)
-    for (method, e), records in group_students(results).items():
-        by_method[method][e] = records
-    ensembles = group_ensembles(results) if results.get("ensembles") else {}
-    all_e = sorted({e for g in by_method.values() for e in g} | set(ensembles))
-    series = [m for m in (*DISTILL, "ce") if m in by_method] + sorted(set(by_method) - {*DISTILL, "ce"})
+def _failure_panel(ax: Axes, results: DistillResults) -> None:
+    groups = by_method(results)
+    ensembles = group_ensembles(results)
+    all_e = sorted({e for g in groups.values() for e in g} | set(ensembles))
+    series = _order(list(groups))
+    style = styles(series)
     shift = 0.06
     names = [*series, "ensemble"]
     offsets = {name: shift * (i - (len(names) - 1) / 2) for i, name in enumerate(names)}
     for method in series:
-        es, ms, hs = _series(by_method[method], "single_view_failure")
-        label = f"{method} student" if method != "ce" else "ce (no teacher)"
-        _log_errorbar(
-            ax,
-            [e + offsets[method] for e in es],
-            ms,
-            hs,
-            color=COLORS.get(method),
-            marker="o",
-            ls="-" if method != "ce" else "none",
-            label=label,
-        )
-    if "fkd" in by_method:
-        for key, label, marker in (
-            ("uncovered_fraction", "fkd: views uncovered", "v"),
-            ("ideal_uncovered", "fkd: ideal union uncovered", "D"),
+        es, ms, hs = _series(groups[method], "single_view_failure")
+        label, color = style[method]
+        distills = parse_method(method).USES_TEACHERS
+        _log_errorbar(ax, [e + offsets[method] for e in es], ms, hs, color=color, marker="o",
+                      ls="-" if distills else "none", label=label)
+    main = next((m for m in series if parse_method(m).USES_TEACHERS), None)
+    if main is not None:  # the first distillation method's uncovered views and ideal union
+        for key, what, marker in (
+            ("uncovered_fraction", "views uncovered", "v"),
+            ("ideal_uncovered", "ideal union uncovered", "D"),
         ):
-            es, ms, hs = _series(by_method["fkd"], key)
-            _log_errorbar(
-                ax,
-                [e + offsets["fkd"] for e in es],
-                ms,
-                hs,
-                color=COLORS["fkd"],
-                alpha=0.4,
-                marker=marker,
-                ms=4,
-                ls=":" if key == "uncovered_fraction" else "-.",
-                label=label,
-            )
+            es, ms, hs = _series(groups[main], key)
+            _log_errorbar(ax, [e + offsets[main] for e in es], ms, hs, color=style[main][1], alpha=0.4,
+                          marker=marker, ms=4, ls=":" if key == "uncovered_fraction" else "-.",
+                          label=f"{main}: {what}")
     if ensembles:
         es, ms, hs = _series(ensembles, "single_view_failure")
         _log_errorbar(
@@ -129,7 +119,7 @@ def _failure_panel(ax: Axes, results: dict[str, Any]) -> None:
             [e + offsets["ensemble"] for e in es],
             ms,
             hs,
-            color=COLORS["ensemble"],
+            color=ENSEMBLE_COLOR,
             marker="s",
             ls="-",
             label="teacher ensemble",
@@ -160,32 +150,21 @@ def _failure_panel(ax: Axes, results: dict[str, Any]) -> None:
     ax.legend(fontsize=7, loc="best")
 
 
-def _mechanism_panel(ax: Axes, results: dict[str, Any]) -> None:
-    by_method: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(dict)
-    for (method, e), records in group_students(results).items():
-        if e >= 1 and method != "ce":
-            by_method[method][e] = records
-    if not by_method:
+def _mechanism_panel(ax: Axes, results: DistillResults) -> None:
+    groups = {m: g for m, g in by_method(results, min_teachers=1).items() if parse_method(m).USES_TEACHERS}
+    if not groups:
         ax.text(0.5, 0.5, "no students with teachers (E >= 1)", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
-    methods = [m for m in DISTILL if m in by_method] + sorted(set(by_method) - set(DISTILL))
+    methods = _order(list(groups))
+    style = styles(methods)
     for i, method in enumerate(methods):
         for j, (key, label, marker, ls) in enumerate(MECHANISM):
-            es, ms, hs = _series(by_method[method], key)
+            es, ms, hs = _series(groups[method], key)
             dx = 0.05 * (i * len(MECHANISM) + j - (len(methods) * len(MECHANISM) - 1) / 2)
-            _errorbar(
-                ax,
-                [e + dx for e in es],
-                ms,
-                hs,
-                0.0,
-                color=COLORS.get(method),
-                marker=marker,
-                ls=ls,
-                label=f"{method}: {label}",
-            )
-    all_e = sorted({e for g in by_method.values() for e in g})
+            _errorbar(ax, [e + dx for e in es], ms, hs, 0.0, color=style[method][1], marker=marker, ls=ls,
+                      label=f"{method}: {label}")
+    all_e = sorted({e for g in groups.values() for e in g})
     ax.set_xticks(list(range(all_e[0], all_e[-1] + 1)))
     ax.set_xlim(all_e[0] - 0.5, all_e[-1] + 0.5)
     ax.set_ylim(-0.05, 1.1)
@@ -203,19 +182,16 @@ def _save(fig: Figure, output: Path) -> None:
     fig.savefig(output, dpi=120)
 
 
-def plot_results(results: dict[str, Any], output: Path) -> None:
-    """Two panels from a distillation results dict: the failure rate against E (log2 axis, 95% intervals, theory
-    lines) and the mechanism (exact union, own views kept, teachers' new views covered). Writes ``output``."""
+def plot_results(results: DistillResults, output: Path) -> None:
+    """Two panels from distillation results: the failure rate against E (log2 axis, 95% intervals, theory
+    lines) and the mechanism (exact union, own views kept, teachers' new views covered). Writes ``output``.
+    The device that made the results is in the results file, not in the figure."""
     _check(results)
     fig = Figure(figsize=(13, 5.2), layout="constrained")
     ax_fail, ax_mech = fig.subplots(1, 2)
     _failure_panel(ax_fail, results)
     _mechanism_panel(ax_mech, results)
-    cfg = results.get("config", {})
-    n_seeds = len(results.get("seeds_done") or {s.get("seed") for s in results["students"]})
-    env = results.get("environment", {})
-    device = env.get("device_name") or env.get("device", "unknown device")
-    ax_fail.set_title(f"k = {cfg.get('k', '?')}, {n_seeds} seed(s), {device}", fontsize=9)
+    ax_fail.set_title(f"k = {results.config.get('k', '?')}, {len(results.seeds_done)} seed(s)", fontsize=9)
     _save(fig, output)
 
 
@@ -284,7 +260,7 @@ def plot_frontier(points: list[dict[str, Any]], output: Path) -> None:
     _save(fig, output)
 
 
-def plot_mu(runs: Sequence[tuple[float, dict[str, Any]]], output: Path, method: str = "fkd") -> None:
+def plot_mu(runs: Sequence[tuple[float, DistillResults]], output: Path, method: str = "fkd") -> None:
     """What single-view training data do: ``runs`` are (mu, results dict) pairs. Left, the lottery purity of the
     teachers (fraction of (network, class) pairs that learned exactly one view, and both views) against mu; right,
     the ``method`` student's single-view failure against E on a log2 axis, one line per mu, with 2^-(E+1)."""
@@ -295,7 +271,7 @@ def plot_mu(runs: Sequence[tuple[float, dict[str, Any]]], output: Path, method: 
     mus, one, both = [], [], []
     for mu, results in sorted(runs, key=lambda r: r[0]):
         _check(results)
-        purity = lottery_purity(results.get("teachers", []))
+        purity = lottery_purity(results.teachers)
         if purity is not None:
             mus.append(mu)
             one.append(purity[0])
@@ -310,10 +286,9 @@ def plot_mu(runs: Sequence[tuple[float, dict[str, Any]]], output: Path, method: 
     ax_lot.legend(fontsize=8)
     all_e: set[int] = set()
     for i, (mu, results) in enumerate(sorted(runs, key=lambda r: r[0])):
-        groups = {e: ss for (m, e), ss in group_students(results).items() if m == method}
-        es, ms, hs = _series(groups, "single_view_failure")
+        es, ms, hs = _series(by_method(results).get(method, {}), "single_view_failure")
         all_e |= set(es)
-        n_seeds = len(results.get("seeds_done") or [])
+        n_seeds = len(results.seeds_done)
         _log_errorbar(ax_fail, es, ms, hs, color=f"C{i}", marker="o", label=f"mu = {mu:g} ({n_seeds} seeds)")
     if all_e:
         e_line = sorted(all_e)

@@ -1,13 +1,16 @@
-"""Tables from a results.json: mean and 95% interval over seeds per (method, E), ensembles, and the log2 slope."""
+"""Tables from typed results: mean and 95% interval over seeds per (method, E), ensembles, and the log2 slope."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
+
+from multiview.methods import parse_method
+from multiview.records import DistillResults, EnsembleRecord, NetworkRecord, StudentRecord
 
 
 def mean_ci(values: list[float]) -> tuple[float, float]:
@@ -26,24 +29,34 @@ def _fmt(values: list[float | None]) -> str:
     return f"{m:.3f}" if math.isnan(h) else f"{m:.3f} ± {h:.3f}"
 
 
-def group_students(results: dict[str, Any]) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for s in results["students"]:
-        groups[(s["method"], s["teachers"])].append(s)
+def group_students(results: DistillResults) -> dict[tuple[str, int], list[StudentRecord]]:
+    """Students by (method spec, E), sorted."""
+    groups: dict[tuple[str, int], list[StudentRecord]] = defaultdict(list)
+    for s in results.students:
+        groups[(s.method, s.teachers)].append(s)
     return dict(sorted(groups.items()))
 
 
-def group_ensembles(results: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
-    groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for e in results["ensembles"]:
-        groups[e["size"]].append(e)
+def by_method(results: DistillResults, min_teachers: int = 0) -> dict[str, dict[int, list[StudentRecord]]]:
+    """Students by method spec, then by E (E >= ``min_teachers``)."""
+    out: dict[str, dict[int, list[StudentRecord]]] = defaultdict(dict)
+    for (method, e), records in group_students(results).items():
+        if e >= min_teachers:
+            out[method][e] = records
+    return dict(out)
+
+
+def group_ensembles(results: DistillResults) -> dict[int, list[EnsembleRecord]]:
+    groups: dict[int, list[EnsembleRecord]] = defaultdict(list)
+    for e in results.ensembles:
+        groups[e.size].append(e)
     return dict(sorted(groups.items()))
 
 
-def log2_slope(results: dict[str, Any], method: str, max_e: int = 4, key: str = "single_view_failure") -> float | None:
+def log2_slope(results: DistillResults, method: str, max_e: int = 4, key: str = "single_view_failure") -> float | None:
     """Least-squares slope of log2(mean failure) against E over E = 0..max_e (theory: -1)."""
     pts = [
-        (e, np.mean([s[key] for s in ss]))
+        (e, np.mean([getattr(s, key) for s in ss]))
         for (m, e), ss in group_students(results).items()
         if m == method and e <= max_e
     ]
@@ -54,28 +67,28 @@ def log2_slope(results: dict[str, Any], method: str, max_e: int = 4, key: str = 
     return float(np.polyfit(e, np.log2(v), 1)[0])
 
 
-def lottery_purity(networks: list[dict[str, Any]]) -> tuple[float, float] | None:
+def lottery_purity(networks: Sequence[NetworkRecord]) -> tuple[float, float] | None:
     """Fractions of (network, class) pairs that learned exactly one view and both views; None without networks."""
-    pairs = [sum(p) for n in networks for p in n["views_learned"]]
+    pairs = [sum(p) for n in networks for p in n.views_learned]
     if not pairs:
         return None
     return sum(p == 1 for p in pairs) / len(pairs), sum(p == 2 for p in pairs) / len(pairs)
 
 
-def lottery_report(networks: list[dict[str, Any]]) -> str:
+def lottery_report(networks: Sequence[NetworkRecord]) -> str:
     """The single-network claims from a list of network records (teachers of a sweep, or a population)."""
-    pairs = [tuple(p) for n in networks for p in n["views_learned"]]
+    pairs = [tuple(p) for n in networks for p in n.views_learned]
     one = [p for p in pairs if sum(p) == 1]
     first = sum(1 for p in one if p[0])
     p_value = stats.binomtest(first, len(one), 0.5).pvalue if one else float("nan")
-    split = [n["failure_view_not_learned"] for n in networks if n.get("failure_view_not_learned") is not None]
-    split_l = [n["failure_view_learned"] for n in networks if n.get("failure_view_learned") is not None]
+    split = [n.failure_view_not_learned for n in networks if n.failure_view_not_learned is not None]
+    split_l = [n.failure_view_learned for n in networks if n.failure_view_learned is not None]
     return "\n".join(
         [
-            f"Single networks: {len(networks)}; training accuracy {_fmt([n['train_accuracy'] for n in networks])}; "
-            f"multi-view error {_fmt([n['multi_view_error'] for n in networks])}; single-view failure "
-            f"{_fmt([n['single_view_failure'] for n in networks])}; present view not learned "
-            f"{_fmt([n['uncovered_fraction'] for n in networks])}.",
+            f"Single networks: {len(networks)}; training accuracy {_fmt([n.train_accuracy for n in networks])}; "
+            f"multi-view error {_fmt([n.multi_view_error for n in networks])}; single-view failure "
+            f"{_fmt([n.single_view_failure for n in networks])}; present view not learned "
+            f"{_fmt([n.uncovered_fraction for n in networks])}.",
             f"Lottery: {len(one)}/{len(pairs)} = {len(one) / max(len(pairs), 1):.3f} of (network, class) pairs learned "
             f"exactly one view ({sum(1 for p in pairs if sum(p) == 2)} both, {sum(1 for p in pairs if sum(p) == 0)} "
             f"none); the first view won {first}/{len(one)} (two-sided binomial test against 1/2: p = {p_value:.3f}).",
@@ -84,37 +97,27 @@ def lottery_report(networks: list[dict[str, Any]]) -> str:
     )
 
 
-def check_distill(results: dict[str, Any]) -> None:
-    """Reports and plots read distillation results (from simulate or sweep); anything else is a ValueError."""
-    if results.get("kind") != "distill" or not results.get("students"):
-        raise ValueError(
-            "not a distillation results file (no students): use the results.json of "
-            "`multiview simulate` or `multiview sweep`"
-        )
-
-
-def markdown_report(results: dict[str, Any]) -> str:
+def markdown_report(results: DistillResults) -> str:
     """Students per (method, E) and teacher ensembles per E, as Markdown tables."""
-    check_distill(results)
-    n_seeds = len(results.get("seeds_done", []))
-    cfg = results["config"]
+    cfg = results.config
     lines = [
-        f"k = {cfg['k']}, {n_seeds} seed(s); mean ± 95% interval over seeds; views: {results['view_threshold']}",
+        f"k = {cfg['k']}, {len(results.seeds_done)} seed(s); mean ± 95% interval over seeds; views: "
+        f"{results.view_threshold}",
         "",
         "| method | E | failure | FKD theory 2^-(E+1) | uncovered | ideal union | uncovered / ideal | own views kept "
         "| teachers' new views covered | multi-view error |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (method, e), ss in group_students(results).items():
-        unc = np.mean([s["uncovered_fraction"] for s in ss])
-        ideal = np.mean([s["ideal_uncovered"] for s in ss])
+        unc = np.mean([s.uncovered_fraction for s in ss])
+        ideal = np.mean([s.ideal_uncovered for s in ss])
         ratio = f"{unc / ideal:.2f}" if ideal > 0 else "-"
         lines.append(
-            f"| {method} | {e} | {_fmt([s['single_view_failure'] for s in ss])} | {2.0 ** -(e + 1):.4f} "
-            f"| {_fmt([s['uncovered_fraction'] for s in ss])} | {_fmt([s['ideal_uncovered'] for s in ss])} "
-            f"| {ratio} | {_fmt([s['own_views_kept'] for s in ss])} "
-            f"| {_fmt([s['teacher_new_views_covered'] for s in ss])} "
-            f"| {_fmt([s['multi_view_error'] for s in ss])} |"
+            f"| {method} | {e} | {_fmt([s.single_view_failure for s in ss])} | {2.0 ** -(e + 1):.4f} "
+            f"| {_fmt([s.uncovered_fraction for s in ss])} | {_fmt([s.ideal_uncovered for s in ss])} "
+            f"| {ratio} | {_fmt([s.own_views_kept for s in ss])} "
+            f"| {_fmt([s.teacher_new_views_covered for s in ss])} "
+            f"| {_fmt([s.multi_view_error for s in ss])} |"
         )
     ens = group_ensembles(results)
     if ens:
@@ -125,17 +128,17 @@ def markdown_report(results: dict[str, Any]) -> str:
         ]
         for e, es in ens.items():
             lines.append(
-                f"| {e} | {_fmt([x['single_view_failure'] for x in es])} "
-                f"| {_fmt([x['uncovered_fraction'] for x in es])} "
-                f"| {_fmt([x['predicted_uncovered'] for x in es])} "
-                f"| {_fmt([x['multi_view_error'] for x in es])} |"
+                f"| {e} | {_fmt([x.single_view_failure for x in es])} "
+                f"| {_fmt([x.uncovered_fraction for x in es])} "
+                f"| {_fmt([x.predicted_uncovered for x in es])} "
+                f"| {_fmt([x.multi_view_error for x in es])} |"
             )
-    if results.get("teachers"):
-        lines += ["", lottery_report(results["teachers"])]
+    if results.teachers:
+        lines += ["", lottery_report(results.teachers)]
     slopes = []
-    for method in results.get("methods", []):
+    for method in results.methods:
         sl = log2_slope(results, method)
-        if sl is not None and method != "ce":
+        if sl is not None and parse_method(method).USES_TEACHERS:
             slopes.append(f"{method}: {sl:.2f}")
     if slopes:
         lines += ["", "log2 slope of the failure rate against E over E = 0..4 (theory -1): " + ", ".join(slopes)]
@@ -149,28 +152,27 @@ def views_text(v: list[list[bool]]) -> str:
     )
 
 
-def simulate_table(results: dict[str, Any], teachers: int, method: str) -> str:
+def simulate_table(results: DistillResults, teachers: int, method: str) -> str:
     """Per seed: teachers' views, the ensemble's failure, the student's failure and views, and the theory."""
-    lines = [f"views per class: 1 first, 2 second, B both, - none ({results['view_threshold']})", ""]
-    for seed in results["seeds_done"]:
+    lines = [f"views per class: 1 first, 2 second, B both, - none ({results.view_threshold})", ""]
+    for seed in results.seeds_done:
         lines.append(f"seed {seed}")
-        for i, t in enumerate(x for x in results["teachers"] if x["experiment_seed"] == seed):
+        for i, t in enumerate(x for x in results.teachers if x.seed == seed):
             lines.append(
-                f"  teacher {i}: views {views_text(t['views_learned'])}  "
-                f"single-view failure {t['single_view_failure']:.3f}"
+                f"  teacher {i}: views {views_text(t.views_learned)}  single-view failure {t.single_view_failure:.3f}"
             )
-        for e in (x for x in results["ensembles"] if x["seed"] == seed and x["size"] == teachers):
+        for e in (x for x in results.ensembles if x.seed == seed and x.size == teachers):
             lines.append(
-                f"  ensemble of {teachers}: failure {e['single_view_failure']:.3f}, uncovered "
-                f"{e['uncovered_fraction']:.3f}, multi-view error {e['multi_view_error']:.3f}"
+                f"  ensemble of {teachers}: failure {e.single_view_failure:.3f}, uncovered "
+                f"{e.uncovered_fraction:.3f}, multi-view error {e.multi_view_error:.3f}"
             )
-        for s in (x for x in results["students"] if x["seed"] == seed and x["method"] == method):
+        for s in (x for x in results.students if x.seed == seed and x.method == method):
             lines.append(
-                f"  student E={s['teachers']} ({method}): views {views_text(s['views_learned'])}  failure "
-                f"{s['single_view_failure']:.3f}  (theory {s['theory_failure']:.3f})  uncovered "
-                f"{s['uncovered_fraction']:.3f}  ideal union {s['ideal_uncovered']:.3f}  multi-view error "
-                f"{s['multi_view_error']:.3f}"
+                f"  student E={s.teachers} ({method}): views {views_text(s.views_learned)}  failure "
+                f"{s.single_view_failure:.3f}  (theory {s.theory_failure:.3f})  uncovered "
+                f"{s.uncovered_fraction:.3f}  ideal union {s.ideal_uncovered:.3f}  multi-view error "
+                f"{s.multi_view_error:.3f}"
             )
-    if len(results["seeds_done"]) > 1:
+    if len(results.seeds_done) > 1:
         lines += ["", markdown_report(results)]
     return "\n".join(lines)

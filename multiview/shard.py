@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch.distributed as dist
 
-from multiview.experiment import read_results, write_json
-
-MERGED = ("seeds_done", "teachers", "ensembles", "students")
+from multiview.records import DistillResults, read_distill, write_results
 
 
-def merge_files(paths: list[Path]) -> dict[str, Any]:
-    """One results dict from shard files of the same experiment, seeds in order."""
-    parts = [read_results(p) for p in paths]
-    merged = {k: v for k, v in parts[0].items() if k not in MERGED}
-    for key in MERGED:
-        merged[key] = [x for p in parts for x in p[key]]
-    order = {s: i for i, s in enumerate(sorted(merged["seeds_done"]))}
-    merged["seeds_done"].sort()
-    for key in ("teachers", "ensembles", "students"):
-        merged[key].sort(key=lambda x: order[x.get("experiment_seed", x.get("seed"))])
+def merge_files(paths: list[Path]) -> DistillResults:
+    """One results object from shard files of the same experiment, seeds in order."""
+    parts = [read_distill(p) for p in paths]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged.add(part)
+    merged.sort_by_seed()
     return merged
 
 
-def merge_shards(out: Path, world: int, rank: int) -> dict[str, Any]:
+def merge_shards(out: Path, world: int, rank: int) -> DistillResults:
     """Wait for every rank (gloo barrier), then rank 0 writes OUT/results.json from the shard files."""
     if not dist.is_initialized():
         dist.init_process_group("gloo")
@@ -33,7 +27,7 @@ def merge_shards(out: Path, world: int, rank: int) -> dict[str, Any]:
     paths = [out / "shards" / f"rank{r}" / "results.json" for r in range(world)]
     merged = merge_files([p for p in paths if p.exists()])
     if rank == 0:
-        write_json(out / "results.json", merged)
+        write_results(out / "results.json", merged)
     dist.barrier()
     dist.destroy_process_group()
     return merged

@@ -76,6 +76,8 @@ def train(
             progress(1)
         if not bool(active.any()):
             break
+    if progress is not None:  # progress counts steps against the cap: the unused ones count as done
+        progress(cfg.max_steps - 1 - step)
     return w.detach(), TrainLog(fit_step.tolist(), n_steps.tolist())
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fkdapp.errors import ConfigError
+from fkdapp.settings import build, check_known, did_you_mean
 from realdata.data import DATASETS
 from realdata.methods import METHODS
 from realdata.models import MODELS
@@ -33,10 +35,6 @@ SMALL_LR = 0.01
 
 #: Fields that may change between a run and its resumption (where and how it runs, not what it computes).
 RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; the message is one line meant for the user."""
 
 
 def scale_milestones(epochs: int) -> tuple[int, ...]:
@@ -91,10 +89,10 @@ class TrainConfig:
             object.__setattr__(self, name, value)
 
         if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
+            raise ConfigError(f"unknown model {self.model!r}{_hint(self.model, MODELS)}")
         dataset = self.dataset.strip().lower().replace("-", "_")
         if dataset not in DATASETS:
-            raise ConfigError(f"unknown data set {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
+            raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)}")
         fix("dataset", dataset)
         if self.transfer_data is not None:
             transfer = self.transfer_data.strip().lower().replace("-", "_")
@@ -103,7 +101,7 @@ class TrainConfig:
                                   f"{', '.join(DATASETS)}")
             fix("transfer_data", transfer)
         if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {self.method!r}{_hint(self.method, METHODS)}")
         method = METHODS[self.method]
         fix("teachers", tuple(os.path.abspath(t) for t in self.teachers))
         archs = tuple(self.teacher_archs) or (None,) * len(self.teachers)
@@ -161,18 +159,12 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        check_known(d, [f.name for f in dataclasses.fields(cls)])
         d = dict(d)
         for key in ("teachers", "teacher_archs", "milestones"):
-            if d.get(key) is not None:
+            if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])
-        try:
-            return cls(**d)
-        except TypeError as e:  # a required key missing
-            raise ConfigError(f"incomplete config: {e}") from None
+        return build(cls, d)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -192,6 +184,11 @@ class TrainConfig:
     def with_updates(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied and validated again."""
         return dataclasses.replace(self, **changes)
+
+
+def _hint(name: str, choices: Any) -> str:
+    """A did-you-mean suggestion, else the list of choices."""
+    return did_you_mean(name, choices) or f"; choose one of: {', '.join(choices)}"
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

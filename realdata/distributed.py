@@ -32,7 +32,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from fkd.runtime import DeviceError, resolve_device
+from fkdapp.runtime import DeviceError, is_main, rank, resolve_device, world_size
+
+__all__ = ["all_reduce_sum", "barrier", "env_world_size", "global_batch", "is_distributed", "is_main", "rank",
+           "setup", "world_size"]
 
 
 def env_world_size() -> int:
@@ -43,22 +46,6 @@ def env_world_size() -> int:
 def is_distributed() -> bool:
     """True in a process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
-
-
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
-def is_main() -> bool:
-    """True on rank 0 (the one process that writes files and prints), and always outside torchrun (before
-    :func:`setup` has joined the process group, torchrun's ``RANK`` decides)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return os.environ.get("RANK", "0") == "0"
 
 
 def setup(device: str = "auto") -> torch.device:

@@ -15,10 +15,14 @@ Transfer images (cross-data-set distillation, no labels used): the student sees 
 batch in one forward pass (so they must have the same shape); the cross-entropy uses the labelled part, the
 distillation terms (and FKD's feature regulariser) the transfer part, on which the teachers run.
 
-Several processes (torchrun): the per-sample terms (CE, KD, FKD's regulariser) use this rank's shard of the batch;
-the relational terms (FKD's kernel distance, SP, PKT, RKD) use the features of the global batch, gathered from every
-rank by :func:`realdata.distributed.global_batch` (the identity in one process), which also makes their gradient
-come out right after DDP's averaging.
+Several processes (torchrun): the per-sample terms (CE, KD) use this rank's shard of the batch; a relational method
+names in ``GATHERED`` the outputs it compares across samples (FKD, PKT, RKD: pooled features; SP: the last map), and
+:meth:`Distiller.forward` gathers them once from every rank (:func:`realdata.distributed.global_batch`, the identity
+in one process), which also makes their gradient come out right after DDP's averaging. Every term computed from a
+gathered output (FKD's regulariser included) is then a function of the global batch.
+
+Parameters are named for what they weigh (``kd_weight``, ``lambda`` and ``feature_reg`` for FKD, ``sp_weight``,
+``pkt_weight``, ``rkd_weight``), with the same names as the simulation's methods where the objective is the same.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ class Distiller(nn.Module):
     PARAMS: ClassVar[dict[str, float]] = {"ce_weight": 1.0}
     #: Parameters that must be > 0 (the others must be >= 0).
     POSITIVE_PARAMS: ClassVar[tuple[str, ...]] = ()
+    #: Names the parameters had in run configs written before they were named for what they weigh.
+    LEGACY_PARAMS: ClassVar[dict[str, str]] = {}
+    #: Outputs (fields of :class:`Outputs`) the distillation terms compare across samples: gathered once from every
+    #: rank into the global batch before :meth:`distill` sees them.
+    GATHERED: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module] = (), **params: float) -> None:
         super().__init__()
@@ -85,6 +94,7 @@ class Distiller(nn.Module):
     @classmethod
     def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
         """The method's defaults updated with ``params``; unknown names and bad values are a ValueError."""
+        params = {cls.LEGACY_PARAMS.get(k, k): v for k, v in params.items()}
         unknown = sorted(set(params) - set(cls.PARAMS))
         if unknown:
             raise ValueError(f"method {cls.NAME!r} has no parameter {', '.join(map(repr, unknown))}; its parameters: "
@@ -123,9 +133,15 @@ class Distiller(nn.Module):
         with torch.no_grad():
             teachers = [Outputs(*t.forward_features(resize_channels(kernel_images, c)))
                         for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
+        if self.GATHERED:
+            student = self._gathered(student)
+            teachers = [self._gathered(t) for t in teachers]
         # the losses in float32 even under autocast (which would run the kernels' matmuls in bf16)
         with torch.autocast(images.device.type, enabled=False):
             return logits, {"ce": self._ce(logits, labels), **self.distill(student, teachers)}
+
+    def _gathered(self, out: Outputs) -> Outputs:
+        return out._replace(**{name: global_batch(getattr(out, name)) for name in self.GATHERED})
 
     def _ce(self, logits: Tensor, labels: Tensor) -> Tensor:
         return self.params["ce_weight"] * F.cross_entropy(logits.float(), labels)
@@ -136,9 +152,8 @@ class Distiller(nn.Module):
 
 
 def _mean_over_teachers(loss, student: Tensor, teachers: list[Tensor]) -> Tensor:
-    """A pairwise feature loss on the global batch, averaged over the teachers of an ensemble."""
-    student = global_batch(student)
-    return torch.stack([loss(student, global_batch(t)) for t in teachers]).mean(0)
+    """A pairwise feature loss averaged over the teachers of an ensemble."""
+    return torch.stack([loss(student, t) for t in teachers]).mean(0)
 
 
 class CE(Distiller):
@@ -165,19 +180,19 @@ class KD(Distiller):
 
 
 class FKD(Distiller):
-    """Feature Kernel Distillation: CE + lambda * D(rho_S, rho_T) + beta * mean ||h_S||^2 on pooled features.
+    """Feature Kernel Distillation: CE + lambda * D(rho_S, rho_T) + feature_reg * mean ||h_S||^2 on pooled features.
 
     rho is the cosine-normalised feature kernel of the batch; an ensemble's target is the mean of its teachers'
     normalised kernels (``fkd.fkd_loss``).
 
-    Defaults lambda = 100, beta = 1e-4, from a small sweep (``benchmarks/sweep_fkd_weights.py``, numbers in
+    Defaults lambda = 100, feature_reg = 1e-4, from a small sweep (``benchmarks/sweep_fkd_weights.py``, numbers in
     ``benchmarks/results/fkd_sweep.json``) on Fashion-MNIST: resnet20 teacher (CE, 2 epochs: 88.98%) -> resnet8
     student, 2 epochs of the standard recipe scaled (batch 64, lr 0.05 then 0.005), CPU. Test accuracy (%), seeds
     0 / 1 where two were run:
 
     - student alone 86.62 / 86.14; KD 87.25 / 87.01;
-    - FKD, beta 0: lambda 1: 85.88, 10: 87.02, 100: 87.74 / 86.85, 1000: 82.89;
-    - FKD, lambda 100: beta 1e-4: 87.93 / 87.62 (the best, mean 87.78), 1e-3: 87.62, 1e-2: 86.52.
+    - FKD, feature_reg 0: lambda 1: 85.88, 10: 87.02, 100: 87.74 / 86.85, 1000: 82.89;
+    - FKD, lambda 100: feature_reg 1e-4: 87.93 / 87.62 (the best, mean 87.78), 1e-3: 87.62, 1e-2: 86.52.
 
     At lambda 100 the weighted kernel term (about 0.25 at the end) is of the order of the cross-entropy (0.37);
     at 1000 it dominates and costs 4 points. With ||h||^2 about 15 for resnet8 here, beta 1e-4 is a light touch
@@ -186,13 +201,14 @@ class FKD(Distiller):
     """
 
     NAME = "fkd"
-    PARAMS = {"ce_weight": 1.0, "lambda": 100.0, "beta": 1e-4}
+    PARAMS = {"ce_weight": 1.0, "lambda": 100.0, "feature_reg": 1e-4}
+    LEGACY_PARAMS = {"beta": "feature_reg"}
+    GATHERED = ("pooled",)
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
         return {
-            "fkd": self.params["lambda"] * fkd_loss(global_batch(student.pooled),
-                                                    [global_batch(t.pooled) for t in teachers]),
-            "reg": self.params["beta"] * feature_regularizer(student.pooled),
+            "fkd": self.params["lambda"] * fkd_loss(student.pooled, [t.pooled for t in teachers]),
+            "reg": self.params["feature_reg"] * feature_regularizer(student.pooled),
         }
 
 
@@ -200,35 +216,42 @@ class SP(Distiller):
     """Similarity-Preserving KD: CE + 3000 * SP loss on the last feature map, flattened (mean over teachers)."""
 
     NAME = "sp"
-    PARAMS = {"ce_weight": 1.0, "beta": 3000.0}
+    PARAMS = {"ce_weight": 1.0, "sp_weight": 3000.0}
+    LEGACY_PARAMS = {"beta": "sp_weight"}
+    GATHERED = ("fmap",)
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
         loss = _mean_over_teachers(sp_loss, student.fmap.flatten(1), [t.fmap.flatten(1) for t in teachers])
-        return {"sp": self.params["beta"] * loss}
+        return {"sp": self.params["sp_weight"] * loss}
 
 
 class PKT(Distiller):
     """Probabilistic Knowledge Transfer: CE + 30000 * PKT loss on pooled features (mean over teachers)."""
 
     NAME = "pkt"
-    PARAMS = {"ce_weight": 1.0, "beta": 30000.0}
+    PARAMS = {"ce_weight": 1.0, "pkt_weight": 30000.0}
+    LEGACY_PARAMS = {"beta": "pkt_weight"}
+    GATHERED = ("pooled",)
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
-        return {"pkt": self.params["beta"] * _mean_over_teachers(pkt_loss, student.pooled,
-                                                                  [t.pooled for t in teachers])}
+        return {"pkt": self.params["pkt_weight"] * _mean_over_teachers(pkt_loss, student.pooled,
+                                                                        [t.pooled for t in teachers])}
 
 
 class RKD(Distiller):
     """Relational KD: CE + 1 * (25 * distance + 50 * angle loss) on pooled features (mean over teachers)."""
 
     NAME = "rkd"
-    PARAMS = {"ce_weight": 1.0, "beta": 1.0, "w_d": 25.0, "w_a": 50.0}
+    PARAMS = {"ce_weight": 1.0, "rkd_weight": 1.0, "w_d": 25.0, "w_a": 50.0}
+    LEGACY_PARAMS = {"beta": "rkd_weight"}
+    GATHERED = ("pooled",)
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
         def loss(s: Tensor, t: Tensor) -> Tensor:
             return rkd_loss(s, t, w_d=self.params["w_d"], w_a=self.params["w_a"])
 
-        return {"rkd": self.params["beta"] * _mean_over_teachers(loss, student.pooled, [t.pooled for t in teachers])}
+        return {"rkd": self.params["rkd_weight"] * _mean_over_teachers(loss, student.pooled,
+                                                                        [t.pooled for t in teachers])}
 
 
 #: Method name -> Distiller class: the one place a method is looked up by name.

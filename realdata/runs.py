@@ -31,7 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fkd.runtime import atomic_write, atomic_write_text
+from fkdapp.errors import UserError
+from fkdapp.runtime import atomic_write, atomic_write_text
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
 from realdata.models import MODELS, build
@@ -39,7 +40,7 @@ from realdata.models import MODELS, build
 CHECKPOINT_FORMAT = 1
 
 
-class RunError(Exception):
+class RunError(UserError):
     """A problem with a run folder or a checkpoint; the message is one line meant for the user."""
 
 

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from fkd.runtime import environment, resolve_device
+from fkdapp.errors import ConfigError, UserError
+from fkdapp.progress import Progress
+from fkdapp.runtime import environment, resolve_device
 from realdata import distributed
-from realdata.config import ConfigError, TrainConfig
+from realdata.config import TrainConfig
 from realdata.data import (
     ImageData,
     adapt,
@@ -55,7 +56,7 @@ from realdata.runs import (
 )
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(UserError):
     """A loss became NaN or infinite; the message says where (epoch, step, which named loss)."""
 
 
@@ -83,32 +84,6 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-
-
-# ------------------------------------------------------------------------------------------------- progress
-
-
-class Progress:
-    """A one-line progress display on a terminal, redrawn with ``\\r`` at most every ``interval`` seconds."""
-
-    def __init__(self, stream: TextIO = sys.stderr, interval: float = 0.25) -> None:
-        self.stream, self.interval = stream, interval
-        self._last = -math.inf
-        self._width = 0
-
-    def update(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= self.interval:
-            self._last = now
-            self._width = max(self._width, len(text))
-            self.stream.write("\r" + text.ljust(self._width))
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
@@ -168,7 +143,6 @@ class Trainer:
         self.forward = torch.compile(forward) if config.compile else forward
         # a host sync every step is free on the CPU; on a GPU it would stall the queue
         self.sync_every = 1 if self.device.type == "cpu" else 25
-        self.loss_names: list[str] = []
         self.epoch = 0
         self.best_acc = -math.inf
         self.best_epoch = 0
@@ -183,9 +157,9 @@ class Trainer:
         x = normalize(self._shard(augment(x, self.generator)), data.mean, data.std)
         return x.contiguous(memory_format=self.memory_format)
 
-    def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None) -> Tensor:
-        """One SGD step on a uint8 global batch (this rank trains on its shard of it); returns this rank's
-        [total loss, each named loss, number correct] (not synced)."""
+    def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None) -> dict[str, Tensor]:
+        """One SGD step on a uint8 global batch (this rank trains on its shard of it); returns this rank's named
+        losses, their ``total`` and the number ``correct`` (detached, on the device, not synced)."""
         images = self._images(x, self.data)
         y = self._shard(y)
         transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
@@ -195,11 +169,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        if not self.loss_names:
-            self.loss_names = list(losses)
-        correct = (logits.argmax(1) == y).sum()
-        return torch.stack([total.detach().float(), *(v.detach().float() for v in losses.values()),
-                            correct.float()])
+        return {"total": total.detach().float(), **{k: v.detach().float() for k, v in losses.items()},
+                "correct": (logits.argmax(1) == y).sum().float()}
 
     def _transfer_order(self, steps: int) -> Tensor:
         """Indices into the transfer set for one epoch: fresh permutations, as many as ``steps`` batches need."""
@@ -207,25 +178,27 @@ class Trainer:
         repeats = math.ceil(steps * self.config.batch_size / n)
         return torch.cat([torch.randperm(n, generator=self.generator, device=self.device) for _ in range(repeats)])
 
-    def _check_finite(self, block: Tensor, epoch: int, first_step: int) -> None:
-        losses = block[:, :-1]
-        bad = ~torch.isfinite(losses)
+    def _check_finite(self, block: dict[str, Tensor], epoch: int, first_step: int) -> None:
+        """A NonFiniteLoss naming the first step and loss (a named one before the total) that is not finite."""
+        names = [n for n in block if n not in ("total", "correct")] + ["total"]
+        bad = torch.stack([~torch.isfinite(block[n]) for n in names], 1)  # (steps, names)
         if bad.any():
             row = int(bad.any(1).nonzero()[0])
-            named = bad[row, 1:].nonzero()
-            name = self.loss_names[int(named[0])] if len(named) else "total"
-            value = float(losses[row, 1 + int(named[0])] if len(named) else losses[row, 0])
+            name = names[int(bad[row].nonzero()[0])]
             raise NonFiniteLoss(f"epoch {epoch}, step {first_step + row}/{self.steps_per_epoch}: the {name!r} loss "
-                                f"is {value}; training stopped")
+                                f"is {float(block[name][row])}; training stopped")
 
-    def _reduce(self, block: Tensor) -> Tensor:
-        """Rows of [losses..., correct] summed over ranks, the losses then divided by the number of ranks: the
-        global batch's mean losses and number correct (so every rank stops on the same non-finite loss)."""
-        if self.world == 1:
-            return block
-        block = distributed.all_reduce_sum(block)
-        block[:, :-1] /= self.world
-        return block
+    def _sync(self, pending: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """The pending steps' named values, one (steps,) float64 CPU tensor per name: in several processes summed
+        over ranks and the losses divided by the number of ranks, i.e. the global batch's mean losses and number
+        correct (so every rank stops on the same non-finite loss). One transfer for all of them."""
+        names = list(pending[0])
+        block = torch.stack([torch.stack([step[n] for n in names]) for step in pending])  # (steps, names)
+        if self.world > 1:
+            block = distributed.all_reduce_sum(block)
+            block[:, [i for i, n in enumerate(names) if n != "correct"]] /= self.world
+        block = block.double().cpu()
+        return {n: block[:, i] for i, n in enumerate(names)}
 
     def train_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
         """One pass over the training set; returns the epoch's lr, mean losses, train accuracy (%) and speed."""
@@ -235,32 +208,32 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         steps, bs = self.steps_per_epoch, cfg.batch_size
         order = None if self.transfer is None else self._transfer_order(steps)
-        sums: Tensor | None = None
-        pending: list[Tensor] = []
+        sums: dict[str, float] = {}
+        pending: list[dict[str, Tensor]] = []
         start = time.perf_counter()
         for step, idx in enumerate(batches(data.train_x.shape[0], bs, self.generator), start=1):
             transfer_x = None if order is None else self.transfer.train_x[order[(step - 1) * bs : step * bs]]
             pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x))
             if len(pending) == self.sync_every or step == steps:
-                block = self._reduce(torch.stack(pending)).double().cpu()
+                block = self._sync(pending)
                 self._check_finite(block, epoch, step - len(pending) + 1)
-                sums = block.sum(0) if sums is None else sums + block.sum(0)
+                for name, values in block.items():
+                    sums[name] = sums.get(name, 0.0) + float(values.sum())
                 pending = []
                 if progress is not None:
                     elapsed = time.perf_counter() - start
-                    progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums[0] / step:.4f} "
-                                    f"acc {100 * sums[-1] / (step * bs):.2f}% {step * bs / elapsed:.0f} img/s",
+                    progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums['total'] / step:.4f} "
+                                    f"acc {100 * sums['correct'] / (step * bs):.2f}% {step * bs / elapsed:.0f} img/s",
                                     force=step == steps)
         seconds = time.perf_counter() - start
         self.scheduler.step()
         self.epoch = epoch
-        mean = (sums / steps).tolist()
         return {
             "epoch": epoch,
             "lr": lr,
-            "loss": mean[0],
-            "losses": dict(zip(self.loss_names, mean[1:-1], strict=True)),
-            "train_acc": 100.0 * float(sums[-1]) / (steps * bs),
+            "loss": sums["total"] / steps,
+            "losses": {k: v / steps for k, v in sums.items() if k not in ("total", "correct")},
+            "train_acc": 100.0 * sums["correct"] / (steps * bs),
             "images_per_s": steps * bs / seconds,
             "seconds": seconds,
         }
@@ -330,62 +303,90 @@ def run_training(
 
     Under torchrun every rank calls this with the same arguments: each trains its shard of every global batch, and
     rank 0 alone downloads, evaluates, writes the run folder, shows ``progress`` and calls ``on_epoch_end``.
-    Raises ConfigError / RunError / DataError / CheckpointError / NonFiniteLoss, each with a one-line message.
+    Raises a one-line UserError (ConfigError, RunError, DataError, CheckpointError, NonFiniteLoss) on bad input.
     """
     device = distributed.setup(config.device)
     main = distributed.is_main()
-    if not main:
-        progress = on_epoch_end = None
     teachers, config = load_teachers(config)
     run = RunDir(out)
     resuming = run.check_start(config, resume)
+    data, transfer = load_data_once(config, download, device)
+    trainer = build_trainer(config, teachers, data, transfer, device)
+    if resuming and run.last_path.is_file():
+        trainer.load_state_dict(read_checkpoint(run.last_path))
+    distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
     if main:
-        data, transfer = load_data(config, download, device)
-    distributed.barrier()  # rank 0 has fetched any missing data set
-    if not main:
-        data, transfer = load_data(config, False, device)
+        open_run(run, config, trainer, device, resuming)
+    for _ in range(trainer.epoch + 1, config.epochs + 1):
+        row = train_epoch_or_stop(trainer, run, progress if main else None)
+        if main:
+            end_epoch(trainer, run, row)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
+        distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
+    return summarize(run, config)
+
+
+def load_data_once(config: TrainConfig, download: bool, device: torch.device) -> tuple[ImageData, ImageData | None]:
+    """The data on every rank, rank 0 first (it alone fetches a missing data set)."""
+    if distributed.is_main():
+        loaded = load_data(config, download, device)
+    distributed.barrier()
+    if not distributed.is_main():
+        loaded = load_data(config, False, device)
+    return loaded
+
+
+def build_trainer(config: TrainConfig, teachers: list[LoadedModel], data: ImageData, transfer: ImageData | None,
+                  device: torch.device) -> Trainer:
+    """The student (seeded), its method around the frozen teachers, and the trainer."""
     method = METHODS[config.method]
     check_teachers(method, teachers, data)
     torch.manual_seed(config.seed)
     student = build(config.model, num_classes=data.num_classes, in_channels=data.in_channels)
     distiller = method(student, [t.model for t in teachers], **config.params)
-    trainer = Trainer(config, distiller, data, transfer, device)
-    if resuming and run.last_path.is_file():
-        trainer.load_state_dict(read_checkpoint(run.last_path))
-    distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
-    if main:
-        if resuming:
-            run.truncate_metrics(trainer.epoch)
-        run.start(config, {**environment(device), "world_size": trainer.world},
-                  resumed_at=trainer.epoch if resuming else None)
+    return Trainer(config, distiller, data, transfer, device)
 
-    for _ in range(trainer.epoch + 1, config.epochs + 1):
-        try:
-            row = trainer.train_epoch(progress)
-        except NonFiniteLoss as e:
-            kept = f"last good checkpoint: {run.last_path} (epoch {trainer.epoch})" if trainer.epoch else \
-                "no checkpoint was written"
-            raise NonFiniteLoss(f"{e}; {kept}") from None
-        finally:
-            if progress is not None:
-                progress.close()
-        if main:
-            eval_start = time.perf_counter()
-            acc = trainer.evaluate()
-            improved = acc > trainer.best_acc
-            if improved:
-                trainer.best_acc, trainer.best_epoch = acc, trainer.epoch
-            row.update(test_acc=acc, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
-            run.append_metrics(row)
-            if improved:
-                atomic_save(trainer.checkpoint(test_acc=acc), run.best_path)
-            atomic_save(trainer.state_dict(), run.last_path)
-            if on_epoch_end is not None:
-                on_epoch_end(row)
-        distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
 
+def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.device, resuming: bool) -> None:
+    """Rank 0: drop metrics past the checkpoint being resumed, record the config and environment."""
+    if resuming:
+        run.truncate_metrics(trainer.epoch)
+    run.start(config, {**environment(device), "world_size": trainer.world},
+              resumed_at=trainer.epoch if resuming else None)
+
+
+def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None) -> dict[str, Any]:
+    """One epoch; a non-finite loss stops the run with a message naming the last good checkpoint."""
+    try:
+        return trainer.train_epoch(progress)
+    except NonFiniteLoss as e:
+        kept = f"last good checkpoint: {run.last_path} (epoch {trainer.epoch})" if trainer.epoch else \
+            "no checkpoint was written"
+        raise NonFiniteLoss(f"{e}; {kept}") from None
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any]) -> None:
+    """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically."""
+    eval_start = time.perf_counter()
+    acc = trainer.evaluate()
+    improved = acc > trainer.best_acc
+    if improved:
+        trainer.best_acc, trainer.best_epoch = acc, trainer.epoch
+    row.update(test_acc=acc, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+    run.append_metrics(row)
+    if improved:
+        atomic_save(trainer.checkpoint(test_acc=acc), run.best_path)
+    atomic_save(trainer.state_dict(), run.last_path)
+
+
+def summarize(run: RunDir, config: TrainConfig) -> dict[str, Any]:
+    """Last and best test accuracy (the first epoch of the best) from the run's metrics."""
     rows = run.read_metrics()
-    best = max(rows, key=lambda r: r["test_acc"]) if rows else None  # the first epoch of the best accuracy
+    best = max(rows, key=lambda r: r["test_acc"]) if rows else None
     return {"out": str(run.path), "epochs": config.epochs, "last_acc": rows[-1]["test_acc"] if rows else None,
             "best_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else 0}
 

@@ -2,9 +2,10 @@
 
 Variants: ``mean`` (fkd, mean of the teachers' normalised kernels), ``concat`` (fkd on the concatenated, RMS-scaled
 teacher features), ``raw`` (fkd-raw, raw kernels), ``mean-eps0.32`` (``mean`` with a softer normalisation,
-h / sqrt(||h||^2 + 0.1)). Lambda is the config value (fkd_lambda or fkd_raw_lambda); the weight a student of E
-teachers gets is lambda * E * k / 10. Each (variant, lambda) is one resumable sweep under OUT; the
-points (means over seeds, with 95% intervals from 3 seeds on) go to OUT/frontier.json and the figure to --figure.
+h / sqrt(||h||^2 + 0.1)). Lambda is the method's parameter (``fkd:lambda=...``); the weight a student of E teachers
+gets is lambda * E * k / 10. Every (variant, lambda) is a method spec of one resumable sweep in OUT (teachers trained
+once per seed); the points (means over seeds, with 95% intervals from 3 seeds on) go to OUT/frontier.json and the
+figure to --figure.
 
     python scripts/multiview_frontier.py --seeds 2 --out runs/frontier --figure figures/multiview_frontier.png
 """
@@ -16,18 +17,19 @@ import json
 import math
 from pathlib import Path
 
-from fkd.runtime import resolve_device
+from fkdapp.runtime import resolve_device, write_json
 from multiview.cli import run_script
 from multiview.config import Config
-from multiview.experiment import distill_experiment, write_json
+from multiview.experiment import distill_experiment
+from multiview.methods import parse_method
 from multiview.plot import plot_frontier
-from multiview.report import mean_ci
+from multiview.report import by_method, mean_ci
 
-VARIANTS = {  # name -> (method, config field scaled, base config changes)
-    "mean": ("fkd", "fkd_lambda", {}),
-    "concat": ("fkd", "fkd_lambda", {"kernel_ensemble": "concat"}),
-    "raw": ("fkd-raw", "fkd_raw_lambda", {}),
-    "mean-eps0.32": ("fkd", "fkd_lambda", {"kernel_eps": 0.316}),  # eps^2 = 0.1 inside the norms
+VARIANTS = {  # name -> method spec (lambda is scaled from the method's default)
+    "mean": "fkd",
+    "concat": "fkd:ensemble=concat",
+    "raw": "fkd-raw",
+    "mean-eps0.32": "fkd:eps=0.316",  # eps^2 = 0.1 inside the norms
 }
 SCALES = (0.3, 1.0, 3.0)  # x the default lambda
 
@@ -46,36 +48,38 @@ def main() -> None:
     counts = [0, *sorted(int(e) for e in args.teachers.split(","))]
     device = resolve_device(args.device)
     base = Config.load(args.config) if args.config else Config()
+    variants = args.variants.split(",")
+    scales = [float(x) for x in args.scales.split(",")]
+    specs = {}  # (variant, scale) -> spec
+    for variant in variants:
+        method = parse_method(VARIANTS[variant], base)
+        for scale in scales:
+            lam = method.params["lambda"] * scale
+            specs[variant, scale] = method.with_params(**{"lambda": lam})
+    r = distill_experiment(base, list(range(args.seeds)), counts, list(specs.values()), device, args.out)
+    groups = by_method(r, min_teachers=1)
     points = []
-    for variant in args.variants.split(","):
-        method, field, changes = VARIANTS[variant]
-        for scale in (float(s) for s in args.scales.split(",")):
-            lam = getattr(base, field) * scale
-            cfg = base.with_(**changes, **{field: lam})
-            out = args.out / f"{variant}-x{scale:g}"
-            r = distill_experiment(cfg, list(range(args.seeds)), counts, [method], device, out)
-            for e in counts[1:]:
-                ss = [s for s in r["students"] if s["teachers"] == e]
-                own = mean_ci([s["own_views_kept"] for s in ss])
-                new = mean_ci(
-                    [s["teacher_new_views_covered"] for s in ss if s["teacher_new_views_covered"] is not None]
-                )
-                ratio = [s["uncovered_fraction"] / s["ideal_uncovered"] for s in ss if s["ideal_uncovered"] > 0]
-                points.append(
-                    {
-                        "variant": variant,
-                        "lambda": lam,
-                        "teachers": e,
-                        "seeds": len(ss),
-                        "own_views_kept": own[0],
-                        "scale": scale,
-                        "own_ci": None if math.isnan(own[1]) or len(ss) < 3 else own[1],
-                        "teacher_new_views_covered": new[0],
-                        "new_ci": None if math.isnan(new[1]) or len(ss) < 3 else new[1],
-                        "uncovered_over_ideal": sum(ratio) / max(len(ratio), 1),
-                    }
-                )
-                print(json.dumps(points[-1]))
+    for (variant, scale), method in specs.items():
+        for e in counts[1:]:
+            ss = groups[method.spec][e]
+            own = mean_ci([s.own_views_kept for s in ss])
+            new = mean_ci([s.teacher_new_views_covered for s in ss if s.teacher_new_views_covered is not None])
+            ratio = [s.uncovered_fraction / s.ideal_uncovered for s in ss if s.ideal_uncovered > 0]
+            points.append(
+                {
+                    "variant": variant,
+                    "lambda": method.params["lambda"],
+                    "teachers": e,
+                    "seeds": len(ss),
+                    "own_views_kept": own[0],
+                    "scale": scale,
+                    "own_ci": None if math.isnan(own[1]) or len(ss) < 3 else own[1],
+                    "teacher_new_views_covered": new[0],
+                    "new_ci": None if math.isnan(new[1]) or len(ss) < 3 else new[1],
+                    "uncovered_over_ideal": sum(ratio) / max(len(ratio), 1),
+                }
+            )
+            print(json.dumps(points[-1]))
     write_json(args.out / "frontier.json", {"config": base.to_dict(), "device": str(device), "points": points})
     plot_frontier(points, args.figure)
     print(f"wrote {args.figure} and {args.out / 'frontier.json'}")

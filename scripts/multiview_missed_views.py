@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
-from fkd.runtime import environment, resolve_device
+from fkdapp.runtime import environment, resolve_device, write_json
 from multiview.cli import run_script
 from multiview.config import Config
 from multiview.data import derive_seed, make_data
 from multiview.distill import Student, Targets, student_objective
-from multiview.experiment import BATCH_STREAM, STUDENT_STREAM, network_seeds, train_networks, write_json
+from multiview.experiment import BATCH_STREAM, STUDENT_STREAM, network_seeds, train_networks
 from multiview.measure import views_learned
+from multiview.methods import CE, FKD
 from multiview.population import evaluate, init_weights, view_correlations
 from multiview.train import train
 
@@ -32,7 +33,7 @@ def seed_cells(cfg: Config, seed: int, counts: list[int], device: torch.device) 
     w_t, _ = train_networks(cfg, data, network_seeds(seed, max(counts)))
     corr_t = view_correlations(w_t, data.features, cfg)
     learned_t = views_learned(corr_t, cfg)
-    students = [Student("ce", 0)] + [Student("fkd", e) for e in counts]
+    students = [Student(CE(), 0)] + [Student(FKD(), e) for e in counts]
     w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(students), device)
     g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
     objective = student_objective(students, Targets(*evaluate(w_t, data.train.x, cfg)), data.train.y, cfg, g)

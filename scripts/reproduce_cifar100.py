@@ -2,9 +2,9 @@
 """Reproduce the main CIFAR-100 table of Feature Kernel Distillation (He & Ozay, ICLR 2022) with ``realdata``.
 
 For every teacher -> student pair (default: the paper's four) and every method (the student alone, KD, RKD, SP, PKT,
-FKD without the feature regulariser (beta 0) and FKD with the default beta), ``--seeds`` students are trained with
-the standard recipe (SGD, batch 64, lr 0.05 (0.01 for ShuffleV1), 240 epochs, lr x0.1 at 150/180/210; see
-``../shared/benchmarks.md``). Each teacher is trained once (seed 0, cross-entropy, the same recipe) unless
+FKD without the feature regulariser (feature_reg 0) and FKD with the default feature_reg), ``--seeds`` students are
+trained with the standard recipe (SGD, batch 64, lr 0.05 (0.01 for ShuffleV1), 240 epochs, lr x0.1 at 150/180/210;
+``realdata/config.py``). Each teacher is trained once (seed 0, cross-entropy, the same recipe) unless
 ``--teacher-dir`` holds the published checkpoints (``resnet32x4.pth``, ``vgg13.pth``, ``ResNet50.pth``, each
 ``{'model': state_dict}``). Every run is a ``realdata`` run folder under ``--out``::
 
@@ -34,10 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fkd.runtime import DeviceError, atomic_write_text
+from fkdapp.runtime import DeviceError, atomic_write_text
 from realdata import distributed
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError
+from realdata.methods import METHODS as DISTILLERS
 from realdata.models import MODELS
 from realdata.runs import RunDir, RunError, report
 from realdata.train import NonFiniteLoss, Progress, evaluate_checkpoint, run_training
@@ -62,7 +63,7 @@ METHODS: dict[str, Method] = {
     "rkd": Method("RKD", "rkd"),
     "sp": Method("SP", "sp"),
     "pkt": Method("PKT", "pkt"),
-    "fkd-noreg": Method("FKD without feature reg.", "fkd", {"beta": 0.0}),
+    "fkd-noreg": Method("FKD without feature reg.", "fkd", {"feature_reg": 0.0}),
     "fkd": Method("FKD", "fkd"),
 }
 
@@ -163,7 +164,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
               "device": args.device}
     teachers: dict[str, str] = {}
     teacher_jobs = []
-    needs_teacher = any(METHODS[k].method != "ce" for k in keys)
+    needs_teacher = any(DISTILLERS[METHODS[k].method].NEEDS_TEACHER for k in keys)
     for arch in dict.fromkeys(t for t, _ in pairs) if needs_teacher else ():
         if args.teacher_dir is not None:
             path = Path(args.teacher_dir).absolute() / f"{arch}.pth"
@@ -179,7 +180,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         for teacher, student in pairs:
             for key in keys:
                 m = METHODS[key]
-                if m.method == "ce":
+                if not DISTILLERS[m.method].NEEDS_TEACHER:
                     folder, name = out / "runs" / "ce" / student / f"s{seed}", f"{student} alone, seed {seed}"
                     config = TrainConfig(model=student, seed=seed, **common)
                 else:
@@ -319,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", default=",".join(PAIRS), help="Comma-separated TEACHER->STUDENT pairs.")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"Comma-separated, from: {', '.join(METHODS)} (ce: the student alone; fkd-noreg: FKD with "
-                        f"beta 0).")
+                        f"feature_reg 0).")
     p.add_argument("--teacher-dir", default=None,
                    help="Folder of published teachers named <arch>.pth ({'model': state_dict}), used instead of "
                         "training the teachers.")

@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from realdata import data as D
 from realdata.data import (
     DATASETS,
-    BatchStream,
     DataError,
     ImageData,
     adapt,
@@ -29,6 +27,7 @@ from realdata.data import (
     pad_to,
     resize_channels,
 )
+from realdata.data import formats as D
 
 # ------------------------------------------------------------------------------------------- file builders
 
@@ -448,17 +447,10 @@ def test_batches_permutation_per_epoch_and_deterministic():
     assert all(torch.equal(torch.cat(list(batches(10, 5, g2))), e) for e in epochs)
 
 
-def test_batches_drop_last_and_stream():
+def test_batches_drop_last():
     assert [len(b) for b in batches(10, 4, gen(1))] == [4, 4]
     tail = list(batches(10, 4, gen(1), drop_last=False))
     assert [len(b) for b in tail] == [4, 4, 2] and sorted(torch.cat(tail).tolist()) == list(range(10))
-    s = BatchStream(10, 4, gen(2))
-    assert len(s) == 2 and len(BatchStream(10, 4, gen(2), drop_last=False)) == 3
-    first, second = torch.cat(list(s)), torch.cat(list(s))
-    assert len(first) == 8 and not torch.equal(first, second)
-    g = gen(2)
-    assert torch.equal(torch.cat(list(batches(10, 4, g))), first)
-    assert torch.equal(torch.cat(list(batches(10, 4, g))), second)
 
 
 def test_eval_batches_in_order():

@@ -3,6 +3,7 @@ the single-process ones on the concatenated batch, and ``torchrun -m realdata di
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -128,7 +129,10 @@ def _worker(rank: int, folder: str) -> None:
     except Exception:  # the first rank to fail leaves its reason (the other one then fails on a lost connection)
         Path(folder, f"rank{rank}.err").write_text(traceback.format_exc())
         raise
+    else:
+        dist.barrier()  # both ranks done with every collective before the group goes (else gloo may abort at exit)
     finally:
+        gc.collect()  # the DDP reducers of the checks go before their process group
         dist.destroy_process_group()
 
 

@@ -45,9 +45,12 @@ def test_registry_and_standard_weights():
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
     assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}
-    assert METHODS["sp"].PARAMS["beta"] == 3000 and METHODS["pkt"].PARAMS["beta"] == 30000
-    assert METHODS["rkd"].PARAMS == {"ce_weight": 1.0, "beta": 1.0, "w_d": 25.0, "w_a": 50.0}
-    assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "beta"}
+    assert METHODS["sp"].PARAMS["sp_weight"] == 3000 and METHODS["pkt"].PARAMS["pkt_weight"] == 30000
+    assert METHODS["rkd"].PARAMS == {"ce_weight": 1.0, "rkd_weight": 1.0, "w_d": 25.0, "w_a": 50.0}
+    assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "feature_reg"}
+    # run configs written before the parameters were named for what they weigh still load
+    assert METHODS["fkd"].resolve_params({"beta": 0.5})["feature_reg"] == 0.5
+    assert METHODS["sp"].resolve_params({"beta": 7.0})["sp_weight"] == 7.0
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -58,10 +61,12 @@ def test_each_method_lowers_its_loss(method):
     totals = []
     for _ in range(8):
         row = trainer.train_step(x, y)
-        assert torch.isfinite(row).all()
-        assert row[0].item() == pytest.approx(row[1:-1].sum().item(), rel=1e-5)  # named losses sum to the total
-        totals.append(row[0].item())
-    assert trainer.loss_names[0] == "ce" and (method == "ce") == (len(trainer.loss_names) == 1)
+        assert all(torch.isfinite(v) for v in row.values())
+        named = [k for k in row if k not in ("total", "correct")]
+        assert row["total"].item() == pytest.approx(sum(row[k].item() for k in named), rel=1e-5)
+        totals.append(row["total"].item())
+    assert named[0] == "ce" and (method == "ce") == (len(named) == 1)
+    assert 0 <= row["correct"].item() <= x.shape[0]
     assert sum(totals[-2:]) < sum(totals[:2]), totals
 
 
@@ -97,7 +102,7 @@ def test_losses_are_the_cores_with_the_standard_weights():
     mean_kernel = (normalized_kernel(ts[0].pooled) + normalized_kernel(ts[1].pooled)) / 2
     assert torch.allclose(teacher_kernel([t.pooled for t in ts]), mean_kernel)
     assert torch.allclose(got["fkd"]["fkd"], fkd["lambda"] * kernel_distance(normalized_kernel(s.pooled), mean_kernel))
-    assert torch.allclose(got["fkd"]["reg"], fkd["beta"] * feature_regularizer(s.pooled))
+    assert torch.allclose(got["fkd"]["reg"], fkd["feature_reg"] * feature_regularizer(s.pooled))
     # feature baselines: the loss averaged over the teachers
     sp = torch.stack([sp_loss(s.fmap.flatten(1), t.fmap.flatten(1)) for t in ts]).mean()
     assert torch.allclose(got["sp"]["sp"], 3000 * sp)
@@ -130,7 +135,7 @@ def test_transfer_images_feed_the_kernel_term_and_labels_the_ce():
         _, t_pooled, _ = distiller.teachers[0].forward_features(t)
     assert logits.shape == (8, 10)
     assert torch.allclose(losses["ce"], F.cross_entropy(s_logits[:8], y), atol=1e-5)
-    lam, beta = distiller.params["lambda"], distiller.params["beta"]
+    lam, beta = distiller.params["lambda"], distiller.params["feature_reg"]
     assert torch.allclose(losses["fkd"], lam * fkd_loss(s_pooled[8:], t_pooled), atol=1e-5)
     assert torch.allclose(losses["reg"], beta * feature_regularizer(s_pooled[8:]), atol=1e-5)
 

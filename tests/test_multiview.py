@@ -12,12 +12,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from fkdapp.errors import UserError
 from multiview.cli import main
 from multiview.config import Config, ConfigError
 from multiview.data import make_data
-from multiview.experiment import distill_experiment, read_results
+from multiview.experiment import distill_experiment
 from multiview.measure import covered, ensemble_report, error_report, views_learned
 from multiview.population import _Features, evaluate, features, init_weights, smooth_relu, view_correlations
+from multiview.records import read_results
 from multiview.train import cross_entropy, train
 
 # small and fast, with a visible lottery: see the E = 1 test below
@@ -123,7 +125,7 @@ def test_fused_features_match_reference(tiny, tiny_data):
     (g1,) = torch.autograd.grad((h * h.sin()).sum(), w)
     (g2,) = torch.autograd.grad((ref * ref.sin()).sum(), w)
     assert torch.allclose(g1, g2, atol=1e-10)
-    assert issubclass(_Features, torch.autograd.Function)
+    assert type(h.grad_fn).__name__ == f"{_Features.__name__}Backward"  # the fused path, not autograd's graph
 
 
 # ---------------------------------------------------------------- population
@@ -204,13 +206,13 @@ def test_error_report_and_ensemble_on_hand_made_logits(tiny, tiny_data):
         (dict(n_train=0), "n_train"),
         (dict(lr=-1.0), "lr"),
         (dict(view_coef=(2.0, 1.0)), "view_coef"),
-        (dict(kernel_ensemble="max"), "kernel_ensemble"),
+        (dict(method_params={"fkd": {"ensemble": "max"}}), "ensemble"),
         (dict(batch_size=1), "batch_size"),
         (dict(m="8"), "m"),
     ],
 )
 def test_config_validation_names_the_field(bad, name):
-    with pytest.raises(ConfigError, match=rf"^config value {name}="):
+    with pytest.raises(ConfigError, match=rf"(^config value |parameter ){name}="):
         Config(**bad)
 
 
@@ -235,15 +237,13 @@ def test_config_json_round_trip(tmp_path, tiny):
 
 def test_one_teacher_visibly_lowers_the_failure_rate(tiny):
     r = distill_experiment(tiny, [0, 1], [0, 1], ["fkd"], torch.device("cpu"), None)
-    fail = {e: np.mean([s["single_view_failure"] for s in r["students"] if s["teachers"] == e]) for e in (0, 1)}
+    fail = {e: np.mean([s.single_view_failure for s in r.students if s.teachers == e]) for e in (0, 1)}
     assert fail[1] < 0.7 * fail[0]
-    for s in r["students"]:
-        assert s["train_accuracy"] == 1.0 and s["multi_view_error"] <= 0.02
-        assert s["own_views"] == next(
-            x["views_learned"] for x in r["students"] if x["seed"] == s["seed"] and x["teachers"] == 0
-        )
-    e1 = [s for s in r["students"] if s["teachers"] == 1]
-    assert np.mean([s["uncovered_fraction"] for s in e1]) < np.mean([s["ideal_uncovered"] for s in e1]) + 0.15
+    for s in r.students:
+        assert s.train_accuracy == 1.0 and s.multi_view_error <= 0.02
+        assert s.own_views == next(x.views_learned for x in r.students if x.seed == s.seed and x.teachers == 0)
+    e1 = [s for s in r.students if s.teachers == 1]
+    assert np.mean([s.uncovered_fraction for s in e1]) < np.mean([s.ideal_uncovered for s in e1]) + 0.15
 
 
 def test_killed_sweep_resumes_from_finished_seeds(tmp_path, tiny):
@@ -258,14 +258,19 @@ def test_killed_sweep_resumes_from_finished_seeds(tmp_path, tiny):
 
     with pytest.raises(Killed):
         distill_experiment(cfg, *args, tmp_path, on_seed=kill)
-    assert read_results(tmp_path / "results.json")["seeds_done"] == [0]
+    assert read_results(tmp_path / "results.json").seeds_done == [0]
+    assert (tmp_path / "teachers" / "seed0.pt").is_file()  # the teacher pool
     done = []
-    resumed = distill_experiment(cfg, *args, tmp_path, on_seed=lambda r: done.append(r["seed"]))
+    resumed = distill_experiment(cfg, *args, tmp_path, on_seed=lambda r: done.append(r.seeds_done[0]))
     assert done == [1]  # seed 0 was not run again
     whole = distill_experiment(cfg, *args, None)
-    assert resumed["students"] == whole["students"] and resumed["ensembles"] == whole["ensembles"]
-    with pytest.raises(ValueError, match="different experiment"):
-        distill_experiment(cfg.with_(fkd_lambda=3.0), *args, tmp_path)
+    assert resumed.students == whole.students and resumed.ensembles == whole.ensembles
+    with pytest.raises(UserError, match="different experiment"):
+        distill_experiment(cfg.with_overrides(["fkd.lambda=3"]), *args, tmp_path)
+    # the pooled teachers are those a fresh run trains: another experiment on the same seeds reuses them
+    other = distill_experiment(cfg, [0, 1], [0, 1], ["kd"], torch.device("cpu"), tmp_path / "other",
+                               pool=tmp_path / "teachers")
+    assert other.teachers == whole.teachers and other.ensembles == whole.ensembles
 
 
 # ---------------------------------------------------------------- CLI
@@ -286,23 +291,14 @@ def test_cli_simulate_and_train(tmp_path):
     assert res.exit_code == 0, res.output
     assert "student E=1" in res.output and "theory 0.250" in res.output
     r = read_results(tmp_path / "s" / "results.json")
-    for key in (
-        "seed",
-        "method",
-        "teachers",
-        "multi_view_error",
-        "single_view_failure",
-        "views_learned",
-        "teacher_views_union",
-        "own_views",
-    ):
-        assert key in r["students"][0]
-    assert {"seed", "size", "multi_view_error", "single_view_failure"} <= set(r["ensembles"][0])
+    assert [(s.method, s.teachers) for s in r.students] == [("fkd", 0), ("fkd", 1)]
+    assert r.students[1].weight == pytest.approx(10.0 * 6 / 10) and r.students[1].params["lambda"] == 10.0
+    assert len(r.students[0].views_learned) == 6 and r.ensembles[0].size == 1
     res = runner.invoke(main, ["train", "-M", "2", "--config", str(cfg), "--out", str(tmp_path / "t")])
     assert res.exit_code == 0, res.output
     t = read_results(tmp_path / "t" / "results.json")
-    assert len(t["networks"]) == 2 and len(t["networks"][0]["views_learned"]) == 6
-    assert [e["size"] for e in t["ensembles"]] == [1, 2]
+    assert len(t.networks) == 2 and len(t.networks[0].views_learned) == 6
+    assert [e.size for e in t.ensembles] == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -315,6 +311,11 @@ def test_cli_simulate_and_train(tmp_path):
         (["simulate", "--config", "/nonexistent/c.json"], "not found"),
         (["simulate", "--set", "k=1"], "k=1"),
         (["simulate", "--set", "k"], "KEY=VALUE"),
+        (["simulate", "--set", "kk=1"], "did you mean 'k'"),
+        (["simulate", "--set", "k=abc"], "must be an integer"),
+        (["simulate", "--set", "fkd.lamda=1"], "did you mean 'lambda'"),
+        (["sweep", "--methods", "fdk"], "did you mean 'fkd'"),
+        (["sweep", "--methods", "fkd,fkd"], "given twice"),
         (
             ["simulate", "--device", "cuda:7"] if not torch.cuda.is_available() else ["simulate", "--device", "xyz"],
             "device",
@@ -324,7 +325,8 @@ def test_cli_simulate_and_train(tmp_path):
 def test_cli_bad_input_is_one_line(args, message, tmp_path):
     res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "o")])
     assert res.exit_code != 0
-    assert message in res.output
+    error = res.output.strip().splitlines()[-1]  # click's usage errors print the usage line above
+    assert error.startswith("Error:") and message in error and len(error) < 200
     assert "Traceback" not in res.output and not isinstance(res.exception, (ValueError, TypeError))
 
 
@@ -365,7 +367,7 @@ def test_torchrun_sweep_shards_seeds_and_merges(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     merged = read_results(out / "results.json")
-    assert merged["seeds_done"] == [0, 1]
+    assert merged.seeds_done == [0, 1]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank ran: float results depend on the thread count
     try:
@@ -373,13 +375,14 @@ def test_torchrun_sweep_shards_seeds_and_merges(tmp_path):
     finally:
         torch.set_num_threads(threads)
     key = ("seed", "teachers", "single_view_failure", "views_learned")
-    assert [[s[k] for k in key] for s in merged["students"]] == [[s[k] for k in key] for s in single["students"]]
+    assert [[getattr(s, k) for k in key] for s in merged.students] == [[getattr(s, k) for k in key] for s in
+                                                                      single.students]
 
 
 def test_a_student_does_not_depend_on_the_other_students(tiny):
     cfg = tiny.with_(student_steps=150, max_steps=300)
-    alone = distill_experiment(cfg, [0], [0, 1], ["fkd"], torch.device("cpu"), None)["students"]
-    mixed = distill_experiment(cfg, [0], [0, 1], ["kd", "fkd"], torch.device("cpu"), None)["students"]
-    pick = [s for s in mixed if s["method"] == "fkd"]
-    assert [s["views_learned"] for s in pick] == [s["views_learned"] for s in alone]
-    assert [s["single_view_failure"] for s in pick] == [s["single_view_failure"] for s in alone]
+    alone = distill_experiment(cfg, [0], [0, 1], ["fkd"], torch.device("cpu"), None).students
+    mixed = distill_experiment(cfg, [0], [0, 1], ["kd", "fkd"], torch.device("cpu"), None).students
+    pick = [s for s in mixed if s.method == "fkd"]
+    assert [s.views_learned for s in pick] == [s.views_learned for s in alone]
+    assert [s.single_view_failure for s in pick] == [s.single_view_failure for s in alone]

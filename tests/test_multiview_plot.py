@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from multiview.cli import main
 from multiview.config import Config
 from multiview.plot import plot_frontier, plot_mu, plot_results
+from multiview.records import from_dict
 
 PNG = b"\x89PNG\r\n\x1a\n"
 K = 4
@@ -57,7 +58,8 @@ def _student(rng: random.Random, seed: int, method: str, e: int) -> dict:
 
 
 def synthetic_results(seeds: int = 2, counts: tuple[int, ...] = (0, 1, 2)) -> dict:
-    """A results dict shaped like `multiview sweep` output: methods fkd, kd, ce; E = 0..2; ensembles of 1..2."""
+    """A results dict shaped like `multiview sweep` output before schema 2 (the committed files' layout, migrated when
+    read): methods fkd, kd, ce; E = 0..2; ensembles of 1..2."""
     rng = random.Random(0)
     methods = ["fkd", "kd", "ce"]
     students, ensembles, teachers = [], [], []
@@ -115,14 +117,14 @@ def assert_one_line_error(result) -> None:
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_plot_results_writes_png(tmp_path, seeds):
     out = tmp_path / "sub" / "fig.png"
-    plot_results(synthetic_results(seeds), out)
+    plot_results(from_dict(synthetic_results(seeds)), out)
     data = out.read_bytes()
     assert data.startswith(PNG) and len(data) > 10_000
 
 
 def test_plot_results_without_ensembles_or_teachers(tmp_path):
-    r = synthetic_results(counts=(0,))
-    assert not r["ensembles"]
+    r = from_dict(synthetic_results(counts=(0,)))
+    assert not r.ensembles
     plot_results(r, tmp_path / "fig.png")
     assert (tmp_path / "fig.png").read_bytes().startswith(PNG)
 
@@ -156,15 +158,15 @@ def population_results() -> dict:
 
 def test_plot_rejects_bad_results(tmp_path):
     with pytest.raises(ValueError, match="population"):
-        plot_results(population_results(), tmp_path / "a.png")
+        plot_results(from_dict(population_results()), tmp_path / "a.png")
     r = synthetic_results()
     r["students"] = []
     with pytest.raises(ValueError, match="no students"):
-        plot_results(r, tmp_path / "b.png")
+        plot_results(from_dict(r), tmp_path / "b.png")
     r = synthetic_results()
     del r["students"][0]["single_view_failure"]
     with pytest.raises(ValueError, match="single_view_failure"):
-        plot_results(r, tmp_path / "c.png")
+        plot_results(from_dict(r), tmp_path / "c.png")
     assert not list(tmp_path.iterdir())
 
 
@@ -207,9 +209,33 @@ def test_plot_frontier_writes_file(tmp_path):
 
 def test_plot_mu_writes_file(tmp_path):
     out = tmp_path / "mu.png"
-    plot_mu([(0.0, synthetic_results()), (0.05, synthetic_results(seeds=3))], out)
+    plot_mu([(0.0, from_dict(synthetic_results())), (0.05, from_dict(synthetic_results(seeds=3)))], out)
     assert out.read_bytes().startswith(PNG)
     with pytest.raises(ValueError, match="no results"):
         plot_mu([], out)
     with pytest.raises(ValueError, match="population"):
-        plot_mu([(0.0, population_results())], out)
+        plot_mu([(0.0, from_dict(population_results()))], out)
+
+
+def test_results_round_trip_and_committed_files_load(tmp_path):
+    from pathlib import Path
+
+    from multiview.records import SCHEMA, read_results, write_results
+
+    r = from_dict(synthetic_results())
+    assert r.schema == SCHEMA and r.teachers[0].seed == 0 and r.teachers[0].init_seed == 100
+    fkd1 = next(s for s in r.students if s.method == "fkd" and s.teachers == 1)
+    assert fkd1.weight == 10.0 and fkd1.params["lambda"] == 10.0
+    write_results(tmp_path / "r.json", r)
+    assert read_results(tmp_path / "r.json") == r
+    figures = Path(__file__).resolve().parent.parent / "figures"
+    files = sorted(figures.glob("**/*_results.json"))
+    assert files
+    for path in files:
+        loaded = read_results(path)
+        assert loaded.students and loaded.seeds_done
+    lam5 = read_results(figures / "multiview_k20_lambda" / "fkd_lambda5_results.json")
+    assert lam5.methods == ["fkd:lambda=5"] and lam5.students[-1].params["lambda"] == 5.0
+    newer = {**synthetic_results(), "schema": SCHEMA + 1}
+    with pytest.raises(ValueError, match="newer"):
+        from_dict(newer)

@@ -166,3 +166,23 @@ def test_resume_from_the_command_line(tmp_path, data_dir):
 def test_python_dash_m():
     r = subprocess.run([sys.executable, "-m", "realdata", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and all(c in r.stdout for c in ("train", "distill", "evaluate", "report"))
+
+
+def test_config_file_and_defaults_from_the_dataclass(tmp_path, data_dir):
+    """--config gives the fields, options given on the command line win, the rest are TrainConfig's defaults."""
+    from realdata.cli import DEFAULTS
+
+    assert DEFAULTS["epochs"] == 240 and DEFAULTS["batch_size"] == 64 and DEFAULTS["weight_decay"] == 5e-4
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"model": "resnet8", "dataset": "cifar10", "epochs": 1, "batch_size": 16,
+                               "data_dir": str(data_dir), "device": "cpu", "seed": 3}))
+    out = tmp_path / "run"
+    r = cli("train", "--config", cfg, "--seed", "4", "--out", out, "--no-progress")
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["seed"] == 4 and saved["epochs"] == 1 and saved["momentum"] == DEFAULTS["momentum"]
+    one_line_error(cli("train", "--config", tmp_path / "missing.json", "--out", tmp_path / "x"), "not found")
+    cfg.write_text(json.dumps({"model": "resnet8", "dataset": "cifar10", "epoch": 1}))
+    one_line_error(cli("train", "--config", cfg, "--out", tmp_path / "y"), "did you mean 'epochs'")
+    one_line_error(cli("train", "--model", "resnet88", "--dataset", "cifar10", "--out", tmp_path / "z"),
+                   "did you mean")

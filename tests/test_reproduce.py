@@ -51,13 +51,13 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
         assert (out / "runs" / method / "resnet8-resnet8" / "s0" / "last.pt").is_file()
     assert (out / "runs" / "ce" / "resnet8" / "s0" / "last.pt").is_file()
     noreg = json.loads((out / "runs" / "fkd-noreg" / "resnet8-resnet8" / "s0" / "config.json").read_text())
-    assert noreg["method"] == "fkd" and noreg["params"]["beta"] == 0 and noreg["lr"] == 0.05
+    assert noreg["method"] == "fkd" and noreg["params"]["feature_reg"] == 0 and noreg["lr"] == 0.05
     report = (out / "report.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| teacher -> student"))
     assert all(f"| {t} |" in header for t in TITLES), header
     ours = next(line for line in report.splitlines() if line.startswith("| resnet8 -> resnet8 | ours"))
     assert ours.count("(1)") == 1 + len(TITLES), ours  # the teacher and every method: one finished seed
-    for label in ("| ce |", "| kd |", "| rkd |", "| sp |", "| pkt |", "| fkd (beta=0) |", "| fkd |"):
+    for label in ("| ce |", "| kd |", "| rkd |", "| sp |", "| pkt |", "| fkd (feature_reg=0) |", "| fkd |"):
         assert label in report, label  # the realdata report of the student runs
 
     capsys.readouterr()

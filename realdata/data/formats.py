@@ -1,56 +1,27 @@
-"""Image data sets from their official files, and device-side batching and augmentation.
-
-Loading parses the official distribution formats directly (no torchvision):
+"""The official files of CIFAR-10 / CIFAR-100 (python pickles) and Fashion-MNIST (IDX), read without torchvision.
 
 - CIFAR-10 / CIFAR-100: the python-pickle archives ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``,
   extracted to ``cifar-10-batches-py/`` / ``cifar-100-python/`` under ``data_dir``;
 - Fashion-MNIST: the four IDX files (``.gz`` or uncompressed), looked for in ``data_dir``,
-  ``data_dir/fashion-mnist`` and the Debian package's ``/usr/share/datasets/fashion-mnist``.
+  ``data_dir/fashion-mnist`` and the Debian package's ``/usr/share/datasets/fashion-mnist``
+  (``apt-get install dataset-fashion-mnist``).
 
 Every problem with the files is a one-line :class:`DataError` that says which file, where it was looked for and
-what to do about it. Images come back as uint8 ``(N, C, H, W)`` tensors; :func:`augment`, :func:`normalize`,
-:func:`batches` and :func:`eval_batches` then work on whole batches on the tensors' device.
-"""
+what to do about it."""
 
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import gzip
-import hashlib
-import os
 import pickle
-import shutil
-import sys
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = [
-    "ARCHIVES",
-    "DATASETS",
-    "FASHION_MNIST_FILES",
-    "FASHION_MNIST_SYSTEM_DIR",
-    "BatchStream",
-    "DataError",
-    "ImageData",
-    "adapt",
-    "augment",
-    "batches",
-    "eval_batches",
-    "load_dataset",
-    "normalize",
-    "pad_to",
-    "resize_channels",
-]
+from realdata.data.core import DataError, ImageData
+from realdata.data.download import _check_md5, _download, _extract
 
 DATASETS: tuple[str, ...] = ("cifar100", "cifar10", "fashion_mnist")
 
@@ -101,40 +72,6 @@ _STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...], int]] = {
 }
 
 
-class DataError(ValueError):
-    """A data set is missing, corrupt or misnamed; the message is one line meant for the user."""
-
-
-@dataclass(frozen=True)
-class ImageData:
-    """A labelled image data set: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)``, per-channel stats."""
-
-    name: str
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def to(self, device: torch.device | str) -> ImageData:
-        """The same data with every tensor moved to ``device``."""
-        return dataclasses.replace(
-            self,
-            train_x=self.train_x.to(device),
-            train_y=self.train_y.to(device),
-            test_x=self.test_x.to(device),
-            test_y=self.test_y.to(device),
-        )
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.train_x.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train_x.shape[-1])
 
 
 # --------------------------------------------------------------------------------------------------- loading
@@ -341,224 +278,3 @@ def _read_idx(path: Path, ndim: int) -> torch.Tensor:
         )
     arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
     return torch.from_numpy(arr.copy())
-
-
-# downloading / archives -------------------------------------------------------------------------------------
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_md5(path: Path, expected: str, hint: str) -> None:
-    actual = _md5(path)
-    if actual != expected:
-        raise DataError(f"MD5 mismatch for {path}: expected {expected}, got {actual}; {hint}")
-
-
-def _download(url: str, dest: Path, md5: str) -> None:
-    """Fetch ``url`` to ``dest`` through a temporary file in the same folder, renamed only once the MD5 matches.
-
-    On any failure only that temporary file is removed; nothing already on disk is touched.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    print(f"downloading {url} -> {dest}", file=sys.stderr)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise DataError(f"download of {url} failed: {reason}") from None
-        actual = digest.hexdigest()
-        if actual != md5:
-            raise DataError(
-                f"MD5 mismatch for {dest.name} downloaded from {url}: expected {md5}, got {actual}; "
-                f"the download was discarded, try again later"
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _extract(archive: Path, data_dir: Path, folder: str) -> None:
-    """Extract ``folder`` from the tar.gz ``archive`` into ``data_dir`` (via a temporary folder next to it)."""
-    tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=".extract-"))
-    try:
-        try:
-            with tarfile.open(archive, "r:gz") as tar:
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(tmp, filter="data")
-                else:  # pragma: no cover - python without extraction filters
-                    tar.extractall(tmp)
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-            msg = f"corrupt file {archive} ({type(e).__name__}: {e}); delete it and run again with --download"
-            raise DataError(msg) from None
-        src = tmp / folder
-        if not src.is_dir():
-            raise DataError(f"corrupt file {archive} (no {folder}/ inside); delete it and run again with --download")
-        dst = data_dir / folder
-        dst.mkdir(exist_ok=True)
-        for item in src.iterdir():
-            os.replace(item, dst / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def balanced_subset(data: ImageData, size: int, seed: int = 0) -> ImageData:
-    """``data`` with a class-balanced subset of ``size`` training images (the test set is kept whole).
-
-    Each class gives ``size // num_classes`` images (the first ``size % num_classes`` classes one more): the first
-    ones of that class in a permutation drawn with ``seed``, kept in their original order. The subset depends only
-    on ``seed`` and the data, so teachers and students of one study share it.
-    """
-    n, c = len(data.train_y), data.num_classes
-    if not 1 <= size <= n:
-        raise DataError(f"train_size must be in 1..{n} for {data.name}, got {size}")
-    y = data.train_y.cpu()
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    labels = y[perm]
-    counts = torch.bincount(labels, minlength=c)
-    quota = torch.full((c,), size // c, dtype=torch.long)
-    quota[: size % c] += 1
-    short = (counts < quota).nonzero().flatten().tolist()
-    if short:
-        raise DataError(f"train_size {size} needs {int(quota[short[0]])} images of class {short[0]} but "
-                        f"{data.name} has {int(counts[short[0]])}; pick a smaller train_size")
-    by_class = torch.argsort(labels, stable=True)  # positions in perm, grouped by class, in perm order
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty(n, dtype=torch.long)
-    rank[by_class] = torch.arange(n) - starts[labels[by_class]]
-    keep = perm[rank < quota[labels]].sort().values.to(data.train_y.device)
-    return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
-
-
-# ------------------------------------------------------------------------------------------ tensors on device
-
-
-def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> torch.Tensor:
-    """Random crop after zero padding by ``pad`` plus random horizontal flip, for a whole ``(B, C, H, W)`` batch.
-
-    Each sample gets its own offsets ``(dy, dx)`` in ``[0, 2 pad]`` and, if ``flip``, a fair coin for mirroring;
-    all are drawn from ``generator`` (on ``x``'s device), in that order, so the result is a function of the seed.
-    Done as one gather on the device: no loop over samples.
-    """
-    if x.dim() != 4:
-        raise ValueError(f"augment expects a (B, C, H, W) batch, got shape {tuple(x.shape)}")
-    if pad < 0:
-        raise ValueError(f"pad must be >= 0, got {pad}")
-    b, c, h, w = x.shape
-    dev = x.device
-    if pad:
-        padded = x.new_zeros(b, c, h + 2 * pad, w + 2 * pad)
-        padded[:, :, pad : pad + h, pad : pad + w] = x
-    else:
-        padded = x
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=dev)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=dev)
-    rows = dy[:, None] + torch.arange(h, device=dev)  # (B, H)
-    cols = dx[:, None] + torch.arange(w, device=dev)  # (B, W)
-    if flip:
-        mirror = torch.randint(0, 2, (b,), generator=generator, device=dev).bool()
-        cols = torch.where(mirror[:, None], cols.flip(1), cols)
-    batch = torch.arange(b, device=dev)[:, None, None]
-    # advanced indices around a slice put the indexed dims first: (B, H, W, C)
-    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
-
-
-def normalize(
-    x: torch.Tensor, mean: Sequence[float], std: Sequence[float], dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """``(x / 255 - mean) / std`` per channel for uint8 images ``(..., C, H, W)``, as ``dtype``."""
-    c = x.shape[-3]
-    if len(mean) != c or len(std) != c:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} entries for {c} channels")
-    m = torch.tensor(mean, dtype=dtype, device=x.device).view(c, 1, 1)
-    s = torch.tensor(std, dtype=dtype, device=x.device).view(c, 1, 1)
-    return (x.to(dtype) / 255 - m) / s
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool = True) -> Iterator[torch.Tensor]:
-    """One epoch: a random permutation of ``range(n)`` (on ``generator``'s device) cut into index batches."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    perm = torch.randperm(n, generator=generator, device=generator.device)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        yield perm[start : start + batch_size]
-
-
-def eval_batches(n: int, batch_size: int, device: torch.device | str = "cpu") -> Iterator[torch.Tensor]:
-    """``range(n)`` in order, as index tensors of at most ``batch_size`` (the last one may be shorter)."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    for start in range(0, n, batch_size):
-        yield torch.arange(start, min(start + batch_size, n), device=device)
-
-
-class BatchStream:
-    """Training batches of indices: each ``iter()`` is a new epoch (a fresh permutation from ``generator``)."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, drop_last: bool = True) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.n, self.batch_size, self.generator, self.drop_last = n, batch_size, generator, drop_last
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        return batches(self.n, self.batch_size, self.generator, self.drop_last)
-
-    def __len__(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
-
-
-# --------------------------------------------------------------------------------------- cross-data-set shape
-
-
-def resize_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """``(..., C, H, W)`` with ``C`` either ``channels`` (returned as is) or 1 (repeated ``channels`` times)."""
-    c = x.shape[-3]
-    if c == channels:
-        return x
-    if c != 1:
-        raise ValueError(f"cannot turn {c}-channel images into {channels} channels (only 1 -> C is supported)")
-    return x.expand(*x.shape[:-3], channels, *x.shape[-2:]).contiguous()
-
-
-def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad ``(..., H, W)`` images to ``size x size``, centred (an odd remainder goes bottom/right)."""
-    h, w = x.shape[-2:]
-    if h > size or w > size:
-        raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
-    if h == size and w == size:
-        return x
-    top, left = (size - h) // 2, (size - w) // 2
-    out = x.new_zeros(*x.shape[:-2], size, size)
-    out[..., top : top + h, left : left + w] = x
-    return out
-
-
-def adapt(data: ImageData, channels: int, size: int) -> ImageData:
-    """``data`` reshaped to feed a model for ``channels x size x size`` inputs (e.g. Fashion-MNIST -> 3x32x32).
-
-    Channels are repeated (with the mean/std) and images zero-padded; the stats are kept from the original data.
-    """
-    c = data.in_channels
-    reps = channels if c == 1 and channels != 1 else 1
-    return dataclasses.replace(
-        data,
-        train_x=pad_to(resize_channels(data.train_x, channels), size),
-        test_x=pad_to(resize_channels(data.test_x, channels), size),
-        mean=tuple(data.mean) * reps,
-        std=tuple(data.std) * reps,
-    )

@@ -1,7 +1,8 @@
-"""Run-time helpers shared by both packages: device choice and an environment record for result files."""
+"""Run-time helpers shared by both packages: device choice, process ranks, environment records, atomic writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -16,8 +17,14 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from fkdapp.errors import UserError
+from fkdapp.ranks import is_main, rank, world_size
 
-class DeviceError(ValueError):
+__all__ = ["DeviceError", "atomic_write", "atomic_write_text", "device_name", "environment", "is_main", "rank",
+           "resolve_device", "world_size", "write_json"]
+
+
+class DeviceError(UserError):
     """A device that does not exist here (one line, says what to use instead)."""
 
 
@@ -107,3 +114,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """``atomic_write`` of a UTF-8 text."""
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """``atomic_write`` of ``data`` as indented JSON."""
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
