@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--no-amp", action="store_true", help="fp32 instead of bf16 autocast (CUDA)")
+    ap.add_argument("--no-channels-last", action="store_true", help="contiguous tensors (CUDA)")
     ap.add_argument("--out", default=None, help="results JSON [default: benchmarks/results/realdata_step_<dev>.json]")
     args = ap.parse_args()
     if args.threads:
@@ -64,7 +66,8 @@ def main() -> None:
         teachers = [teacher] if METHODS[m].NEEDS_TEACHER else []
         config = TrainConfig(model=args.student, dataset="cifar100", method=m, teachers=("bench",) * len(teachers),
                              teacher_archs=(args.teacher,) * len(teachers), batch_size=args.batch_size,
-                             compile=args.compile, device=str(device))
+                             compile=args.compile, amp=not args.no_amp, channels_last=not args.no_channels_last,
+                             device=str(device))
         torch.manual_seed(0)
         student = build(args.student, num_classes=100)
         trainers[m] = Trainer(config, METHODS[m](student, teachers, **config.params), data, device=device)
@@ -75,7 +78,7 @@ def main() -> None:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         row = trainers[m].train_step(data.train_x[idx], data.train_y[idx])
-        row.cpu()  # waits for the step to finish
+        row["total"].item()  # waits for the step to finish
         return time.perf_counter() - start
 
     times: dict[str, list[float]] = {m: [] for m in methods}
@@ -97,7 +100,9 @@ def main() -> None:
     }
     report = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "teacher": args.teacher, "student": args.student,
-              "batch_size": args.batch_size, "repeats": args.repeats, "compile": args.compile, "results": results}
+              "batch_size": args.batch_size, "repeats": args.repeats, "compile": args.compile,
+              "amp": not args.no_amp, "channels_last": not args.no_channels_last, "results": results,
+              "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
     print(f"\n{'method':8s} {'median s':>9s} {'img/s':>8s} {'x ce':>6s}")
     for m in methods:
         r = results[m]
