@@ -9,6 +9,7 @@ from fkd.kernels import (
     unit_rows,
 )
 from fkd.objectives import (
+    dkd_loss,
     fkd_loss,
     kd_loss,
     pkt_loss,
@@ -21,6 +22,7 @@ from fkd.objectives import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "dkd_loss",
     "factored_kernel_distance",
     "feature_kernel",
     "feature_regularizer",

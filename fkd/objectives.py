@@ -108,6 +108,49 @@ def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0
     return kl.mean(-1) * temperature**2
 
 
+def dkd_loss(
+    logits_s: torch.Tensor,
+    logits_t: Features,
+    labels: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    temperature: float = 4.0,
+) -> torch.Tensor:
+    """Decoupled KD (Zhao et al., CVPR 2022): alpha TCKD + beta NCKD, each T^2-scaled and averaged over the batch.
+
+    (..., B, C) logits, E x (..., B, C) teacher logits (an ensemble: their mean), labels (B,) -> (...).
+    TCKD is the KL divergence between the binary distributions (target class, all others) of teacher and student;
+    NCKD the KL divergence between their distributions over the non-target classes (softmax with the target class
+    masked out by subtracting 1000 from its logit, as in the authors' code).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_features(logits_s, "logits_s")
+    ts = _as_list(logits_t, "logits_t")
+    for t in ts:
+        if t.shape[-1] != logits_s.shape[-1]:
+            raise ValueError(f"student and teacher logits need the same classes, got {tuple(logits_s.shape)} "
+                             f"and {tuple(t.shape)}")
+        check_same_batch(logits_s, t, ("logits_s", "logits_t"))
+    if labels.shape != logits_s.shape[-2:-1]:
+        raise ValueError(f"labels must have shape ({logits_s.shape[-2]},), got {tuple(labels.shape)}")
+    ls = upcast(logits_s) / temperature
+    lt = (torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])) / temperature
+    gt = F.one_hot(labels, ls.shape[-1]).to(torch.bool).expand_as(ls)
+    p_s, p_t = ls.softmax(-1), lt.softmax(-1)
+
+    def binary(p: torch.Tensor) -> torch.Tensor:
+        target = (p * gt).sum(-1, keepdim=True)
+        return torch.cat([target, (p * ~gt).sum(-1, keepdim=True)], -1)
+
+    b_s, b_t = binary(p_s), binary(p_t)
+    tckd = (b_t * (b_t.log() - b_s.log())).sum(-1).mean(-1)
+    log_q_s = (ls - 1000.0 * gt).log_softmax(-1)
+    q_t = (lt - 1000.0 * gt).softmax(-1)
+    nckd = (q_t * (torch.log(q_t.clamp_min(1e-30)) - log_q_s)).sum(-1).mean(-1)
+    return (alpha * tckd + beta * nckd) * temperature**2
+
+
 def _pair(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     check_features(f_s, "f_s")
     check_features(f_t, "f_t")

@@ -93,6 +93,16 @@ def train(models: int, seed: int, out: str, device: str, config_file: str | None
     click.echo(f"results in {Path(out) / 'results.json'}")
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'8' -> seeds 0..7; '4-7' or '0,2' -> those seeds."""
+    if text.strip().isdigit():
+        n = int(text)
+        if n < 1:
+            raise click.BadParameter(f"{text!r}: give at least one seed")
+        return list(range(n))
+    return parse_counts(text)
+
+
 def parse_counts(text: str) -> list[int]:
     """'0-4' or '0,1,3' or '2' -> sorted distinct teacher counts (each >= 0)."""
     out: set[int] = set()
@@ -108,16 +118,17 @@ def parse_counts(text: str) -> list[int]:
 
 
 def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list[StudentMethod], dev: torch.device,
-                 out: Path) -> DistillResults:
+                 out: Path, pool: Path | None = None) -> DistillResults:
     """Seeds shared out by rank under torchrun (each rank into its own shard folder, rank 0 merges); the teachers
-    of every seed kept in OUT/teachers."""
+    of every seed kept in ``pool`` (default OUT/teachers)."""
     r, world = rank(), world_size()
     shard_out = out if world == 1 else out / "shards" / f"rank{r}"
     mine = seeds[r::world]
     per_seed = cfg.max_steps * (2 if max(counts) else 1)  # teachers, then students (steps against the cap)
     progress = Progress(per_seed * len(mine), f"seeds {mine} on {dev}: steps")
     try:
-        results = distill_experiment(cfg, mine, counts, methods, dev, shard_out, progress, pool=out / "teachers")
+        results = distill_experiment(cfg, mine, counts, methods, dev, shard_out, progress,
+                                     pool=pool or out / "teachers")
     finally:
         progress.close()
     if world > 1:
@@ -154,11 +165,14 @@ def simulate(
 @click.option("--methods", default="fkd,kd,ce", show_default=True,
               help=f"Comma list of methods ({', '.join(METHODS)}), each optionally with parameters "
                    "(fkd:lambda=20,feature_reg=0.01); 'all' runs every registered method.")
-@click.option("--seeds", default=8, show_default=True, type=click.IntRange(1), help="Seeds 0..S-1.")
+@click.option("--seeds", default="8", show_default=True, help="S (seeds 0..S-1), a range like 4-7, or a list.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True)
+@click.option("--teacher-pool", type=click.Path(file_okay=False), default=None,
+              help="Folder of trained teachers, shared by sweeps of the same seeds and settings [OUT/teachers].")
 @common
 def sweep(
-    counts: str, methods: str, seeds: int, out: str, device: str, config_file: str | None, overrides: tuple[str, ...]
+    counts: str, methods: str, seeds: str, out: str, teacher_pool: str | None, device: str, config_file: str | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """Seeds x teacher counts x methods into one results file; a killed sweep resumes from its finished seeds.
 
@@ -169,7 +183,8 @@ def sweep(
     with user_errors():
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
-        r = _run_distill(cfg, list(range(seeds)), parse_counts(counts), parse_methods(methods, cfg), dev, Path(out))
+        r = _run_distill(cfg, parse_seeds(seeds), parse_counts(counts), parse_methods(methods, cfg), dev, Path(out),
+                         Path(teacher_pool) if teacher_pool else None)
     if is_main():
         click.echo(markdown_report(r))
         click.echo(f"results in {Path(out) / 'results.json'}")

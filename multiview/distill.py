@@ -13,7 +13,7 @@ import torch
 
 from multiview.config import Config
 from multiview.methods import CE, Batch, StudentMethod, Targets
-from multiview.train import Objective, cross_entropy
+from multiview.train import PartedObjective, cross_entropy
 
 __all__ = ["Student", "Targets", "student_objective", "students_for"]
 
@@ -41,37 +41,59 @@ def students_for(methods: Sequence[StudentMethod], teacher_counts: Sequence[int]
     return [Student(m, 0) for m in own] + [Student(m, e) for m in methods if m.USES_TEACHERS for e in counts]
 
 
-def student_objective(
-    students: Sequence[Student],
-    targets: Targets,
-    y: torch.Tensor,
-    cfg: Config,
-    generator: torch.Generator | None = None,
-) -> Objective:
-    """The population objective: per student, CE plus its method's distillation term; one batched call per method
-    (the group of students sharing it), teacher targets computed once here."""
-    device = y.device
-    ce = cross_entropy(y)
-    groups = []
-    for method in dict.fromkeys(s.method for s in students):
-        idx = [i for i, s in enumerate(students) if s.method == method]
-        counts = [students[i].teachers for i in idx]
-        weights = torch.tensor([students[i].weight(cfg.k) for i in idx], device=device)
-        if not method.USES_TEACHERS:
-            continue  # cross-entropy alone
-        groups.append((method, torch.tensor(idx, dtype=torch.long, device=device), weights, counts,
-                       method.prepare(targets, counts)))
+class StudentObjective(PartedObjective):
+    """Per student, CE plus its method's distillation term; one batched call per method (the group of students
+    sharing it), teacher targets computed once at construction."""
 
-    def objective(h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        loss = ce(h, f, index)
+    def __init__(self, students: Sequence[Student], targets: Targets, y: torch.Tensor, cfg: Config,
+                 generator: torch.Generator | None = None) -> None:
+        device = y.device
+        self.students = list(students)
+        self.ce, self.y, self.cfg, self.generator = cross_entropy(y), y, cfg, generator
+        super().__init__()
+        self._set_step(0)
+        self.groups = []
+        for method in dict.fromkeys(s.method for s in students):
+            if not method.USES_TEACHERS:
+                continue  # cross-entropy alone
+            idx = [i for i, s in enumerate(students) if s.method == method]
+            counts = [students[i].teachers for i in idx]
+            weights = torch.tensor([students[i].weight(cfg.k) for i in idx], device=device)
+            self.groups.append((method, torch.tensor(idx, dtype=torch.long, device=device), weights, counts,
+                                method.prepare(targets, counts)))
+
+    def _set_step(self, step: int) -> None:
+        """The per-student schedules at this step: gradient balance and the weight of CE."""
+        self._step = step
+        device = self.y.device
+        self.balance = torch.tensor([s.method.balance(s.teachers, step) for s in self.students], device=device)
+        scales = [s.method.ce_scale(step) for s in self.students]
+        self.ce_scales = None if all(c == 1.0 for c in scales) else torch.tensor(scales, device=device)
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._set_step(value)
+
+    def parts(self, h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ce = self.ce(h, f, index)
+        if self.ce_scales is not None:
+            ce = ce * self.ce_scales
         sub, h_sub = index, h
-        if cfg.kernel_batch and cfg.kernel_batch < index.shape[0]:
-            pick = torch.randperm(index.shape[0], generator=generator)[: cfg.kernel_batch].to(device)
+        if self.cfg.kernel_batch and self.cfg.kernel_batch < index.shape[0]:
+            pick = torch.randperm(index.shape[0], generator=self.generator)[: self.cfg.kernel_batch].to(h.device)
             sub, h_sub = index[pick], h[:, pick]
-        extra = torch.zeros_like(loss)
-        for method, idx, weights, counts, prepared in groups:
-            batch = Batch(h[idx], f[idx], index, h_sub[idx], sub)
+        extra = torch.zeros_like(ce)
+        for method, idx, weights, counts, prepared in self.groups:
+            batch = Batch(h[idx], f[idx], index, h_sub[idx], sub, self.y[index], self.step)
             extra = extra.index_add(0, idx, method.loss(batch, prepared, weights, counts))
-        return loss + extra
+        return ce, extra
 
-    return objective
+
+def student_objective(students: Sequence[Student], targets: Targets, y: torch.Tensor, cfg: Config,
+                      generator: torch.Generator | None = None) -> StudentObjective:
+    """The population objective of ``students`` (see :class:`StudentObjective`)."""
+    return StudentObjective(students, targets, y, cfg, generator)

@@ -38,6 +38,8 @@ from multiview.train import TrainLog, cross_entropy, train
 
 # seed streams (derive_seed(seed, stream, index)): 0 data, 1 teacher/network inits, 2 student init, 3 batches
 NETWORK_STREAM, STUDENT_STREAM, BATCH_STREAM = 1, 2, 3
+#: Student steps at which the gradient balance and the view correlations are recorded (they leave training as is).
+PROBE_STEPS = (0, 10, 25, 50, 75, 100, 125, 150, 200, 300, 400, 600)
 
 
 def network_seeds(seed: int, count: int) -> list[int]:
@@ -188,7 +190,8 @@ def distill_seed(
     g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
     objective = student_objective(students, targets, data.train.y, cfg, g)
     w_s, s_log = train(
-        w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress
+        w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress,
+        probe_steps=PROBE_STEPS, views=data.features,
     )
     sm = measure_population(cfg, data, w_s)
     position = {(s.method, s.teachers): i for i, s in enumerate(students)}
@@ -225,6 +228,11 @@ def distill_seed(
                     views_learned=learned.tolist(),
                     teacher_views_union=union.tolist(),
                     own_views=own.tolist(),
+                    diagnostics={
+                        "probe_steps": s_log.probe_steps,
+                        "grad_ratio": [r[i] for r in s_log.grad_ratio],
+                        "view_corr": [c[i] for c in s_log.view_corr],
+                    },
                 )
             )
     return DistillResults(

@@ -22,7 +22,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from fkd import factored_kernel_distance, feature_regularizer, kd_loss, teacher_factor, unit_rows
+from fkd import (
+    dkd_loss,
+    factored_kernel_distance,
+    feature_regularizer,
+    kd_loss,
+    pkt_loss,
+    rkd_loss,
+    sp_loss,
+    teacher_factor,
+    unit_rows,
+)
 from fkd.objectives import ENSEMBLE_MODES
 from fkdapp.errors import ConfigError
 from fkdapp.settings import did_you_mean
@@ -43,9 +53,9 @@ class Targets:
 class Batch:
     """One step's inputs to a method's loss, for the G students of its group.
 
-    h (G, B, D) features and f (G, B, k) logits on the batch, whose training-set indices are ``index`` (B,);
-    h_sub (G, B', D) the features on the kernel's subsample ``sub`` (B',) (the whole batch unless
-    ``Config.kernel_batch`` is set).
+    h (G, B, D) features and f (G, B, k) logits on the batch, whose training-set indices are ``index`` (B,) and
+    labels ``labels`` (B,); h_sub (G, B', D) the features on the kernel's subsample ``sub`` (B',) (the whole batch
+    unless ``Config.kernel_batch`` is set).
     """
 
     h: torch.Tensor
@@ -53,6 +63,8 @@ class Batch:
     index: torch.Tensor
     h_sub: torch.Tensor
     sub: torch.Tensor
+    labels: torch.Tensor
+    step: int = 0
 
 
 class StudentMethod:
@@ -64,6 +76,8 @@ class StudentMethod:
     #: "none" (CE alone), "logit" (compares logits) or "relational" (compares feature kernels of the batch)
     FAMILY: ClassVar[str] = "none"
     DEFAULTS: ClassVar[dict[str, Any]] = {}
+    #: the parameter that scales the distillation term (what a weight grid varies)
+    WEIGHT: ClassVar[str] = ""
     USES_TEACHERS: ClassVar[bool] = True
     #: parameter -> allowed string values (the others are numbers >= 0)
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -117,6 +131,14 @@ class StudentMethod:
         """The no-teacher run a student's own views are read from: its objective at E = 0 (CE for most)."""
         return CE()
 
+    def balance(self, teachers: int, step: int) -> float:
+        """c > 0: the training loop rescales this term's gradient to c times the norm of CE's at this step."""
+        return 0.0
+
+    def ce_scale(self, step: int) -> float:
+        """The weight of cross-entropy at this step (1: always, for most methods)."""
+        return 1.0
+
     def prepare(self, targets: Targets, counts: Sequence[int]) -> Any:
         """Teacher targets for a group of students with ``counts`` teachers each (computed once per training)."""
         return None
@@ -145,10 +167,27 @@ class FKD(StudentMethod):
     teachers' normalised kernels (``ensemble="mean"``) or the kernel of their concatenated, RMS-scaled features
     (``"concat"``). With ``feature_reg`` > 0 the regulariser also acts without teachers, so the student's own
     lottery is this method at E = 0.
+
+    Variants that make the kernel act while the lottery is decided (all off by default):
+    ``eps_rel`` > 0: the student's eps is eps_rel x the root-mean-square feature norm of the batch (per student,
+    not differentiated), so rho_S is scale-free from step 0. ``balance`` c > 0: every step, the term's gradient is
+    rescaled to c times the norm of CE's (lambda then only sets nothing but the sign), until step ``balance_until``
+    (0: always), after which the fixed lambda_E applies. ``kernel_only`` T > 0: no cross-entropy for the first T
+    steps (the kernel term alone).
     """
 
     NAME, LABEL, COLOR, FAMILY = "fkd", "fkd student", "C0", "relational"
-    DEFAULTS = {"lambda": 10.0, "feature_reg": 0.0, "eps": 0.1, "ensemble": "mean"}
+    DEFAULTS = {"lambda": 10.0, "feature_reg": 0.0, "eps": 0.1, "ensemble": "mean", "eps_rel": 0.0, "balance": 0.0,
+                "balance_until": 0.0, "kernel_only": 0.0}
+    WEIGHT = "lambda"
+
+    def balance(self, teachers: int, step: int) -> float:
+        until = self.params.get("balance_until", 0.0)
+        on = teachers > 0 and (until == 0 or step < until)
+        return self.params.get("balance", 0.0) if on else 0.0
+
+    def ce_scale(self, step: int) -> float:
+        return 0.0 if step < self.params.get("kernel_only", 0.0) else 1.0
     CHOICES = {"ensemble": ENSEMBLE_MODES}
     NORMALIZE: ClassVar[bool] = True
 
@@ -167,6 +206,11 @@ class FKD(StudentMethod):
         return torch.stack([F.pad(f, (0, width - f.shape[-1])) for f in fs]) if fs else None
 
     def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        rel = self.params.get("eps_rel", 0.0)
+        if rel > 0:  # eps relative to the batch's RMS feature norm: rho_S is then scale-free
+            eps2 = rel**2 * h_sub.detach().square().sum(-1).mean(-1, keepdim=True)  # (G, 1)
+            u = h_sub * torch.rsqrt(h_sub.square().sum(-1) + eps2)[..., None]
+            return factored_kernel_distance(u, target)
         return factored_kernel_distance(unit_rows(h_sub, self.params["eps"]), target)
 
     def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
@@ -191,6 +235,12 @@ class FKDRaw(FKD):
     def own_lottery(self) -> StudentMethod:
         return CE()
 
+    def balance(self, teachers: int, step: int) -> float:
+        return 0.0
+
+    def ce_scale(self, step: int) -> float:
+        return 1.0
+
     def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return factored_kernel_distance(h_sub, target, include_diagonal=True)
 
@@ -200,6 +250,7 @@ class KD(StudentMethod):
 
     NAME, LABEL, COLOR, FAMILY = "kd", "kd student", "C1", "logit"
     DEFAULTS = {"kd_weight": 3.0, "temperature": 4.0}
+    WEIGHT = "kd_weight"
 
     def weight(self, teachers: int, k: int) -> float:
         return self.params["kd_weight"] if teachers else 0.0
@@ -215,8 +266,109 @@ class KD(StudentMethod):
         return torch.zeros_like(weights).index_add(0, used, weights[used] * kl)
 
 
+class FKDWarm(FKD):
+    """A teacher-signal warm start: KD (kd_weight, T) for the first ``kd_steps`` steps, then FKD as ``fkd``: tests
+    whether an early signal from the teachers is what the kernel lacks."""
+
+    NAME, LABEL, COLOR = "fkd-warm", "fkd after a KD warm start", "C9"
+    DEFAULTS = {**FKD.DEFAULTS, "kd_steps": 150.0, "kd_weight": 3.0, "temperature": 4.0}
+
+    def prepare(self, targets: Targets, counts: Sequence[int]) -> Any:
+        return super().prepare(targets, counts), KD().prepare(targets, counts)
+
+    def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        factors, logits = prepared
+        if batch.step >= self.params["kd_steps"]:
+            return super().loss(batch, factors, weights, counts)
+        kd = KD(kd_weight=self.params["kd_weight"], temperature=self.params["temperature"])
+        kd_weights = torch.tensor([kd.weight(e, 0) for e in counts], device=weights.device)
+        return kd.loss(batch, logits, kd_weights, counts)
+
+
+class DKD(KD):
+    """CE + alpha TCKD + beta NCKD (decoupled KD) against the mean teacher logits, T = 4; the weight does not grow
+    with E. Published CIFAR-100 values alpha = 1, beta = 8; no warm-up here (full-batch steps, not epochs)."""
+
+    NAME, LABEL, COLOR = "dkd", "dkd student", "C5"
+    DEFAULTS = {"weight": 1.0, "alpha": 1.0, "beta": 8.0, "temperature": 4.0}
+    WEIGHT = "weight"
+
+    def weight(self, teachers: int, k: int) -> float:
+        return self.params["weight"] if teachers else 0.0
+
+    def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        used = with_teachers(counts, weights.device)
+        if not len(used):
+            return torch.zeros_like(weights)
+        p = self.params
+        d = dkd_loss(batch.f[used], prepared[:, batch.index], batch.labels, p["alpha"], p["beta"], p["temperature"])
+        return torch.zeros_like(weights).index_add(0, used, weights[used] * d)
+
+
+class Relational(StudentMethod):
+    """A pairwise feature loss against each teacher, averaged over the E teachers (as on the image side), with
+    weight = ``weight`` * E * k / 10 (the rule of FKD: the mean over teachers dilutes each teacher's signal)."""
+
+    FAMILY = "relational"
+    WEIGHT = "weight"
+
+    def weight(self, teachers: int, k: int) -> float:
+        return self.params["weight"] * teachers * k / 10.0
+
+    def pair_loss(self, h_s: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
+        """(G, B, D_s), (G, B, D_t) -> (G,)"""
+        raise NotImplementedError
+
+    def prepare(self, targets: Targets, counts: Sequence[int]) -> torch.Tensor:
+        return targets.h
+
+    def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        total = torch.zeros_like(weights)
+        e = torch.tensor(counts, device=weights.device)
+        for t in range(max(counts)):
+            idx = (e > t).nonzero().flatten()
+            h_t = prepared[t][batch.sub].expand(len(idx), -1, -1)
+            total = total.index_add(0, idx, self.pair_loss(batch.h_sub[idx], h_t))
+        return weights * total / e.clamp_min(1)
+
+
+class SP(Relational):
+    """Similarity-preserving KD on the features (row-normalised Gram matrices); published weight 3000."""
+
+    NAME, LABEL, COLOR = "sp", "sp student", "C4"
+    DEFAULTS = {"weight": 3000.0}
+
+    def pair_loss(self, h_s: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
+        return sp_loss(h_s, h_t)
+
+
+class PKT(Relational):
+    """Probabilistic knowledge transfer (cosine kernels as probabilities); published weight 30000."""
+
+    NAME, LABEL, COLOR = "pkt", "pkt student", "C6"
+    DEFAULTS = {"weight": 30000.0}
+
+    def pair_loss(self, h_s: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
+        return pkt_loss(h_s, h_t)
+
+
+class RKD(Relational):
+    """Relational KD: w_d x distances (on the batch) + w_a x angles (on its first ``angle_samples`` samples: the
+    angle term is cubic in the batch); published weights 1, 25, 50."""
+
+    NAME, LABEL, COLOR = "rkd", "rkd student", "C8"
+    DEFAULTS = {"weight": 1.0, "w_d": 25.0, "w_a": 50.0, "angle_samples": 64.0}
+
+    def pair_loss(self, h_s: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
+        n = int(self.params["angle_samples"])
+        dist = rkd_loss(h_s, h_t, w_d=self.params["w_d"], w_a=0.0)
+        return dist + rkd_loss(h_s[:, :n], h_t[:, :n], w_d=0.0, w_a=self.params["w_a"])
+
+
 #: Method name -> class: the one place a simulation method is looked up by name.
-METHODS: dict[str, type[StudentMethod]] = {cls.NAME: cls for cls in (FKD, FKDRaw, KD, CE)}
+METHODS: dict[str, type[StudentMethod]] = {
+    cls.NAME: cls for cls in (FKD, FKDRaw, FKDWarm, KD, DKD, SP, PKT, RKD, CE)
+}
 
 
 def parse_method(spec: str, cfg: Config | None = None) -> StudentMethod:

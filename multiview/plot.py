@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -299,4 +300,51 @@ def plot_mu(runs: Sequence[tuple[float, DistillResults]], output: Path, method: 
     ax_fail.set_title("the FKD curve (mean, 95% interval over seeds)", fontsize=9)
     ax_fail.grid(True, alpha=0.3, which="both")
     ax_fail.legend(fontsize=8)
+    _save(fig, output)
+
+
+def plot_testbed(results: DistillResults, output: Path) -> None:
+    """One row of four panels, one line per method: single-view failure against E (log2, with 2^-(E+1)), own
+    views kept, teachers' new views covered (mean and 95% interval over seeds), and the gradient-norm ratio of the
+    distillation term to CE over the first training steps (median over students with teachers)."""
+    _check(results)
+    groups = by_method(results)
+    specs = _order(list(groups))
+    style = styles(specs)
+    fig = Figure(figsize=(18, 4.6), layout="constrained")
+    ax_f, ax_own, ax_new, ax_g = fig.subplots(1, 4)
+    for spec in specs:
+        label, color = style[spec]
+        es, ms, hs = _series(groups[spec], "single_view_failure")
+        _log_errorbar(ax_f, es, ms, hs, color=color, marker="o", label=spec)
+        for ax, key in ((ax_own, "own_views_kept"), (ax_new, "teacher_new_views_covered")):
+            g = {e: r for e, r in groups[spec].items() if e >= 1}
+            es, ms, hs = _series(g, key)
+            if es:
+                _errorbar(ax, es, ms, hs, 0.0, color=color, marker="o", label=spec)
+        students = [s for e, ss in groups[spec].items() if e >= 1 for s in ss if s.diagnostics.get("grad_ratio")]
+        if students:
+            steps = students[0].diagnostics["probe_steps"]
+            med = [float(np.median([s.diagnostics["grad_ratio"][i] for s in students])) for i in range(len(steps))]
+            ax_g.plot(steps, [max(m, 1e-6) for m in med], color=color, marker=".", label=spec)
+    all_e = sorted({e for g in groups.values() for e in g})
+    ax_f.plot(all_e, [2.0 ** -(e + 1) for e in all_e], "k--", lw=1, label="2^-(E+1)")
+    ax_f.set_yscale("log", base=2)
+    ax_g.set_yscale("log")
+    for ax, title, ylabel in (
+        (ax_f, "single-view failure", "failure rate (log2)"),
+        (ax_own, "own views kept", "fraction"),
+        (ax_new, "teachers' new views covered", "fraction"),
+        (ax_g, "distillation / CE gradient norm (median, E >= 1)", "ratio (log)"),
+    ):
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("E (teachers)" if ax is not ax_g else "training step")
+        ax.grid(True, alpha=0.3, which="both")
+    for ax in (ax_own, ax_new):
+        ax.set_ylim(-0.05, 1.05)
+    ax_f.legend(fontsize=7, loc="lower left")
+    ax_g.axhline(1.0, color="k", lw=0.8, ls=":")
+    fig.suptitle(f"every distillation loss as a student of the multi-view theory (k = {results.config.get('k')}, "
+                 f"{len(results.seeds_done)} seeds)", fontsize=10)
     _save(fig, output)

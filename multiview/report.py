@@ -142,7 +142,46 @@ def markdown_report(results: DistillResults) -> str:
             slopes.append(f"{method}: {sl:.2f}")
     if slopes:
         lines += ["", "log2 slope of the failure rate against E over E = 0..4 (theory -1): " + ", ".join(slopes)]
+    ranking = rank_methods(results)
+    if len(ranking) > 1:
+        lines += ["", "Methods ranked by single-view failure, mean over E >= 1 (mean ± 95% interval over seeds of each "
+                      "seed's mean):", "",
+                  "| rank | method | family | failure (E >= 1) | own views kept | teachers' new views covered "
+                  "| early gradient ratio to CE (steps <= 100) |", "|---|---|---|---|---|---|---|"]
+        for i, row in enumerate(ranking, 1):
+            lines.append(f"| {i} | {row['method']} | {row['family']} | {row['failure']} | {row['own']} | "
+                         f"{row['new']} | {row['ratio']} |")
     return "\n".join(lines)
+
+
+def early_ratio(student: StudentRecord, last_step: int = 100) -> float | None:
+    """Mean over the probe steps <= ``last_step`` of the distillation term's gradient norm over CE's."""
+    d = student.diagnostics or {}
+    vals = [r for s, r in zip(d.get("probe_steps", []), d.get("grad_ratio", []), strict=False) if s <= last_step]
+    return float(np.mean(vals)) if vals else None
+
+
+def rank_methods(results: DistillResults) -> list[dict[str, str]]:
+    """The methods with teachers, best first by the mean over E >= 1 of their single-view failure (per seed, then
+    mean and interval over seeds), with own views kept, teachers' new views covered and the early gradient ratio."""
+    rows = []
+    for method in results.methods:
+        m = parse_method(method)
+        if not m.USES_TEACHERS:
+            continue
+        ss = [s for s in results.students if s.method == method and s.teachers >= 1]
+        if not ss:
+            continue
+        per_seed = defaultdict(list)
+        for s in ss:
+            per_seed[s.seed].append(s.single_view_failure)
+        means = [float(np.mean(v)) for v in per_seed.values()]
+        ratios = [r for r in (early_ratio(s) for s in ss) if r is not None]
+        rows.append({"method": method, "family": m.FAMILY, "key": float(np.mean(means)), "failure": _fmt(means),
+                     "own": _fmt([s.own_views_kept for s in ss]),
+                     "new": _fmt([s.teacher_new_views_covered for s in ss]),
+                     "ratio": f"{np.median(ratios):.3g} (median)" if ratios else "-"})
+    return sorted(rows, key=lambda r: r["key"])
 
 
 def views_text(v: list[list[bool]]) -> str:

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from multiview.config import Config
-from multiview.population import evaluate, features, logits
+from multiview.population import evaluate, features, logits, view_correlations
 
 #: objective(h (M, B, km), logits (M, B, k), index (B,)) -> per-network loss (M,). ``index`` says which training
 #: samples form the batch (all of them for full-batch GD), so targets precomputed on the training set line up.
 Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class PartedObjective:
+    """An objective made of CE and a distillation term per network: calling it returns their sum (M,) and keeps
+    the two parts of the last call in ``last_parts``; ``step`` is set by the training loop before each call;
+    ``balance`` (M,) holds each network's gradient-balance factor c (0: none)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.balance: torch.Tensor | None = None
+        self.last_parts: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def parts(self, h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        self.last_parts = self.parts(h, f, index)
+        return self.last_parts[0] + self.last_parts[1]
 
 
 def cross_entropy(y: torch.Tensor) -> Objective:
@@ -27,10 +45,15 @@ def cross_entropy(y: torch.Tensor) -> Objective:
 
 @dataclass
 class TrainLog:
-    """Per network: the step it first fitted its training set (-1: never) and the number of steps it took."""
+    """Per network: the step it first fitted its training set (-1: never) and the number of steps it took; and, at
+    the probe steps, per network the ratio of the distillation term's gradient norm to CE's and the view
+    correlations max_r <w_{j,r}, v_{j,l}> (k, 2)."""
 
     fit_step: list[int]
     steps: list[int]
+    probe_steps: list[int] = field(default_factory=list)
+    grad_ratio: list[list[float]] = field(default_factory=list)  # [probe][network]
+    view_corr: list[list] = field(default_factory=list)  # [probe][network][class][view]
 
     @property
     def capped(self) -> list[bool]:
@@ -46,12 +69,19 @@ def train(
     min_steps: int = 0,
     generator: torch.Generator | None = None,
     progress: Callable[[int], None] | None = None,
+    probe_steps: Sequence[int] = (),
+    views: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, TrainLog]:
     """Gradient descent on a population (M, k, m, d); returns the trained weights and a log.
 
     Each network stops ``cfg.patience`` steps after it first fits its training set (training accuracy 100%), but not
     before ``min_steps`` steps (students: ``cfg.student_steps``); all stop at ``cfg.max_steps``.
     Full-batch unless ``cfg.batch_size`` > 0 (then batches come from ``generator``).
+
+    An objective with parts (a :class:`PartedObjective`: CE and a distillation term per network) can be probed:
+    at ``probe_steps`` the log records each network's gradient-norm ratio of the two terms and its view
+    correlations (``views`` (2k, d)), without changing the update. Networks whose ``balance`` c is > 0 are updated
+    with the distillation gradient rescaled to c times the norm of CE's gradient, every step.
     """
     w = w.detach().clone().requires_grad_(True)
     M, n = w.shape[0], x.shape[0]
@@ -60,12 +90,36 @@ def train(
     n_steps = torch.zeros(M, dtype=torch.long, device=w.device)
     active = torch.ones(M, dtype=torch.bool, device=w.device)
     everything = torch.arange(n, device=x.device)
+    log = TrainLog([], [])
+    probes = set(probe_steps)
     for step in range(cfg.max_steps):
         index = everything if full else torch.randint(n, (cfg.batch_size,), generator=generator).to(x.device)
         h = features(w, x if full else x[index], cfg)
         f = logits(h, cfg)
+        balance = None
+        if isinstance(objective, PartedObjective):
+            objective.step = step
+            balance = objective.balance
+        balanced = balance is not None and bool((balance > 0).any())
         loss = objective(h, f, index).sum()
-        (grad,) = torch.autograd.grad(loss, w)
+        if balanced or (step in probes and isinstance(objective, PartedObjective)):
+            ce, extra = objective.last_parts
+            (g_ce,) = torch.autograd.grad(ce.sum(), w, retain_graph=True)
+            (g_x,) = torch.autograd.grad(extra.sum(), w, retain_graph=not balanced, allow_unused=True)
+            g_x = torch.zeros_like(w) if g_x is None else g_x
+            n_ce, n_x = g_ce.flatten(1).norm(dim=1), g_x.flatten(1).norm(dim=1)
+            if step in probes:
+                log.probe_steps.append(step)
+                log.grad_ratio.append((n_x / n_ce.clamp_min(1e-30)).tolist())
+                if views is not None:
+                    log.view_corr.append(view_correlations(w.detach(), views, cfg).tolist())
+            if balanced:
+                scale = torch.where(balance > 0, balance * n_ce / n_x.clamp_min(1e-30), torch.ones_like(balance))
+                grad = g_ce + scale.view(M, 1, 1, 1) * g_x
+            else:
+                (grad,) = torch.autograd.grad(loss, w)
+        else:
+            (grad,) = torch.autograd.grad(loss, w)
         with torch.no_grad():
             fitted = _fits(w, x, y, f, full, cfg)
             fit_step = torch.where((fit_step < 0) & fitted, step, fit_step)
@@ -78,7 +132,8 @@ def train(
             break
     if progress is not None:  # progress counts steps against the cap: the unused ones count as done
         progress(cfg.max_steps - 1 - step)
-    return w.detach(), TrainLog(fit_step.tolist(), n_steps.tolist())
+    log.fit_step, log.steps = fit_step.tolist(), n_steps.tolist()
+    return w.detach(), log
 
 
 def _fits(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, f: torch.Tensor, full: bool, cfg: Config) -> torch.Tensor:

@@ -73,9 +73,13 @@ def setup(device: str = "auto") -> torch.device:
 
 
 def shutdown() -> None:
-    """Leave the process group (registered to run at exit by :func:`setup`)."""
+    """Leave the process group (registered to run at exit by :func:`setup`), once every rank is done with it: a
+    rank that tears down its gloo threads while another still talks to it can abort at exit."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def barrier() -> None:

@@ -41,7 +41,7 @@ def test_bf16_autocast_and_channels_last_on_cpu(method):
     assert set(got) == set(want)
     for name, value in got.items():
         assert value.dtype == torch.float32 and torch.isfinite(value)
-        assert float(value.detach()) == pytest.approx(float(want[name]), rel=0.1, abs=0.05), name
+        assert float(value.detach()) == pytest.approx(float(want[name].detach()), rel=0.1, abs=0.05), name
 
 
 @pytest.mark.cuda

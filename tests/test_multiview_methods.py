@@ -7,13 +7,28 @@ import pytest
 import torch
 from scipy import stats
 
-from fkd import feature_regularizer, fkd_loss, kd_loss
+from fkd import dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 from fkdapp.errors import ConfigError
 from multiview.config import Config
 from multiview.data import make_data
 from multiview.distill import Student, students_for
 from multiview.experiment import distill_experiment
-from multiview.methods import CE, FKD, KD, METHODS, Batch, FKDRaw, Targets, parse_method, parse_methods, split_specs
+from multiview.methods import (
+    CE,
+    DKD,
+    FKD,
+    KD,
+    METHODS,
+    PKT,
+    RKD,
+    SP,
+    Batch,
+    FKDRaw,
+    Targets,
+    parse_method,
+    parse_methods,
+    split_specs,
+)
 from multiview.population import evaluate, init_weights
 from multiview.records import from_dict
 from multiview.report import log2_slope, lottery_report, mean_ci
@@ -62,13 +77,20 @@ def test_losses_equal_fkd_functions():
     targets = Targets(torch.randn(e_max, n, d, generator=g), torch.randn(e_max, n, k, generator=g))
     h, f = torch.randn(3, n, d, generator=g), torch.randn(3, n, k, generator=g)
     index = torch.arange(n)
-    batch = Batch(h, f, index, h, index)
+    labels = torch.randint(0, k, (n,), generator=g)
+    batch = Batch(h, f, index, h, index, labels)
     counts = [0, 1, 3]
     w = torch.tensor([0.0, 2.0, 5.0])
     for method, want in (
         (FKD(feature_reg=0.1), lambda i, e: w[i] * fkd_loss(h[i], list(targets.h[:e]), eps=0.1) if e else 0.0),
         (FKDRaw(), lambda i, e: w[i] * fkd_loss(h[i], list(targets.h[:e]), normalize=False) if e else 0.0),
         (KD(), lambda i, e: w[i] * kd_loss(f[i], list(targets.logits[:e])) if e else 0.0),
+        (DKD(), lambda i, e: w[i] * dkd_loss(f[i], list(targets.logits[:e]), labels) if e else 0.0),
+        (SP(), lambda i, e: w[i] * sum(sp_loss(h[i], t) for t in targets.h[:e]) / e if e else 0.0),
+        (PKT(), lambda i, e: w[i] * sum(pkt_loss(h[i], t) for t in targets.h[:e]) / e if e else 0.0),
+        (RKD(angle_samples=10), lambda i, e: w[i] * sum(
+            rkd_loss(h[i], t, w_a=0.0) + rkd_loss(h[i, :10], t[:10], w_d=0.0) for t in targets.h[:e]) / e
+         if e else 0.0),
     ):
         got = method.loss(batch, method.prepare(targets, counts), w, counts)
         reg = 0.1 * feature_regularizer(h) if method == FKD(feature_reg=0.1) else torch.zeros(3)
@@ -143,6 +165,36 @@ def test_statistics_against_scipy():
                                     "views_learned": [[True, False]] * 7 + [[False, True]] * 3} for i in range(2)]})
     p = stats.binomtest(14, 20, 0.5).pvalue
     assert f"p = {p:.3f}" in lottery_report(nets.networks)
+
+
+def test_probes_record_without_changing_training_and_balance_rescales():
+    """Probes record the gradient balance and view correlations and leave the weights bit for bit as they are; a
+    balanced student's distillation gradient is c times CE's in norm."""
+    from multiview.distill import student_objective
+    from multiview.experiment import network_seeds, train_networks
+
+    cfg = Config(**TINY)
+    data = make_data(cfg, 0)
+    w_t, _ = train_networks(cfg, data, network_seeds(0, 2))
+    targets = Targets(*evaluate(w_t, data.train.x, cfg))
+    students = [Student(CE(), 0), Student(FKD(), 2), Student(KD(), 2)]
+    w0 = init_weights(cfg, [5] * 3)
+    run = dict(min_steps=20)
+    cfg_short = cfg.with_(max_steps=20)
+    plain, _ = train(w0, data.train.x, data.train.y, student_objective(students, targets, data.train.y, cfg), cfg_short,
+                     **run)
+    probed, log = train(w0, data.train.x, data.train.y, student_objective(students, targets, data.train.y, cfg),
+                        cfg_short, probe_steps=(0, 10), views=data.features, **run)
+    assert torch.equal(plain, probed)
+    assert log.probe_steps == [0, 10] and len(log.grad_ratio[0]) == 3 and log.grad_ratio[0][0] == 0.0
+    assert log.grad_ratio[0][2] > 1.0 > log.grad_ratio[0][1] > 0  # KD steers from step 0, FKD's eps mutes it
+    assert np.array(log.view_corr).shape == (2, 3, cfg.k, 2)
+    balanced = [Student(FKD(balance=0.5), 2)]
+    obj = student_objective(balanced, targets, data.train.y, cfg)
+    _, blog = train(w0[:1], data.train.x, data.train.y, obj, cfg.with_(max_steps=1), min_steps=1, probe_steps=(0,),
+                    views=data.features)
+    assert blog.grad_ratio[0][0] > 0  # the recorded ratio is before balancing
+    assert obj.balance.tolist() == [0.5]
 
 
 def test_student_key():

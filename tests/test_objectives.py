@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fkd import kd_loss, pkt_loss, rkd_loss, sp_loss
+from fkd import dkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 
 I2 = torch.eye(2, dtype=torch.float64)
 SAME = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
@@ -78,3 +78,28 @@ def test_kd_bad_inputs():
         kd_loss(torch.zeros(2, 3), torch.zeros(2, 3), temperature=0)
     with pytest.raises(ValueError, match="same classes"):
         kd_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_dkd_against_its_definition():
+    """DKD written out independently: binary KL of (target, rest) plus the KL over the non-target classes, computed
+    by dropping the target column (the code masks it with -1000: the same to float precision)."""
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    y = torch.tensor([0, 3, 1, 1, 2])
+    temp, alpha, beta = 2.0, 1.0, 8.0
+    want = 0.0
+    for i in range(5):
+        ps, pt = torch.softmax(s[i] / temp, 0), torch.softmax(t[i] / temp, 0)
+        bs, bt = torch.stack([ps[y[i]], 1 - ps[y[i]]]), torch.stack([pt[y[i]], 1 - pt[y[i]]])
+        tckd = (bt * (bt / bs).log()).sum()
+        keep = torch.arange(4) != y[i]
+        qs, qt = torch.softmax(s[i][keep] / temp, 0), torch.softmax(t[i][keep] / temp, 0)
+        nckd = (qt * (qt / qs).log()).sum()
+        want += (alpha * tckd + beta * nckd) * temp**2 / 5
+    assert float(dkd_loss(s, t, y, alpha, beta, temp)) == pytest.approx(float(want), rel=1e-5)
+    assert float(dkd_loss(s, [t, t], y)) == pytest.approx(float(dkd_loss(s, t, y)), rel=1e-6)  # ensemble: mean logits
+    assert float(dkd_loss(t, t, y)) == pytest.approx(0.0, abs=1e-5)
+    pop = dkd_loss(torch.stack([s, t]), torch.stack([t, t]), y)
+    assert pop.shape == (2,) and float(pop[0]) == pytest.approx(float(dkd_loss(s, t, y)), rel=1e-5)
+    with pytest.raises(ValueError, match="labels"):
+        dkd_loss(s, t, y[:3])
