@@ -348,3 +348,81 @@ def plot_testbed(results: DistillResults, output: Path) -> None:
     fig.suptitle(f"every distillation loss as a student of the multi-view theory (k = {results.config.get('k')}, "
                  f"{len(results.seeds_done)} seeds)", fontsize=10)
     _save(fig, output)
+
+
+def _cell_means(students: Sequence[Any], which: str) -> list[float] | None:
+    """Mean over students of their mean view correlation at each probe step, over the cells of ``which`` kind:
+    "own" (views of the student's own lottery) or "new" (its teachers' views it did not have)."""
+    curves = []
+    for s in students:
+        corr = s.diagnostics.get("view_corr")
+        if not corr:
+            continue
+        own, union = np.array(s.own_views, bool), np.array(s.teacher_views_union, bool)
+        mask = own if which == "own" else union & ~own
+        if mask.any():
+            curves.append([float(np.array(c)[mask].mean()) for c in corr])
+    return [float(v) for v in np.mean(curves, axis=0)] if curves else None
+
+
+def plot_balance(results: DistillResults, specs: Sequence[str], output: Path) -> None:
+    """When the teachers act: left, the gradient-norm ratio of the distillation term to CE over training (median
+    over the students with teachers); right, the mean correlation of the student's own views and of its teachers'
+    new views over training (E >= 1)."""
+    _check(results)
+    groups = by_method(results, min_teachers=1)
+    style = styles(list(specs))
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    ax_g, ax_c = fig.subplots(1, 2)
+    for spec in specs:
+        students = [s for ss in groups.get(spec, {}).values() for s in ss]
+        if not students or not students[0].diagnostics.get("probe_steps"):
+            continue
+        steps = students[0].diagnostics["probe_steps"]
+        _, color = style[spec]
+        med = [float(np.median([s.diagnostics["grad_ratio"][i] for s in students])) for i in range(len(steps))]
+        ax_g.plot(steps, [max(m, 1e-6) for m in med], color=color, marker="o", ms=3, label=spec)
+        for which, ls in (("own", "-"), ("new", "--")):
+            curve = _cell_means(students, which)
+            if curve:
+                ax_c.plot(steps, curve, color=color, ls=ls, marker=".", label=f"{spec}: {which} views")
+    ax_g.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax_g.set_yscale("log")
+    ax_g.set_xlabel("training step")
+    ax_g.set_ylabel("|grad distillation| / |grad CE| (median)")
+    ax_g.set_title("gradient balance", fontsize=9)
+    ax_c.set_xlabel("training step")
+    ax_c.set_ylabel("mean max_r <w_j,r, v_j,l>")
+    ax_c.set_title("own views (solid) and teachers' new views (dashed)", fontsize=9)
+    for ax in (ax_g, ax_c):
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="best")
+    _save(fig, output)
+
+
+def plot_k_trend(trend: dict[int, dict[str, dict]], output: Path) -> None:
+    """The law against k: failure / 2^-(E+1) and uncovered / ideal union at E = 2, 3, 4, one line per (method, E).
+    ``trend`` maps k -> method spec -> E -> a summary with ``failure_over_theory`` and ``uncovered_over_ideal``."""
+    if not trend:
+        raise ValueError("no k to plot")
+    ks = sorted(trend)
+    specs = list(dict.fromkeys(spec for k in ks for spec in trend[k]))
+    style = styles(specs)
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, key, ylabel in ((axes[0], "failure_over_theory", "failure / 2^-(E+1)"),
+                            (axes[1], "uncovered_over_ideal", "uncovered / ideal union")):
+        for spec in specs:
+            for e, marker in ((2, "o"), (3, "s"), (4, "^")):
+                pts = [(k, trend[k][spec][e][key]) for k in ks
+                       if spec in trend[k] and e in trend[k][spec] and trend[k][spec][e].get(key) is not None]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), color=style[spec][1], marker=marker, label=f"{spec}, E = {e}")
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xticks(ks)
+        ax.set_xlabel("k (classes)")
+        ax.set_ylabel(ylabel)
+        ax.set_yscale("log", base=2)
+        ax.grid(True, alpha=0.3, which="both")
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _save(fig, output)

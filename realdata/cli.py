@@ -27,6 +27,7 @@ from realdata.data import DATASETS
 from realdata.methods import METHODS
 from realdata.models import MODELS
 from realdata.plot import plot_curves
+from realdata.runs import RunDir
 from realdata.train import Progress, evaluate_checkpoint, run_training
 
 #: The recipe's defaults, read from the config dataclass: the one place they are written.
@@ -108,8 +109,13 @@ RUN_OPTIONS = ("config_file", "download", "out", "resume", "progress")
 
 
 def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
-    """The run's config: --config's fields, then the options given (not None), then ``fields`` (model, method...)."""
-    base = read_json_object(opts["config_file"]) if opts.get("config_file") else {}
+    """The run's config: the recorded config of the run in --out when resuming, then --config's fields, then the
+    options given (not None), then ``fields`` (model, method...)."""
+    base = {}
+    if opts.get("resume") and opts.get("out") and RunDir(opts["out"]).is_run():
+        base = RunDir(opts["out"]).config().to_dict()
+    if opts.get("config_file"):
+        base.update(read_json_object(opts["config_file"]))
     given = {k: v for k, v in opts.items() if k not in RUN_OPTIONS and v is not None}
     if "milestones" in given:
         given["milestones"] = _milestones(given["milestones"])
@@ -189,7 +195,10 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
     """Distil a student from one teacher or an ensemble."""
     with user_errors():
         base = read_json_object(opts["config_file"]) if opts.get("config_file") else {}
-        if not teachers and not opts.get("config_file"):
+        resuming = opts.get("resume") and opts.get("out") and RunDir(opts["out"]).is_run()
+        if resuming:
+            base = {**RunDir(opts["out"]).config().to_dict(), **base}
+        if not teachers and not base:
             raise ConfigError("no teacher: give --teacher CKPT (repeat it for an ensemble)")
         paths, archs = zip(*map(_split_teacher, teachers), strict=True) if teachers else ((), ())
         if teacher_archs:
@@ -216,19 +225,39 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--device", default=None, help="Where to continue [default: as recorded].")
+@click.option("--data-dir", default=None, help="Where the data sets are [default: as recorded].")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress line on stderr [default: when stderr is a terminal].")
+def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bool | None) -> None:
+    """Continue a killed or stopped run from its folder alone (its recorded config and last.pt)."""
+    with user_errors():
+        config = RunDir(run_dir).config()
+    changes = {k: v for k, v in (("device", device), ("data_dir", data_dir)) if v is not None}
+    opts = {**{k: None for k in ("config_file", "dataset")}, "out": run_dir, "resume": True, "download": False,
+            "progress": progress, **changes}
+    _train({**config.to_dict(), **changes}, opts)
+
+
+@main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--dataset", default=None, help="Data set to test on [default: the one the checkpoint records].")
 @click.option("--arch", default=None, help="Architecture, for a checkpoint that does not record it.")
-@click.option("--data-dir", default="data", show_default=True)
+@click.option("--data-dir", default=None,
+              help="Where the data sets are [default: the one the checkpoint's run recorded, else data].")
 @click.option("--download", is_flag=True, help="Fetch a missing data set.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=int, default=1000, show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the result to this JSON file.")
-def evaluate(checkpoint: Path, dataset: str | None, arch: str | None, data_dir: str, download: bool, device: str,
-             batch_size: int, json_out: Path | None) -> None:
+def evaluate(checkpoint: Path, dataset: str | None, arch: str | None, data_dir: str | None, download: bool,
+             device: str, batch_size: int, json_out: Path | None) -> None:
     """Print the test accuracy of a checkpoint (writes nothing unless --json is given)."""
     with user_errors():
+        run = RunDir(Path(checkpoint).parent)
+        if data_dir is None:
+            data_dir = run.config().data_dir if run.is_run() else DEFAULTS["data_dir"]
         result = evaluate_checkpoint(checkpoint, dataset, arch, data_dir, download, device, batch_size)
     click.echo(f"{checkpoint}: {result['arch']} on {result['dataset']} test: {result['test_acc']:.2f}% top-1 "
                f"({result['images']} images)")

@@ -20,6 +20,8 @@ that reports a mismatch in one line.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import statistics
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy import stats as scipy_stats
 from torch import nn
 
 from fkdapp.errors import UserError
@@ -69,8 +72,16 @@ def model_checkpoint(model: nn.Module, arch: str, num_classes: int, in_channels:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint file as a dict with a ``'model'`` state dict (tensors only: loaded with weights_only)."""
     path = Path(path)
+    if path.is_dir():
+        inside = [n for n in ("best.pt", "last.pt") if (path / n).is_file()]
+        hint = f"give {path / inside[0]}" if inside else "give a .pt checkpoint file"
+        raise CheckpointError(f"{path} is a folder, not a checkpoint: {hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
+    if path.suffix in (".json", ".jsonl"):
+        beside = [n for n in ("best.pt", "last.pt") if (path.parent / n).is_file()]
+        hint = f"give {path.parent / beside[0]}" if beside else "give a .pt checkpoint file"
+        raise CheckpointError(f"{path} is a JSON file, not a checkpoint: {hint}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; any of them means the same to the user
@@ -193,15 +204,24 @@ class RunDir:
         old, new = saved.identity(), config.identity()
         diff = [f"{k} {old.get(k)!r} there, {new.get(k)!r} here" for k in new if old.get(k) != new.get(k)]
         if diff:
-            raise RunError(f"--out {self.path} holds a different run ({'; '.join(diff[:3])}); choose another --out")
+            raise RunError(f"--out {self.path} holds a different run ({'; '.join(diff[:3])}); to continue it as it "
+                           f"was: realdata resume {self.path}; else choose another --out")
         if not resume:
             rows = self.read_metrics()
             if rows and rows[-1]["epoch"] >= config.epochs:
                 raise RunError(f"--out {self.path} already holds this run, finished at epoch {config.epochs}; choose "
                                f"another --out for a new one")
-            raise RunError(f"--out {self.path} already holds this run; pass --resume to continue it, or choose "
-                           f"another --out")
+            raise RunError(f"--out {self.path} already holds this run; continue it with: realdata resume {self.path}")
         return True
+
+    def config(self) -> TrainConfig:
+        """The run's recorded config (a one-line RunError if there is none or it is unreadable)."""
+        if not self.is_run():
+            raise RunError(f"{self.path} is not a run folder (no config.json)")
+        try:
+            return TrainConfig.load(self.config_path)
+        except ConfigError as e:
+            raise RunError(f"{self.path} holds an unreadable run ({e})") from None
 
     def start(self, config: TrainConfig, env: dict[str, Any], resumed_at: int | None) -> None:
         """Write config.json and environment.json (a resumption is appended to the latter's ``resumed`` list)."""
@@ -220,8 +240,10 @@ class RunDir:
         return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
 
     def append_metrics(self, row: dict[str, Any]) -> None:
+        """One epoch's metrics, appended to metrics.jsonl; metrics.csv (the same, flat, for other tools) rewritten."""
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        self._write_csv(self.read_metrics())
 
     def truncate_metrics(self, epoch: int) -> None:
         """Drop metrics of epochs after ``epoch`` (written by a run killed before its checkpoint)."""
@@ -229,6 +251,21 @@ class RunDir:
         keep = [r for r in rows if r["epoch"] <= epoch]
         if len(keep) != len(rows):
             atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
+            self._write_csv(keep)
+
+    @property
+    def csv_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def _write_csv(self, rows: list[dict[str, Any]]) -> None:
+        flat = [{**{k: v for k, v in r.items() if k != "losses"},
+                 **{f"loss_{k}": v for k, v in r.get("losses", {}).items()}} for r in rows]
+        columns = list(dict.fromkeys(k for r in flat for k in r))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
+        atomic_write_text(self.csv_path, text.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------- reports
@@ -246,9 +283,12 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
     return [found[k] for k in sorted(found)]
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.2f} ± {sd:.2f}"
+def _mean_ci(values: Sequence[float]) -> str:
+    """Mean ± the half-width of its 95% t-interval over seeds; "(n = 1)" where one seed gives no interval."""
+    if len(values) < 2:
+        return f"{statistics.fmean(values):.2f} (n = 1)"
+    half = scipy_stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return f"{statistics.fmean(values):.2f} ± {half:.2f}"
 
 
 def _params_label(config: TrainConfig) -> str:
@@ -282,6 +322,7 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
     if not runs:
         raise RunError(f"no run folders (with a config.json) under {', '.join(map(str, paths))}")
     groups: dict[tuple, list[tuple[dict[str, Any], ...]]] = {}
+    seeds: dict[tuple, dict[int, Path]] = {}
     unfinished = []
     for run in runs:
         try:
@@ -295,25 +336,29 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
         pair = f"{'+'.join(a or '?' for a in config.teacher_archs) or '-'} -> {config.model}"
         size = "all" if config.train_size is None else str(config.train_size)
         key = (config.dataset, _params_label(config), pair, config.transfer_data or "-", size, config.epochs)
+        if config.seed in seeds.setdefault(key, {}):
+            raise RunError(f"{run.path} and {seeds[key][config.seed]} are the same run (seed {config.seed}); "
+                           f"report one of them")
+        seeds[key][config.seed] = run.path
         groups.setdefault(key, []).append(tuple(rows))
     return [RunGroup(*key, metrics=tuple(ms)) for key, ms in sorted(groups.items())], unfinished
 
 
 def report(paths: Iterable[str | Path]) -> str:
-    """A Markdown table of the finished runs under ``paths``: last and best test accuracy, mean ± std over seeds.
-
-    One row per :class:`RunGroup` (see :func:`collect`); the std is the sample standard deviation (0 for one seed).
-    Unfinished runs are listed below the table, not averaged.
+    """A Markdown table of the finished runs under ``paths``: last and best test accuracy, mean ± 95% t-interval over
+    seeds ("n = 1" for one seed). One row per :class:`RunGroup` (see :func:`collect`); a seed found twice in a group
+    is an error naming both folders. Unfinished runs are listed below the table, not averaged.
     """
     groups, unfinished = collect(paths)
-    lines = ["| data set | method | teacher -> student | transfer | train images | epochs | seeds | last acc (%) | "
+    lines = ["Test accuracy: mean ± 95% t-interval over seeds.", "",
+             "| data set | method | teacher -> student | transfer | train images | epochs | seeds | last acc (%) | "
              "best acc (%) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         last = [rows[-1]["test_acc"] for rows in g.metrics]
         best = [max(r["test_acc"] for r in rows) for rows in g.metrics]
         lines.append(f"| {g.dataset} | {g.method} | {g.pair} | {g.transfer} | {g.train_size} | {g.epochs} | "
-                     f"{len(g.metrics)} | {_mean_std(last)} | {_mean_std(best)} |")
+                     f"{len(g.metrics)} | {_mean_ci(last)} | {_mean_ci(best)} |")
     if unfinished:
         lines += ["", "Unfinished (not in the table): " + ", ".join(unfinished)]
     return "\n".join(lines)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +56,31 @@ from realdata.runs import (
     model_checkpoint,
     read_checkpoint,
 )
+
+
+class Interrupted(UserError):
+    """SIGINT / SIGTERM: the run stopped after its current step; the message says how to continue."""
+
+
+class _StopSignal:
+    """Catches SIGINT / SIGTERM while a run trains (main thread only) so the loop can stop after the current step."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class NonFiniteLoss(UserError):
@@ -143,6 +170,7 @@ class Trainer:
         self.forward = torch.compile(forward) if config.compile else forward
         # a host sync every step is free on the CPU; on a GPU it would stall the queue
         self.sync_every = 1 if self.device.type == "cpu" else 25
+        self.stop: _StopSignal | None = None
         self.epoch = 0
         self.best_acc = -math.inf
         self.best_epoch = 0
@@ -214,6 +242,8 @@ class Trainer:
         for step, idx in enumerate(batches(data.train_x.shape[0], bs, self.generator), start=1):
             transfer_x = None if order is None else self.transfer.train_x[order[(step - 1) * bs : step * bs]]
             pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x))
+            if self.stop is not None and self.stop.received is not None:
+                raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {step}/{steps}")
             if len(pending) == self.sync_every or step == steps:
                 block = self._sync(pending)
                 self._check_finite(block, epoch, step - len(pending) + 1)
@@ -317,13 +347,14 @@ def run_training(
     distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
     if main:
         open_run(run, config, trainer, device, resuming)
-    for _ in range(trainer.epoch + 1, config.epochs + 1):
-        row = train_epoch_or_stop(trainer, run, progress if main else None)
-        if main:
-            end_epoch(trainer, run, row)
-            if on_epoch_end is not None:
-                on_epoch_end(row)
-        distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
+    with _StopSignal() as trainer.stop:
+        for _ in range(trainer.epoch + 1, config.epochs + 1):
+            row = train_epoch_or_stop(trainer, run, progress if main else None)
+            if main:
+                end_epoch(trainer, run, row)
+                if on_epoch_end is not None:
+                    on_epoch_end(row)
+            distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
     return summarize(run, config)
 
 
@@ -364,6 +395,9 @@ def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None
         kept = f"last good checkpoint: {run.last_path} (epoch {trainer.epoch})" if trainer.epoch else \
             "no checkpoint was written"
         raise NonFiniteLoss(f"{e}; {kept}") from None
+    except Interrupted as e:
+        kept = f"{run.last_path} holds epoch {trainer.epoch}" if trainer.epoch else "no epoch had finished"
+        raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
     finally:
         if progress is not None:
             progress.close()

@@ -5,7 +5,7 @@
 #   teachers: resnet20, seeds 0 and 1, EPOCHS epochs (cross-entropy); seed 0 is the single teacher, both the ensemble
 #   students: resnet8, seeds 0, 1, 2, STUDENT_EPOCHS epochs: ce (alone), kd, fkd, sp, rkd, pkt from teacher seed 0,
 #             and fkd, kd from the ensemble of the 2 teachers
-#   outputs:  OUT/table.md (realdata report: last and best test accuracy, mean ± std over the seeds) and
+#   outputs:  OUT/table.md (realdata report: last and best test accuracy, mean ± 95% interval over the seeds) and
 #             OUT/curves.png (realdata plot: test accuracy per epoch, mean ± std over the seeds)
 #
 # Every command passes --resume, so the script can be stopped and run again: finished runs are left as they are,

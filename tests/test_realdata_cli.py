@@ -186,3 +186,78 @@ def test_config_file_and_defaults_from_the_dataclass(tmp_path, data_dir):
     one_line_error(cli("train", "--config", cfg, "--out", tmp_path / "y"), "did you mean 'epochs'")
     one_line_error(cli("train", "--model", "resnet88", "--dataset", "cifar10", "--out", tmp_path / "z"),
                    "did you mean")
+
+
+def test_resume_from_the_folder_alone_and_csv(tmp_path, data_dir):
+    """A run killed after epoch 1, continued by `realdata resume RUN` (and by --resume with --out only), ends with
+    the weights of an uninterrupted run; metrics.csv mirrors metrics.jsonl."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert cli("train", "--model", "resnet8", *common(data_dir, whole)).exit_code == 0
+    from realdata.train import run_training
+
+    class Killed(Exception):
+        pass
+
+    def kill(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    config = TrainConfig.load(whole / "config.json")
+    with pytest.raises(Killed):
+        run_training(config, cut, on_epoch_end=kill)
+    r = cli("train", "--out", cut, "--no-progress")
+    one_line_error(r, "no data set")  # without --resume nothing is read from the folder
+    r = cli("resume", cut, "--no-progress")
+    assert r.exit_code == 0, r.output
+    a, b = read_checkpoint(whole / "last.pt")["model"], read_checkpoint(cut / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lines = (cut / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,") and "loss_ce" in lines[0] and len(lines) == 3
+    r = cli("train", "--out", cut, "--resume", "--no-progress")  # finished: nothing left to train
+    assert r.exit_code == 0, r.output
+    one_line_error(cli("train", "--model", "resnet8", *common(data_dir, cut), "--seed", "5"),
+                   f"realdata resume {cut}")
+
+
+def test_checkpoint_given_as_folder_or_json(tmp_path, data_dir):
+    run = tmp_path / "t"
+    assert cli("train", "--model", "resnet8", *common(data_dir, run, epochs=1)).exit_code == 0
+    one_line_error(cli("evaluate", run), f"give {run / 'best.pt'}")
+    one_line_error(cli("evaluate", run / "config.json"), "is a JSON file, not a checkpoint")
+    one_line_error(cli("distill", "--teacher", run, "--student", "resnet8", *common(data_dir, tmp_path / "s")),
+                   "is a folder, not a checkpoint")
+    r = cli("evaluate", run / "best.pt", "--device", "cpu")  # the data folder comes from the run
+    assert r.exit_code == 0, r.output
+
+
+def test_report_one_seed_and_duplicates(tmp_path, data_dir):
+    run = tmp_path / "runs" / "a"
+    assert cli("train", "--model", "resnet8", *common(data_dir, run, epochs=1)).exit_code == 0
+    r = cli("report", tmp_path / "runs")
+    assert "(n = 1)" in r.output and "± 0.00" not in r.output and "95% t-interval" in r.output
+    import shutil
+
+    shutil.copytree(run, tmp_path / "runs" / "b")
+    one_line_error(cli("report", tmp_path / "runs"), "are the same run (seed 0)")
+
+
+def test_sigint_stops_after_the_step_and_says_how_to_resume(tmp_path, data_dir):
+    import signal
+    import time
+
+    out, whole = tmp_path / "run", tmp_path / "whole"
+    args = ["--model", "resnet8", *map(str, common(data_dir, out, epochs=6))]
+    proc = subprocess.Popen([sys.executable, "-m", "realdata", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: stopped by signal") and f"continue with: realdata resume {out}" in last
+    assert cli("resume", out, "--no-progress").exit_code == 0
+    assert cli("train", "--model", "resnet8", *common(data_dir, whole, epochs=6)).exit_code == 0
+    a, b = read_checkpoint(whole / "last.pt")["model"], read_checkpoint(out / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

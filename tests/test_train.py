@@ -113,7 +113,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, data_dir):
     with pytest.raises(Killed):
         run_training(config, tmp_path / "cut", on_epoch_end=kill_after_first)
     assert read_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
-    with pytest.raises(RunError, match="already holds this run; pass --resume"):
+    with pytest.raises(RunError, match="already holds this run; continue it with: realdata resume"):
         run_training(config, tmp_path / "cut")
     run_training(config, tmp_path / "cut", resume=True)
     full, cut = weights(tmp_path / "full" / "last.pt"), weights(tmp_path / "cut" / "last.pt")
