@@ -124,6 +124,10 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
     r, world = rank(), world_size()
     shard_out = out if world == 1 else out / "shards" / f"rank{r}"
     mine = seeds[r::world]
+    existing = shard_out / "results.json"
+    if existing.is_file() and is_main():
+        click.echo(f"resuming from {existing} (seeds already there are not run again; delete it or use another --out "
+                   f"to start fresh)", err=True)
     per_seed = cfg.max_steps * (2 if max(counts) else 1)  # teachers, then students (steps against the cap)
     progress = Progress(per_seed * len(mine), f"seeds {mine} on {dev}: steps")
     try:

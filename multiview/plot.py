@@ -148,7 +148,7 @@ def _failure_panel(ax: Axes, results: DistillResults) -> None:
     ax.set_xlabel("E (teachers / ensemble size)")
     ax.set_ylabel(f"single-view failure rate (log2; values < {FLOOR:g} drawn at {FLOOR:g})")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the data
 
 
 def _mechanism_panel(ax: Axes, results: DistillResults) -> None:
@@ -173,7 +173,7 @@ def _mechanism_panel(ax: Axes, results: DistillResults) -> None:
     ax.set_ylabel("fraction (mean over seeds, 95% interval)")
     ax.set_title("mechanism: does the student learn own ∪ teachers' views?", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _save(fig: Figure, output: Path) -> None:
@@ -188,7 +188,7 @@ def plot_results(results: DistillResults, output: Path) -> None:
     lines) and the mechanism (exact union, own views kept, teachers' new views covered). Writes ``output``.
     The device that made the results is in the results file, not in the figure."""
     _check(results)
-    fig = Figure(figsize=(13, 5.2), layout="constrained")
+    fig = Figure(figsize=(16, 5.2), layout="constrained")
     ax_fail, ax_mech = fig.subplots(1, 2)
     _failure_panel(ax_fail, results)
     _mechanism_panel(ax_mech, results)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,11 +83,14 @@ def _common_options(f: Callable) -> Callable:
                      help="torch.compile the training step" + _default("compile")),
         click.option("--eval-batch-size", type=int, default=None, help="Batch of the test pass"
                      + _default("eval_batch_size")),
+        click.option("--tensorboard/--no-tensorboard", default=None,
+                     help="Also write TensorBoard event files into the run folder (pip install '.[tensorboard]')"
+                          + _default("tensorboard")),
         click.option("--out", type=click.Path(path_type=Path), default=None,
                      help="Run folder [default: runs/<dataset>-<model>-<method>-s<seed>]."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt."),
         click.option("--progress/--no-progress", default=None,
-                     help="Progress line on stderr [default: when stderr is a terminal]."),
+                     help="Progress on stderr: a live line on a terminal, a line every 10 s in a log [default: on]."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -130,7 +132,7 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
     with user_errors():
         config = build_config(fields, opts)
         out = opts["out"] or Path("runs") / f"{config.dataset}-{config.model}-{config.method}-s{config.seed}"
-        show = sys.stderr.isatty() if opts["progress"] is None else opts["progress"]
+        show = opts["progress"] is not False
 
         def log(row: dict[str, Any]) -> None:
             named = ", ".join(f"{k} {v:.4f}" for k, v in row["losses"].items())
@@ -229,7 +231,7 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
 @click.option("--device", default=None, help="Where to continue [default: as recorded].")
 @click.option("--data-dir", default=None, help="Where the data sets are [default: as recorded].")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress line on stderr [default: when stderr is a terminal].")
+              help="Progress on stderr: a live line on a terminal, a line every 10 s in a log [default: on].")
 def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bool | None) -> None:
     """Continue a killed or stopped run from its folder alone (its recorded config and last.pt)."""
     with user_errors():

@@ -34,7 +34,7 @@ SMALL_LR_MODELS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 SMALL_LR = 0.01
 
 #: Fields that may change between a run and its resumption (where and how it runs, not what it computes).
-RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size")
+RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard")
 
 
 def scale_milestones(epochs: int) -> tuple[int, ...]:
@@ -83,6 +83,7 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False
     eval_batch_size: int = 1000
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from fkdapp.errors import ConfigError, UserError
-from fkdapp.progress import Progress
+from fkdapp.progress import Progress, clock
 from fkdapp.runtime import environment, resolve_device
 from realdata import distributed
 from realdata.config import TrainConfig
@@ -252,9 +252,10 @@ class Trainer:
                 pending = []
                 if progress is not None:
                     elapsed = time.perf_counter() - start
+                    left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / step  # training steps only
                     progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums['total'] / step:.4f} "
-                                    f"acc {100 * sums['correct'] / (step * bs):.2f}% {step * bs / elapsed:.0f} img/s",
-                                    force=step == steps)
+                                    f"acc {100 * sums['correct'] / (step * bs):.2f}% {step * bs / elapsed:.0f} img/s, "
+                                    f"training ETA {clock(left)}", force=step == steps)
         seconds = time.perf_counter() - start
         self.scheduler.step()
         self.epoch = epoch
@@ -345,13 +346,16 @@ def run_training(
     if resuming and run.last_path.is_file():
         trainer.load_state_dict(read_checkpoint(run.last_path))
     distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
+    writer = tensorboard_writer(run) if main and config.tensorboard else None
     if main:
         open_run(run, config, trainer, device, resuming)
     with _StopSignal() as trainer.stop:
         for _ in range(trainer.epoch + 1, config.epochs + 1):
             row = train_epoch_or_stop(trainer, run, progress if main else None)
             if main:
-                end_epoch(trainer, run, row)
+                end_epoch(trainer, run, row, progress)
+                if writer is not None:
+                    log_scalars(writer, row)
                 if on_epoch_end is not None:
                     on_epoch_end(row)
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
@@ -403,10 +407,34 @@ def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None
             progress.close()
 
 
-def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any]) -> None:
+def tensorboard_writer(run: RunDir) -> Any:
+    """A TensorBoard SummaryWriter into the run folder; a one-line ConfigError when tensorboard is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install '.[tensorboard]' (or pip install "
+                          "tensorboard), or drop --tensorboard; metrics.csv holds the same numbers") from None
+    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+
+
+def log_scalars(writer: Any, row: dict[str, Any]) -> None:
+    """One epoch's metrics as TensorBoard scalars."""
+    for key in ("loss", "train_acc", "test_acc", "lr", "images_per_s", "seconds", "eval_seconds"):
+        if key in row:
+            writer.add_scalar(key, row[key], row["epoch"])
+    for name, value in row.get("losses", {}).items():
+        writer.add_scalar(f"losses/{name}", value, row["epoch"])
+    writer.flush()
+
+
+def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Progress | None = None) -> None:
     """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically."""
     eval_start = time.perf_counter()
+    if progress is not None:
+        progress.update(f"epoch {row['epoch']}: evaluating on {trainer.data.test_x.shape[0]} test images", force=True)
     acc = trainer.evaluate()
+    if progress is not None:
+        progress.close()
     improved = acc > trainer.best_acc
     if improved:
         trainer.best_acc, trainer.best_epoch = acc, trainer.epoch

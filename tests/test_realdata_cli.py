@@ -261,3 +261,14 @@ def test_sigint_stops_after_the_step_and_says_how_to_resume(tmp_path, data_dir):
     assert cli("train", "--model", "resnet8", *common(data_dir, whole, epochs=6)).exit_code == 0
     a, b = read_checkpoint(whole / "last.pt")["model"], read_checkpoint(out / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tensorboard_event_files_or_a_clear_error(tmp_path, data_dir):
+    r = cli("train", "--model", "resnet8", *common(data_dir, tmp_path / "tb", epochs=1), "--tensorboard")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        one_line_error(r, "pip install '.[tensorboard]'")
+    else:
+        assert r.exit_code == 0, r.output
+        assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
