@@ -9,6 +9,8 @@ from fkd.kernels import (
     unit_rows,
 )
 from fkd.objectives import (
+    at_loss,
+    attention_map,
     dkd_loss,
     fkd_loss,
     kd_loss,
@@ -22,6 +24,8 @@ from fkd.objectives import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "at_loss",
+    "attention_map",
     "dkd_loss",
     "factored_kernel_distance",
     "feature_kernel",

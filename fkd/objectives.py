@@ -151,6 +151,32 @@ def dkd_loss(
     return (alpha * tckd + beta * nckd) * temperature**2
 
 
+def attention_map(fmap: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """(..., C, H, W) -> (..., H W): the channel mean of |f|^p, flattened, L2-normalised per sample."""
+    return F.normalize(upcast(fmap).abs().pow(p).mean(-3).flatten(-2), dim=-1)
+
+
+def at_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Attention transfer (Zagoruyko & Komodakis) for one stage: the mean squared difference of the attention maps.
+
+    (..., B, C_s, H_s, W_s), (..., B, C_t, H_t, W_t) -> (...): channel counts may differ; the larger map is
+    average-pooled to the smaller's size first (RepDistiller's code pools in the same way).
+    """
+    if fmap_s.shape[:-3] != fmap_t.shape[:-3]:
+        raise ValueError(f"student and teacher maps need the same batch, got {tuple(fmap_s.shape)} and "
+                         f"{tuple(fmap_t.shape)}")
+    hs, ht = fmap_s.shape[-1], fmap_t.shape[-1]
+
+    def pooled(f: torch.Tensor, size: int) -> torch.Tensor:
+        if f.shape[-1] == size:
+            return f
+        flat = f.reshape(-1, *f.shape[-3:])
+        return F.adaptive_avg_pool2d(flat, size).reshape(*f.shape[:-2], size, size)
+
+    a_s, a_t = attention_map(pooled(fmap_s, min(hs, ht)), p), attention_map(pooled(fmap_t, min(hs, ht)), p)
+    return (a_s - a_t).square().mean((-2, -1))
+
+
 def _pair(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     check_features(f_s, "f_s")
     check_features(f_t, "f_t")

@@ -78,6 +78,8 @@ class StudentMethod:
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     #: the parameter that scales the distillation term (what a weight grid varies)
     WEIGHT: ClassVar[str] = ""
+    #: a schedule of another method's loss (not a loss family of its own), e.g. fkd-warm of fkd
+    VARIANT_OF: ClassVar[str] = ""
     USES_TEACHERS: ClassVar[bool] = True
     #: parameter -> allowed string values (the others are numbers >= 0)
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -271,6 +273,7 @@ class FKDWarm(FKD):
     whether an early signal from the teachers is what the kernel lacks."""
 
     NAME, LABEL, COLOR = "fkd-warm", "fkd after a KD warm start", "C9"
+    VARIANT_OF = "fkd"
     DEFAULTS = {**FKD.DEFAULTS, "kd_steps": 150.0, "kd_weight": 3.0, "temperature": 4.0}
 
     def prepare(self, targets: Targets, counts: Sequence[int]) -> Any:

@@ -116,6 +116,9 @@ class TrainConfig:
             raise ConfigError(f"method {self.method!r} needs at least one --teacher checkpoint")
         if not method.NEEDS_TEACHER and self.teachers:
             raise ConfigError(f"method {self.method!r} uses no teacher; drop --teacher or pick a distillation method")
+        if self.transfer_data is not None and not method.SUPPORTS_TRANSFER:
+            raise ConfigError(f"method {self.method!r} needs the labels of the images it distils, so it cannot use "
+                              f"--transfer-data; drop it or pick another method")
         if not method.NEEDS_TEACHER and self.transfer_data is not None:
             raise ConfigError(f"method {self.method!r} uses no teacher, so --transfer-data has nothing to transfer")
         try:

@@ -35,17 +35,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fkd import feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
+from fkd import at_loss, dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 from realdata.data import resize_channels
 from realdata.distributed import global_batch
 
 
 class Outputs(NamedTuple):
-    """One network's outputs on a batch: logits (B, K), pooled penultimate features (B, D), last map (B, C, H, W)."""
+    """One network's outputs on a batch: logits (B, K), pooled penultimate features (B, D), last map (B, C, H, W),
+    and (for methods that set ``USES_STAGES``) the maps after every stage."""
 
     logits: Tensor
     pooled: Tensor
     fmap: Tensor
+    stages: tuple[Tensor, ...] = ()
 
 
 def in_channels_of(model: nn.Module) -> int:
@@ -76,6 +78,10 @@ class Distiller(nn.Module):
     #: Outputs (fields of :class:`Outputs`) the distillation terms compare across samples: gathered once from every
     #: rank into the global batch before :meth:`distill` sees them.
     GATHERED: ClassVar[tuple[str, ...]] = ()
+    #: The method compares the maps after every stage (forward_stages instead of forward_features).
+    USES_STAGES: ClassVar[bool] = False
+    #: The distillation terms can use unlabelled transfer images (--transfer-data); False where they need labels.
+    SUPPORTS_TRANSFER: ClassVar[bool] = True
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module] = (), **params: float) -> None:
         super().__init__()
@@ -90,6 +96,10 @@ class Distiller(nn.Module):
         for t in self.teachers:
             t.requires_grad_(False)
             t.eval()
+        #: modules trained with the student (regressors, embeddings), saved in last.pt beside it
+        self.heads = nn.ModuleDict()
+        #: the epoch being trained (1-based), set by the trainer; schedules such as DKD's warm-up read it
+        self.epoch = 1
 
     @classmethod
     def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
@@ -120,18 +130,19 @@ class Distiller(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """(B, C, H, W) normalised images, (B,) labels[, (B', C, H, W) transfer images] -> logits, named losses."""
         n = images.shape[0]
+        self.labels = labels
         if not self.teachers:
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
         both = images if transfer_images is None else torch.cat([images, transfer_images])
-        student = Outputs(*self.student.forward_features(both))
+        student = self._outputs(self.student, both)
         logits = student.logits[:n]
         kernel_images = images
         if transfer_images is not None:
-            student = Outputs(*(t[n:] for t in student))
+            student = Outputs(*(t[n:] for t in student[:3]), tuple(t[n:] for t in student.stages))
             kernel_images = transfer_images
         with torch.no_grad():
-            teachers = [Outputs(*t.forward_features(resize_channels(kernel_images, c)))
+            teachers = [self._outputs(t, resize_channels(kernel_images, c))
                         for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
         if self.GATHERED:
             student = self._gathered(student)
@@ -139,6 +150,12 @@ class Distiller(nn.Module):
         # the losses in float32 even under autocast (which would run the kernels' matmuls in bf16)
         with torch.autocast(images.device.type, enabled=False):
             return logits, {"ce": self._ce(logits, labels), **self.distill(student, teachers)}
+
+    def _outputs(self, net: nn.Module, x: Tensor) -> Outputs:
+        if self.USES_STAGES:
+            logits, pooled, stages = net.forward_stages(x)
+            return Outputs(logits, pooled, stages[-1], tuple(stages))
+        return Outputs(*net.forward_features(x))
 
     def _gathered(self, out: Outputs) -> Outputs:
         return out._replace(**{name: global_batch(getattr(out, name)) for name in self.GATHERED})
@@ -254,5 +271,72 @@ class RKD(Distiller):
                                                                         [t.pooled for t in teachers])}
 
 
+class DKD(Distiller):
+    """Decoupled KD: CE + warm-up x (alpha TCKD + beta NCKD) at T = 4 (mdistiller's CIFAR-100 defaults: alpha 1,
+    beta 8, the weight ramped linearly over the first 20 epochs; mdistiller sets beta per pair, e.g. 6 for
+    resnet32x4 -> ShuffleV1/V2 with --param beta=6). An ensemble's target is the mean of its teachers' logits."""
+
+    NAME = "dkd"
+    USES_TEACHER_LOGITS = True
+    SUPPORTS_TRANSFER = False  # its target-class split needs the labels of the distilled images
+    PARAMS = {"ce_weight": 1.0, "alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": 20.0}
+    POSITIVE_PARAMS = ("temperature",)
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        p = self.params
+        ramp = min(self.epoch / p["warmup"], 1.0) if p["warmup"] > 0 else 1.0
+        return {"dkd": ramp * dkd_loss(student.logits, [t.logits for t in teachers], self.labels, p["alpha"],
+                                       p["beta"], p["temperature"])}
+
+
+class AT(Distiller):
+    """Attention transfer: CE + 1000 x the sum over stages of at_loss (p = 2), the last n stages of student and
+    teacher paired (n the smaller count); an ensemble averages the loss over its teachers."""
+
+    NAME = "at"
+    PARAMS = {"ce_weight": 1.0, "at_weight": 1000.0, "p": 2.0}
+    POSITIVE_PARAMS = ("p",)
+    USES_STAGES = True
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        def one(t: Outputs) -> Tensor:
+            n = min(len(student.stages), len(t.stages))
+            pairs = zip(student.stages[-n:], t.stages[-n:], strict=True)
+            return torch.stack([at_loss(s, f, self.params["p"]) for s, f in pairs]).sum()
+
+        return {"at": self.params["at_weight"] * torch.stack([one(t) for t in teachers]).mean()}
+
+
+class FitNet(Distiller):
+    """FitNet hints: CE + 100 x MSE between a learned regressor of the student's middle stage and the teacher's
+    middle stage (conv 3x3 + BN + ReLU to the teacher's channels, the student's map pooled to the teacher's size
+    first where larger); one regressor per teacher of an ensemble, the loss averaged. The regressors train with the
+    student and are saved in last.pt (the trainer builds them from one batch before training)."""
+
+    NAME = "fitnet"
+    PARAMS = {"ce_weight": 1.0, "hint_weight": 100.0}
+    USES_STAGES = True
+
+    def build_heads(self, example: Tensor) -> None:
+        """Create the regressors from the shapes of one (B, C, H, W) batch of normalised images."""
+        with torch.no_grad():
+            s = self._outputs(self.student, example)
+            ts = [self._outputs(t, resize_channels(example, c))
+                  for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
+        c_s = s.stages[len(s.stages) // 2].shape[1]
+        for i, t in enumerate(ts):
+            c_t = t.stages[len(t.stages) // 2].shape[1]
+            self.heads[f"regressor{i}"] = nn.Sequential(nn.Conv2d(c_s, c_t, 3, 1, 1), nn.BatchNorm2d(c_t), nn.ReLU())
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        hint = student.stages[len(student.stages) // 2]
+        losses = []
+        for i, t in enumerate(teachers):
+            target = t.stages[len(t.stages) // 2]
+            x = hint if hint.shape[-1] == target.shape[-1] else F.adaptive_avg_pool2d(hint, target.shape[-2:])
+            losses.append(F.mse_loss(self.heads[f"regressor{i}"](x).float(), target.float()))
+        return {"hint": self.params["hint_weight"] * torch.stack(losses).mean()}
+
+
 #: Method name -> Distiller class: the one place a method is looked up by name.
-METHODS: dict[str, type[Distiller]] = {cls.NAME: cls for cls in (CE, KD, FKD, SP, PKT, RKD)}
+METHODS: dict[str, type[Distiller]] = {cls.NAME: cls for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet)}

@@ -24,35 +24,56 @@ def curve(group: RunGroup, key: str = "test_acc") -> tuple[list[int], list[float
     return epochs, means, stds
 
 
+def kernel_curve(group: RunGroup) -> tuple[list[int], list[float]] | None:
+    """Epochs and the mean over seeds and teachers of the logged kernel distance D(rho_S, rho_T), if logged."""
+    rows = group.metrics[0]
+    if not rows or "kernel_distance" not in rows[0]:
+        return None
+    per_epoch = zip(*([statistics.fmean(r["kernel_distance"]) for r in rows] for rows in group.metrics), strict=True)
+    return [r["epoch"] for r in rows], [statistics.fmean(v) for v in per_epoch]
+
+
 def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | None = None) -> list[RunGroup]:
     """Test accuracy per epoch of every finished run group under ``paths`` into ``output`` (format from its
-    suffix); the legend gives each group's method, pair and number of seeds. Returns the groups drawn."""
+    suffix), with a zoom on the second half (from 4 epochs on) and, where the runs logged it, the kernel distance
+    between student and teachers on a fixed test batch; the legend gives each group's method, pair and number of
+    seeds. Returns the groups drawn."""
     groups, _ = collect(paths)
-    fig = Figure(figsize=(11, 4.8))
-    FigureCanvasAgg(fig)
-    full, tail = fig.subplots(1, 2)
     curves = [curve(g) for g in groups]
-    for i, (g, (epochs, mean, std)) in enumerate(zip(groups, curves, strict=True)):
+    kernels = [kernel_curve(g) for g in groups]
+    last = max(len(epochs) for epochs, _, _ in curves)
+    names = ["full", *(["tail"] if last >= 4 else []), *(["kernel"] if any(kernels) else [])]
+    fig = Figure(figsize=(5.5 * len(names), 4.8))
+    FigureCanvasAgg(fig)
+    axes = dict(zip(names, fig.subplots(1, len(names), squeeze=False)[0], strict=True))
+    for i, (g, (epochs, mean, std), kc) in enumerate(zip(groups, curves, kernels, strict=True)):
         color = f"C{i % 10}"
         style = "--" if "+" in g.pair else "-"  # ensembles dashed
-        for ax in (full, tail):
-            ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=f"{g.label} ({len(g.metrics)} seeds)")
-            lo = [m - s for m, s in zip(mean, std, strict=True)]
-            hi = [m + s for m, s in zip(mean, std, strict=True)]
-            ax.fill_between(epochs, lo, hi, color=color, alpha=0.12, lw=0)
-    last = max(len(epochs) for epochs, _, _ in curves)
-    tail.set_xlim(max(1, last // 2), last + 0.3)
-    finals = [m for _, mean, _ in curves for m in mean[len(mean) // 2 :]]
-    tail.set_ylim(min(finals) - 0.5, max(finals) + 0.3)
+        label = f"{g.label} ({len(g.metrics)} seeds)"
+        for name in ("full", "tail"):
+            if name in axes:
+                ax = axes[name]
+                ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=label)
+                lo = [m - s for m, s in zip(mean, std, strict=True)]
+                hi = [m + s for m, s in zip(mean, std, strict=True)]
+                ax.fill_between(epochs, lo, hi, color=color, alpha=0.12, lw=0)
+        if kc is not None and "kernel" in axes:
+            axes["kernel"].plot(*kc, style, color=color, marker="o", ms=3, label=label)
+    if "tail" in axes:
+        axes["tail"].set_xlim(max(1, last // 2), last + 0.3)
+        finals = [m for _, mean, _ in curves for m in mean[len(mean) // 2 :]]
+        axes["tail"].set_ylim(min(finals) - 0.5, max(finals) + 0.3)
+        axes["tail"].set_title("second half, zoomed")
     fig.suptitle(title or f"{groups[0].dataset}: test accuracy per epoch (mean ± std over seeds)")
-    full.set_title("all epochs")
-    tail.set_title("second half, zoomed")
-    for ax in (full, tail):
+    axes["full"].set_title("all epochs")
+    for name, ax in axes.items():
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel("test accuracy (%)" if name != "kernel" else "D(rho_S, rho_T) on a fixed test batch")
         ax.grid(alpha=0.3)
-    tail.legend(fontsize=7, loc="lower right")
+    if "kernel" in axes:
+        axes["kernel"].set_title("kernel alignment with the teachers (mean over teachers)")
+    axes[names[-1]].legend(fontsize=7, loc="best")
     fig.tight_layout()
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -258,8 +258,9 @@ class RunDir:
         return self.path / "metrics.csv"
 
     def _write_csv(self, rows: list[dict[str, Any]]) -> None:
-        flat = [{**{k: v for k, v in r.items() if k != "losses"},
-                 **{f"loss_{k}": v for k, v in r.get("losses", {}).items()}} for r in rows]
+        flat = [{**{k: v for k, v in r.items() if k not in ("losses", "kernel_distance")},
+                 **{f"loss_{k}": v for k, v in r.get("losses", {}).items()},
+                 **{f"kernel_distance_{i}": v for i, v in enumerate(r.get("kernel_distance", []))}} for r in rows]
         columns = list(dict.fromkeys(k for r in flat for k in r))
         text = io.StringIO()
         writer = csv.DictWriter(text, columns, lineterminator="\n")

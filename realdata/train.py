@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from fkd import fkd_loss
 from fkdapp.errors import ConfigError, UserError
 from fkdapp.progress import Progress, clock
 from fkdapp.runtime import environment, resolve_device
@@ -43,6 +44,7 @@ from realdata.data import (
     eval_batches,
     load_dataset,
     normalize,
+    resize_channels,
 )
 from realdata.methods import METHODS, Distiller
 from realdata.models import build
@@ -154,7 +156,11 @@ class Trainer:
             raise ConfigError(f"batch size {config.batch_size} is larger than the {data.train_x.shape[0]} training "
                               f"images of {data.name}")
         self.student = distiller.student
-        self.optimizer = torch.optim.SGD(self.student.parameters(), lr=config.lr, momentum=config.momentum,
+        if hasattr(distiller, "build_heads") and not len(distiller.heads):  # sized from the networks' maps
+            example = transfer if transfer is not None else data
+            distiller.build_heads(normalize(example.train_x[:2].cpu(), example.mean, example.std))
+        params = [*self.student.parameters(), *distiller.heads.parameters()]  # heads: FitNet's regressors
+        self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones or ()),
                                                               gamma=config.lr_decay)
@@ -233,6 +239,7 @@ class Trainer:
         cfg, data = self.config, self.data
         epoch = self.epoch + 1
         self.distiller.train()
+        self.distiller.epoch = epoch
         lr = self.optimizer.param_groups[0]["lr"]
         steps, bs = self.steps_per_epoch, cfg.batch_size
         order = None if self.transfer is None else self._transfer_order(steps)
@@ -272,6 +279,20 @@ class Trainer:
     def evaluate(self) -> float:
         return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format)
 
+    @torch.no_grad()
+    def kernel_alignment(self, batch: int = 256) -> list[float]:
+        """D(rho_S, rho_T) between the student's and each teacher's pooled features on the first ``batch`` test
+        images (a fixed batch, so epochs compare): the kernel-alignment monitor, logged for every method."""
+        d = self.distiller
+        if not len(d.teachers):
+            return []
+        self.student.eval()
+        x = normalize(self.data.test_x[:batch], self.data.mean, self.data.std).contiguous(
+            memory_format=self.memory_format)
+        h_s = self.student.forward_features(x)[1].float()
+        return [float(fkd_loss(h_s, t.forward_features(resize_channels(x, c))[1].float()))
+                for t, c in zip(d.teachers, d.teacher_channels, strict=True)]
+
     def checkpoint(self, **extra: Any) -> dict[str, Any]:
         """The student as a self-describing model checkpoint, plus ``extra`` entries."""
         d = self.data
@@ -282,10 +303,11 @@ class Trainer:
         """Everything needed to resume: the model checkpoint plus optimiser, scheduler, RNG states, best accuracy."""
         return self.checkpoint(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                                rng=rng_state(self.generator), best_acc=self.best_acc, best_epoch=self.best_epoch,
-                               config=self.config.to_dict())
+                               config=self.config.to_dict(), heads=self.distiller.heads.state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.student.load_state_dict(state["model"])
+        self.distiller.heads.load_state_dict(state.get("heads", {}))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], self.generator)
@@ -424,6 +446,8 @@ def log_scalars(writer: Any, row: dict[str, Any]) -> None:
             writer.add_scalar(key, row[key], row["epoch"])
     for name, value in row.get("losses", {}).items():
         writer.add_scalar(f"losses/{name}", value, row["epoch"])
+    for i, value in enumerate(row.get("kernel_distance", [])):
+        writer.add_scalar(f"kernel_distance/teacher{i}", value, row["epoch"])
     writer.flush()
 
 
@@ -433,6 +457,9 @@ def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Prog
     if progress is not None:
         progress.update(f"epoch {row['epoch']}: evaluating on {trainer.data.test_x.shape[0]} test images", force=True)
     acc = trainer.evaluate()
+    alignment = trainer.kernel_alignment()
+    if alignment:
+        row["kernel_distance"] = alignment
     if progress is not None:
         progress.close()
     improved = acc > trainer.best_acc

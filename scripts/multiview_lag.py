@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from fkdapp.runtime import write_json
-from multiview.cli import run_script
+from multiview.cli import parse_seeds, run_script
 from multiview.plot import plot_balance, plot_k_trend
 from multiview.records import DistillResults, read_distill
 from multiview.report import by_method, mean_ci
@@ -86,11 +86,12 @@ def summary(results: DistillResults, spec: str) -> dict[int, dict]:
     return out
 
 
-def pick(results: DistillResults, specs: list[str]) -> tuple[str, dict]:
-    """The rule of phase 1: lowest mean failure at E = 2, 4 among specs keeping >= 90% own views, mv error <= 2%."""
+def pick(results: DistillResults, specs: list[str], seeds: set[int]) -> tuple[str, dict]:
+    """The rule of phase 1: lowest mean failure at E = 2, 4 (on ``seeds``) among specs keeping >= 90% of their own
+    views with multi-view error <= 2%."""
     scores = {}
     for spec in specs:
-        ss = [s for e in (2, 4) for s in by_method(results).get(spec, {}).get(e, [])]
+        ss = [s for e in (2, 4) for s in by_method(results).get(spec, {}).get(e, []) if s.seed in seeds]
         kept = [s.own_views_kept for s in ss if s.own_views_kept is not None]
         scores[spec] = {"failure": float(np.mean([s.single_view_failure for s in ss])),
                         "own_views_kept": float(np.mean(kept)) if kept else 1.0,
@@ -133,8 +134,9 @@ def main() -> None:
     if "select" in phases:
         sel = run_sweep(args.out / "select", FKD_VARIANTS + KD_GRID, s_select, "0,2,4", args.jobs, None, pool10,
                         args.overrides)
-        best, fkd_scores = pick(sel, FKD_VARIANTS)
-        best_kd, kd_scores = pick(sel, KD_GRID)
+        chosen_on = set(parse_seeds(s_select))
+        best, fkd_scores = pick(sel, FKD_VARIANTS, chosen_on)
+        best_kd, kd_scores = pick(sel, KD_GRID, chosen_on)
         state["select"] = {"best_variant": best, "best_kd": best_kd, "fkd_scores": fkd_scores, "kd_scores": kd_scores}
         write_json(state_path, state)
         print("select:", state["select"]["best_variant"], state["select"]["best_kd"], flush=True)

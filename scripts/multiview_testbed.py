@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from fkdapp.runtime import write_json
-from multiview.cli import run_script
+from multiview.cli import parse_seeds, run_script
 from multiview.methods import METHODS, parse_method
 from multiview.plot import plot_testbed
 from multiview.records import read_distill
@@ -77,14 +77,16 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = sum((["--set", o] for o in args.overrides), [])
-    methods = [cls() for cls in METHODS.values() if cls.USES_TEACHERS]
+    methods = [cls() for cls in METHODS.values() if cls.USES_TEACHERS and not cls.VARIANT_OF]
     grid = {m.spec: {f: m.with_params(**{m.WEIGHT: m.params[m.WEIGHT] * f}).spec
                      for f in FACTORS.get(m.NAME, DEFAULT_FACTORS)} for m in methods}
+    select_seeds = set(parse_seeds(args.select_seeds))
     t_select = sum(sweep(args.out / "select" / name, list(g.values()), args.select_seeds, "0,2,4", args.jobs, extra)
                    for name, g in grid.items())
     chosen, selection = {}, {}
     for name, by_factor in grid.items():
         groups = by_method(read_distill(args.out / "select" / name / "results.json"), min_teachers=1)
+        groups = {m: {e: [s for s in ss if s.seed in select_seeds] for e, ss in g.items()} for m, g in groups.items()}
         scores = {}
         for f, spec in by_factor.items():
             ss = [s for e in (2, 4) for s in groups[spec].get(e, [])]

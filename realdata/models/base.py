@@ -19,8 +19,13 @@ class ZooModel(nn.Module, ABC):
         self.penultimate_dim = penultimate_dim
 
     @abstractmethod
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
+        """(B, in_channels, H, W) images -> the feature map after each stage, (B, C_i, H_i, W_i); the last is the
+        map that is pooled (what AT and FitNet compare, as CRD's zoo returns them)."""
+
     def feature_map(self, x: Tensor) -> Tensor:
         """(B, in_channels, H, W) images -> (B, C, H', W'), the last feature map before pooling."""
+        return self.feature_stages(x)[-1]
 
     @abstractmethod
     def classify(self, pooled: Tensor) -> Tensor:
@@ -31,6 +36,12 @@ class ZooModel(nn.Module, ABC):
         fmap = self.feature_map(x)
         pooled = F.adaptive_avg_pool2d(fmap, 1).flatten(1)
         return self.classify(pooled), pooled, fmap
+
+    def forward_stages(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """(B, in_channels, H, W) -> logits, pooled, the maps after every stage (the last one is ``fmap``)."""
+        stages = self.feature_stages(x)
+        pooled = F.adaptive_avg_pool2d(stages[-1], 1).flatten(1)
+        return self.classify(pooled), pooled, stages
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, in_channels, H, W) -> logits (B, num_classes)."""

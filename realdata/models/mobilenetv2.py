@@ -57,11 +57,13 @@ class MobileNetV2(ZooModel):
         nn.init.normal_(head.weight, 0.0, 0.01)
         nn.init.zeros_(head.bias)
 
-    def feature_map(self, x: Tensor) -> Tensor:
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
         x = self.conv1(x)
+        out = []
         for stage in self.blocks:
             x = stage(x)
-        return self.conv2(x)
+            out.append(x)
+        return [*out, self.conv2(x)]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.classifier(pooled)

@@ -62,9 +62,11 @@ class CifarResNet(ZooModel):
             *(BasicBlock(in_planes if i == 0 else planes, planes, stride if i == 0 else 1) for i in range(blocks))
         )
 
-    def feature_map(self, x: Tensor) -> Tensor:
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
         x = self.bn1(self.conv1(x)).relu()
-        return self.layer3(self.layer2(self.layer1(x)))
+        f1 = self.layer1(x)
+        f2 = self.layer2(f1)
+        return [f1, f2, self.layer3(f2)]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.fc(pooled)

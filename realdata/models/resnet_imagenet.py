@@ -58,9 +58,11 @@ class ResNet50(ZooModel):
         self.linear = nn.Linear(self.penultimate_dim, num_classes)
         kaiming_init(self)
 
-    def feature_map(self, x: Tensor) -> Tensor:
-        x = self.bn1(self.conv1(x)).relu()
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
+        out = [self.layer1(self.bn1(self.conv1(x)).relu())]
+        for layer in (self.layer2, self.layer3, self.layer4):
+            out.append(layer(out[-1]))
+        return out
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.linear(pooled)

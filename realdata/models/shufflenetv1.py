@@ -58,9 +58,10 @@ class ShuffleV1(ZooModel):
         self.layer3 = _stage(STAGES[1][0], *STAGES[2])
         self.linear = nn.Linear(STAGES[-1][0], num_classes)
 
-    def feature_map(self, x: Tensor) -> Tensor:
-        x = self.bn1(self.conv1(x)).relu()
-        return self.layer3(self.layer2(self.layer1(x)))
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
+        f1 = self.layer1(self.bn1(self.conv1(x)).relu())
+        f2 = self.layer2(f1)
+        return [f1, f2, self.layer3(f2)]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.linear(pooled)

@@ -78,9 +78,10 @@ class ShuffleV2(ZooModel):
         self.bn2 = nn.BatchNorm2d(LAST)
         self.linear = nn.Linear(LAST, num_classes)
 
-    def feature_map(self, x: Tensor) -> Tensor:
-        x = self.layer3(self.layer2(self.layer1(self.bn1(self.conv1(x)).relu())))
-        return self.bn2(self.conv2(x)).relu()
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
+        f1 = self.layer1(self.bn1(self.conv1(x)).relu())
+        f2 = self.layer2(f1)
+        return [f1, f2, self.bn2(self.conv2(self.layer3(f2))).relu()]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.linear(pooled)

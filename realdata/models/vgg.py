@@ -45,10 +45,12 @@ class VGG(ZooModel):
         nn.init.normal_(self.classifier.weight, 0.0, 0.01)
         nn.init.zeros_(self.classifier.bias)
 
-    def feature_map(self, x: Tensor) -> Tensor:
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
+        out = []
         for block in (self.block0, self.block1, self.block2):
-            x = F.max_pool2d(block(x).relu(), 2)
-        return self.block4(self.block3(x).relu()).relu()
+            out.append(block(x).relu())
+            x = F.max_pool2d(out[-1], 2)
+        return [*out, self.block4(self.block3(x).relu()).relu()]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.classifier(pooled)

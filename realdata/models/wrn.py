@@ -61,9 +61,10 @@ class WideResNet(ZooModel):
         kaiming_init(self)
         nn.init.zeros_(self.fc.bias)
 
-    def feature_map(self, x: Tensor) -> Tensor:
-        x = self.block3(self.block2(self.block1(self.conv1(x))))
-        return self.bn1(x).relu()
+    def feature_stages(self, x: Tensor) -> list[Tensor]:
+        f1 = self.block1(self.conv1(x))
+        f2 = self.block2(f1)
+        return [f1, f2, self.bn1(self.block3(f2)).relu()]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.fc(pooled)

@@ -1,0 +1,109 @@
+"""DKD, AT and FitNet on images: losses against numbers computed independently here, end to end from the CLI,
+bit-identical resume (FitNet's regressors included), ensembles, transfer data, and the kernel-alignment monitor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from tiny_images import write_tiny_data
+
+from fkd import at_loss
+from realdata.cli import main
+from realdata.config import ConfigError, TrainConfig
+from realdata.methods import METHODS
+from realdata.models import build
+from realdata.runs import atomic_save, model_checkpoint, read_checkpoint
+from realdata.train import run_training
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_tiny_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    paths = []
+    for seed, arch in ((1, "resnet8"), (2, "resnet14")):
+        torch.manual_seed(seed)
+        path = tmp_path_factory.mktemp("t") / f"{arch}.pt"
+        atomic_save(model_checkpoint(build(arch, num_classes=10), arch, 10, 3, 32, "cifar10"), path)
+        paths.append(str(path))
+    return paths
+
+
+def test_at_loss_against_its_definition():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 6, 4, 4, generator=g)
+    t_pooled = t  # the smaller map stays; the student's 8x8 map is average-pooled to 4x4
+    s_pooled = s.reshape(3, 4, 4, 2, 4, 2).mean((3, 5))
+    want = 0.0
+    for i in range(3):
+        a = s_pooled[i].pow(2).mean(0).flatten()
+        b = t_pooled[i].pow(2).mean(0).flatten()
+        want += ((a / a.norm() - b / b.norm()) ** 2).mean() / 3
+    assert float(at_loss(s, t)) == pytest.approx(float(want), rel=1e-5)
+    assert float(at_loss(s, s)) == 0.0
+
+
+def test_fitnet_heads_and_at_stages():
+    torch.manual_seed(0)
+    fit = METHODS["fitnet"](build("resnet8", num_classes=10), [build("resnet32x4", num_classes=10)])
+    fit.build_heads(torch.randn(2, 3, 32, 32))
+    conv = fit.heads["regressor0"][0]
+    assert (conv.in_channels, conv.out_channels) == (32, 128)  # resnet8's middle stage -> resnet32x4's
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    _, losses = fit(x, y)
+    s = fit.student.forward_stages(x)[2][1]
+    with torch.no_grad():
+        t = fit.teachers[0].forward_stages(x)[2][1]
+    want = 100 * F.mse_loss(fit.heads["regressor0"](s), t)
+    assert float(losses["hint"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    at = METHODS["at"](build("resnet8", num_classes=10), [build("vgg8", num_classes=10)])
+    _, losses = at(x, y)
+    st, tt = at.student.forward_stages(x)[2], at.teachers[0].forward_stages(x)[2]
+    want = 1000 * sum(at_loss(a, b) for a, b in zip(st, tt[-3:], strict=True))  # 3 student stages, vgg's last 3
+    assert float(losses["at"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+
+
+def test_dkd_warms_up_and_refuses_transfer_data(data_dir, teachers):
+    torch.manual_seed(0)
+    d = METHODS["dkd"](build("resnet8", num_classes=10), [build("resnet8", num_classes=10)])
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    d.epoch = 5
+    early = float(d(x, y)[1]["dkd"].detach())
+    d.epoch = 20
+    assert float(d(x, y)[1]["dkd"].detach()) == pytest.approx(4 * early, rel=1e-5)  # 5/20 of the weight at epoch 5
+    with pytest.raises(ConfigError, match="transfer-data"):
+        TrainConfig(model="resnet8", dataset="cifar10", method="dkd", teachers=(teachers[0],),
+                    transfer_data="cifar100")
+
+
+@pytest.mark.parametrize("method", ["dkd", "at", "fitnet"])
+def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
+    common = ["--student", "resnet8", "--method", method, "--dataset", "cifar10", "--data-dir", str(data_dir),
+              "--epochs", "2", "--batch-size", "16", "--device", "cpu", "--no-progress"]
+    tt = sum((["--teacher", t] for t in teachers), [])
+    whole = tmp_path / "whole"
+    r = CliRunner().invoke(main, ["distill", *tt, *common, "--out", str(whole)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    config = TrainConfig.load(whole / "config.json")
+
+    class Killed(Exception):
+        pass
+
+    def kill(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_training(config, tmp_path / "cut", on_epoch_end=kill)
+    run_training(config, tmp_path / "cut", resume=True)
+    a, b = read_checkpoint(whole / "last.pt"), read_checkpoint(tmp_path / "cut" / "last.pt")
+    for key in ("model", "heads"):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert bool(a["heads"]) == (method == "fitnet")
+    rows = [__import__("json").loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows[-1]["kernel_distance"]) == 2 and all(v >= 0 for v in rows[-1]["kernel_distance"])

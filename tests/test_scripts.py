@@ -1,0 +1,36 @@
+"""The experiment scripts at tiny size: they run end to end and write what they promise (the real runs take hours)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "k=4", "--set", "d=32", "--set", "P=8", "--set", "n_train=60", "--set", "n_test=60", "--set", "m=2",
+        "--set", "max_steps=40", "--set", "student_steps=20"]
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_testbed_script(tmp_path):
+    run(["scripts/multiview_testbed.py", "--out", str(tmp_path), "--jobs", "1", "--select-seeds", "0-0",
+         "--report-seeds", "1-1", "--table", str(tmp_path / "t.md"), "--figure", str(tmp_path / "f.png"), *TINY])
+    summary = json.loads((tmp_path / "testbed.json").read_text())
+    assert set(summary["chosen"]) == {"fkd", "fkd-raw", "kd", "dkd", "sp", "pkt", "rkd"}
+    assert "| rank |" in (tmp_path / "t.md").read_text() and (tmp_path / "f.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "teachers").glob("seed*.pt"))) == 2  # one pool for every sweep
+
+
+def test_lag_script(tmp_path):
+    run(["scripts/multiview_lag.py", "--out", str(tmp_path), "--jobs", "1", "--figures", str(tmp_path / "fig"),
+         "--seeds", "0-0,1-1,0-0,0-0", *TINY])
+    state = json.loads((tmp_path / "fig" / "multiview_lag.json").read_text())
+    assert {"select", "k10", "k20", "k30"} <= set(state) and state["select"]["best_variant"]
+    figures = tmp_path / "fig"
+    assert (figures / "multiview_lag_k.png").is_file() and (figures / "multiview_lag_balance.png").is_file()
