@@ -334,7 +334,7 @@ class FitNet(Distiller):
         for i, t in enumerate(teachers):
             target = t.stages[len(t.stages) // 2]
             x = hint if hint.shape[-1] == target.shape[-1] else F.adaptive_avg_pool2d(hint, target.shape[-2:])
-            losses.append(F.mse_loss(self.heads[f"regressor{i}"](x).float(), target.float()))
+            losses.append(F.mse_loss(self.heads[f"regressor{i}"](x.float()), target.float()))  # outside autocast
         return {"hint": self.params["hint_weight"] * torch.stack(losses).mean()}
 
 

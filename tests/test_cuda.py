@@ -34,6 +34,9 @@ def test_bf16_autocast_and_channels_last_on_cpu(method):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)
     d = _distiller(method).eval()
+    if hasattr(d, "build_heads"):
+        d.build_heads(x)
+        d.heads.eval()
     _, want = d(x, y)
     d = d.to(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -71,7 +74,7 @@ def test_distillation_step_on_cuda(method, compile_):
     from realdata.data import ImageData
 
     data = ImageData("cifar10", x, y, x[:4], y[:4], 10, (0.5,) * 3, (0.25,) * 3).to(dev)
-    d = _distiller(method)
+    d = _distiller(method)  # the trainer builds FitNet's regressors
     n_t = len(d.teachers)
     config = TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=("t",) * n_t,
                          teacher_archs=("resnet8",) * n_t, batch_size=8, compile=compile_, device="cuda")
