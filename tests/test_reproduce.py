@@ -16,7 +16,7 @@ from realdata.runs import atomic_save, read_checkpoint
 from realdata.train import run_training
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar100.py"
-TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD")
+TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD")
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +42,12 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert script.main(args(data_dir, out, "--dry-run")) == 0
     plan = capsys.readouterr().out
-    assert "1 teachers to train, 7 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
+    assert "1 teachers to train, 10 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
     assert not out.exists()  # a dry run writes nothing
 
     assert script.main(args(data_dir, out)) == 0
     assert (out / "teachers" / "resnet8" / "last.pt").is_file()
-    for method in ("kd", "rkd", "sp", "pkt", "fkd-noreg", "fkd"):
+    for method in ("kd", "rkd", "sp", "pkt", "fkd-noreg", "fkd", "fitnet", "at", "dkd"):
         assert (out / "runs" / method / "resnet8-resnet8" / "s0" / "last.pt").is_file()
     assert (out / "runs" / "ce" / "resnet8" / "s0" / "last.pt").is_file()
     noreg = json.loads((out / "runs" / "fkd-noreg" / "resnet8-resnet8" / "s0" / "config.json").read_text())
@@ -56,14 +56,15 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
     header = next(line for line in report.splitlines() if line.startswith("| teacher -> student"))
     assert all(f"| {t} |" in header for t in TITLES), header
     ours = next(line for line in report.splitlines() if line.startswith("| resnet8 -> resnet8 | ours"))
-    assert ours.count("(1)") == 1 + len(TITLES), ours  # the teacher and every method: one finished seed
-    for label in ("| ce |", "| kd |", "| rkd |", "| sp |", "| pkt |", "| fkd (feature_reg=0) |", "| fkd |"):
+    assert ours.count("(n = 1)") == 1 + len(TITLES), ours  # the teacher and every method: one finished seed
+    for label in ("| ce |", "| kd |", "| rkd |", "| sp |", "| pkt |", "| fkd (feature_reg=0) |", "| fkd |",
+                  "| fitnet |", "| at |", "| dkd |"):
         assert label in report, label  # the realdata report of the student runs
 
     capsys.readouterr()
     assert script.main(args(data_dir, out)) == 0  # everything finished: skipped
     again = capsys.readouterr().out
-    assert again.count("[skip]") == 8 and "[run]" not in again
+    assert again.count("[skip]") == 11 and "[run]" not in again  # the teacher and 10 student runs
 
 
 def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
@@ -94,7 +95,7 @@ def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
     assert [json.loads(r)["epoch"] for r in (kd / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     report = (out / "report.md").read_text()
     ours = next(line for line in report.splitlines() if line.startswith("| resnet8 -> resnet8 | ours"))
-    assert ours.count("(1)") == 3, ours  # the published teacher (evaluated), KD and FKD
+    assert ours.count("(n = 1)") == 3, ours  # the published teacher (evaluated), KD and FKD
 
 
 def test_bad_flags_are_one_line(script, data_dir, tmp_path, capsys):
