@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,58 @@ def pooled_teachers(
     return w, log
 
 
+@dataclass
+class TeacherSet:
+    """A seed's teachers: their targets on the training set, views learned (E_max, k, 2) and records."""
+
+    targets: Targets
+    learned: torch.Tensor
+    teachers: list[NetworkRecord]
+    ensembles: list[EnsembleRecord]
+
+
+def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool: Path | None,
+                  progress: Callable[[int], None] | None = None) -> TeacherSet:
+    """The seed's first ``e_max`` teachers (from the pool), measured: targets, views, network and ensemble records."""
+    device, k = data.features.device, cfg.k
+    if e_max == 0:
+        empty = Targets(torch.zeros(0, cfg.n_train, k * cfg.m, device=device),
+                        torch.zeros(0, cfg.n_train, k, device=device))
+        return TeacherSet(empty, torch.zeros(0, k, 2, dtype=torch.bool, device=device), [], [])
+    w_t, t_log = pooled_teachers(cfg, data, seed, e_max, pool, progress)
+    tm = measure_population(cfg, data, w_t)
+    ensembles = [
+        EnsembleRecord(seed=seed, **e)
+        for e in ensemble_report(tm["logits_multi"], tm["logits_single"], data.test_multi, data.test_single,
+                                 tm["learned"], list(range(1, e_max + 1)))
+    ]
+    teachers = [
+        NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f)
+        for s, a, r, lv, f in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], tm["learned"],
+                                  t_log.fit_step, strict=True)
+    ]
+    return TeacherSet(Targets(*evaluate(w_t, data.train.x, cfg)), tm["learned"], teachers, ensembles)
+
+
+def student_record(seed: int, method: StudentMethod, e: int, student: Student, i: int, own: torch.Tensor,
+                   union: torch.Tensor, sm: dict[str, Any], log: TrainLog, data: MultiViewData,
+                   k: int) -> StudentRecord:
+    """The record of student ``i`` of the population (measured in ``sm``), read as ``method`` with E = ``e``."""
+    learned = sm["learned"][i]
+    ideal = own | union
+    ideal_cov = covered(ideal[None], data.test_single)[0]
+    return StudentRecord(
+        seed=seed, method=method.spec, teachers=e, trained_as=student.key, weight=student.weight(k),
+        params=dict(method.params), train_accuracy=sm["train_accuracy"][i], fit_step=log.fit_step[i],
+        steps=log.steps[i], **sm["reports"][i], ideal_uncovered=float((~ideal_cov).float().mean()),
+        own_views_kept=_fraction(learned, own), teacher_new_views_covered=_fraction(learned, union & ~own),
+        mechanism_exact=bool(torch.equal(learned, ideal)), theory_failure=2.0 ** -(e + 1),
+        views_learned=learned.tolist(), teacher_views_union=union.tolist(), own_views=own.tolist(),
+        diagnostics={"probe_steps": log.probe_steps, "grad_ratio": [r[i] for r in log.grad_ratio],
+                     "view_corr": [c[i] for c in log.view_corr]},
+    )
+
+
 def distill_seed(
     cfg: Config,
     seed: int,
@@ -157,38 +210,11 @@ def distill_seed(
     """One seed: a pool of max(E) teachers, then every (method, E) student as one population from one shared
     initialisation independent of the teachers. Returns the seed's teacher, ensemble and student records."""
     data = make_data(cfg, seed, device)
-    e_max = max(teacher_counts)
-    k = cfg.k
-    teachers: list[NetworkRecord] = []
-    ensembles: list[EnsembleRecord] = []
-    if e_max > 0:
-        w_t, t_log = pooled_teachers(cfg, data, seed, e_max, pool, progress)
-        tm = measure_population(cfg, data, w_t)
-        targets = Targets(*evaluate(w_t, data.train.x, cfg))
-        t_learned = tm["learned"]
-        ensembles = [
-            EnsembleRecord(seed=seed, **e)
-            for e in ensemble_report(
-                tm["logits_multi"], tm["logits_single"], data.test_multi, data.test_single, t_learned,
-                list(range(1, e_max + 1)),
-            )
-        ]
-        teachers = [
-            NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f)
-            for s, a, r, lv, f in zip(
-                network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], t_learned, t_log.fit_step, strict=True
-            )
-        ]
-    else:
-        targets = Targets(
-            torch.zeros(0, cfg.n_train, k * cfg.m, device=device), torch.zeros(0, cfg.n_train, k, device=device)
-        )
-        t_learned = torch.zeros(0, k, 2, dtype=torch.bool, device=device)
+    ts = seed_teachers(cfg, data, seed, max(teacher_counts), pool, progress)
     students = students_for(methods, teacher_counts)
-    init_seed = derive_seed(seed, STUDENT_STREAM)
-    w0 = init_weights(cfg, [init_seed] * len(students), device)
+    w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(students), device)
     g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
-    objective = student_objective(students, targets, data.train.y, cfg, g)
+    objective = student_objective(students, ts.targets, data.train.y, cfg, g)
     w_s, s_log = train(
         w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress,
         probe_steps=PROBE_STEPS, views=data.features,
@@ -197,48 +223,18 @@ def distill_seed(
     position = {(s.method, s.teachers): i for i, s in enumerate(students)}
     records = []
     for method in methods:
-        own_i = position[(method.own_lottery(), 0)]
+        own = sm["learned"][position[(method.own_lottery(), 0)]]
         for e in sorted(set(teacher_counts)):
             if e > 0 and not method.USES_TEACHERS:
                 continue  # its one record is E = 0
             student = Student(method.own_lottery(), 0) if e == 0 else Student(method, e)
             i = position[(student.method, student.teachers)]
-            own = sm["learned"][own_i]
-            union = t_learned[:e].any(0)
-            learned = sm["learned"][i]
-            ideal = own | union
-            ideal_cov = covered(ideal[None], data.test_single)[0]
-            records.append(
-                StudentRecord(
-                    seed=seed,
-                    method=method.spec,
-                    teachers=e,
-                    trained_as=student.key,
-                    weight=student.weight(k),
-                    params=dict(method.params),
-                    train_accuracy=sm["train_accuracy"][i],
-                    fit_step=s_log.fit_step[i],
-                    steps=s_log.steps[i],
-                    **sm["reports"][i],
-                    ideal_uncovered=float((~ideal_cov).float().mean()),
-                    own_views_kept=_fraction(learned, own),
-                    teacher_new_views_covered=_fraction(learned, union & ~own),
-                    mechanism_exact=bool(torch.equal(learned, ideal)),
-                    theory_failure=2.0 ** -(e + 1),
-                    views_learned=learned.tolist(),
-                    teacher_views_union=union.tolist(),
-                    own_views=own.tolist(),
-                    diagnostics={
-                        "probe_steps": s_log.probe_steps,
-                        "grad_ratio": [r[i] for r in s_log.grad_ratio],
-                        "view_corr": [c[i] for c in s_log.view_corr],
-                    },
-                )
-            )
+            records.append(student_record(seed, method, e, student, i, own, ts.learned[:e].any(0), sm, s_log, data,
+                                          cfg.k))
     return DistillResults(
         config=cfg.to_dict(), teacher_counts=list(teacher_counts), methods=[m.spec for m in methods],
-        view_threshold=threshold_text(cfg), environment=environment(device), seeds_done=[seed], teachers=teachers,
-        ensembles=ensembles, students=records,
+        view_threshold=threshold_text(cfg), environment=environment(device), seeds_done=[seed],
+        teachers=ts.teachers, ensembles=ts.ensembles, students=records,
     )
 
 
