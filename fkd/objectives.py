@@ -87,11 +87,8 @@ def fkd_loss(
     return kernel_distance(feature_kernel(f_s), feature_kernel(f_t), include_diagonal=not normalize)
 
 
-def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0) -> torch.Tensor:
-    """Hinton KD: T^2 KL(p_t || p_s) of the softened outputs, summed over classes and averaged over the batch.
-
-    (..., B, C), E x (..., B, C) -> (...). An ensemble of teachers is the mean of their logits.
-    """
+def _teacher_logits(logits_s: torch.Tensor, logits_t: Features, temperature: float) -> torch.Tensor:
+    """The (mean) teacher logits (..., B, C), after checking the temperature and the shapes against the student's."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     check_features(logits_s, "logits_s")
@@ -101,7 +98,15 @@ def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0
             raise ValueError(f"student and teacher logits need the same classes, got {tuple(logits_s.shape)} "
                              f"and {tuple(t.shape)}")
         check_same_batch(logits_s, t, ("logits_s", "logits_t"))
-    lt = torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])
+    return torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])
+
+
+def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0) -> torch.Tensor:
+    """Hinton KD: T^2 KL(p_t || p_s) of the softened outputs, summed over classes and averaged over the batch.
+
+    (..., B, C), E x (..., B, C) -> (...). An ensemble of teachers is the mean of their logits.
+    """
+    lt = _teacher_logits(logits_s, logits_t, temperature)
     log_ps = F.log_softmax(upcast(logits_s) / temperature, dim=-1)
     log_pt = F.log_softmax(lt / temperature, dim=-1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
@@ -123,19 +128,10 @@ def dkd_loss(
     NCKD the KL divergence between their distributions over the non-target classes (softmax with the target class
     masked out by subtracting 1000 from its logit, as in the authors' code).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    check_features(logits_s, "logits_s")
-    ts = _as_list(logits_t, "logits_t")
-    for t in ts:
-        if t.shape[-1] != logits_s.shape[-1]:
-            raise ValueError(f"student and teacher logits need the same classes, got {tuple(logits_s.shape)} "
-                             f"and {tuple(t.shape)}")
-        check_same_batch(logits_s, t, ("logits_s", "logits_t"))
+    lt = _teacher_logits(logits_s, logits_t, temperature) / temperature
     if labels.shape != logits_s.shape[-2:-1]:
         raise ValueError(f"labels must have shape ({logits_s.shape[-2]},), got {tuple(labels.shape)}")
     ls = upcast(logits_s) / temperature
-    lt = (torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])) / temperature
     gt = F.one_hot(labels, ls.shape[-1]).to(torch.bool).expand_as(ls)
     p_s, p_t = ls.softmax(-1), lt.softmax(-1)
 

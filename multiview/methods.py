@@ -230,18 +230,9 @@ class FKDRaw(FKD):
     """The paper's ablation: CE + lambda_E D(k_S, k_T) on raw kernels, diagonal included, lambda_E = lambda E k / 10."""
 
     NAME, LABEL, COLOR = "fkd-raw", "fkd-raw student", "C2"
-    DEFAULTS = {"lambda": 0.01}
+    DEFAULTS = {"lambda": 0.01}  # FKD's schedules and regulariser read their parameters with "off" as default
     CHOICES = {}
     NORMALIZE = False
-
-    def own_lottery(self) -> StudentMethod:
-        return CE()
-
-    def balance(self, teachers: int, step: int) -> float:
-        return 0.0
-
-    def ce_scale(self, step: int) -> float:
-        return 1.0
 
     def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return factored_kernel_distance(h_sub, target, include_diagonal=True)
