@@ -125,18 +125,24 @@ def main() -> None:
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     ap.add_argument("--seeds", default="0-3,4-7,0-3,0-1", help="seeds of select, report, k20, k30")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every sweep")
+    ap.add_argument("--variants", default=None, help="';'-separated FKD specs to select from [default: all above]")
+    ap.add_argument("--kd-grid", default=None, help="';'-separated KD specs [default: kd_weight 1, 3, 10, 30]")
     args = ap.parse_args()
     s_select, s_report, s_k20, s_k30 = args.seeds.split(",")
+    variants = args.variants.split(";") if args.variants else FKD_VARIANTS
+    kd_grid = args.kd_grid.split(";") if args.kd_grid else KD_GRID
+    if SHIPPED not in variants:
+        variants = [SHIPPED, *variants]
     phases = args.phases.split(",")
     pool10 = args.out / "teachers-k10"
     state_path = args.out / "lag.json"
     state = _int_keys(json.loads(state_path.read_text())) if state_path.is_file() else {}
     if "select" in phases:
-        sel = run_sweep(args.out / "select", FKD_VARIANTS + KD_GRID, s_select, "0,2,4", args.jobs, None, pool10,
+        sel = run_sweep(args.out / "select", variants + kd_grid, s_select, "0,2,4", args.jobs, None, pool10,
                         args.overrides)
         chosen_on = set(parse_seeds(s_select))
-        best, fkd_scores = pick(sel, FKD_VARIANTS, chosen_on)
-        best_kd, kd_scores = pick(sel, KD_GRID, chosen_on)
+        best, fkd_scores = pick(sel, variants, chosen_on)
+        best_kd, kd_scores = pick(sel, kd_grid, chosen_on)
         state["select"] = {"best_variant": best, "best_kd": best_kd, "fkd_scores": fkd_scores, "kd_scores": kd_scores}
         write_json(state_path, state)
         print("select:", state["select"]["best_variant"], state["select"]["best_kd"], flush=True)
