@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import click
 from fkdapp.errors import ConfigError, user_errors
 from fkdapp.runtime import is_main
 from fkdapp.settings import read_json_object
+from realdata import distributed
 from realdata import runs as runs_module
 from realdata.config import TrainConfig
 from realdata.data import DATASETS
@@ -128,7 +130,11 @@ def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
 
 
 def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
-    """Build the config from --config and the options, run it, print a summary."""
+    """Build the config from --config and the options, run it, print a summary.
+
+    A worker that torchrun restarts (``--max-restarts``, after another worker died) resumes the run by itself."""
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0:
+        opts = {**opts, "resume": True}
     with user_errors():
         config = build_config(fields, opts)
         out = opts["out"] or Path("runs") / f"{config.dataset}-{config.model}-{config.method}-s{config.seed}"
@@ -143,6 +149,7 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
 
         summary = run_training(config, out, resume=opts["resume"], download=opts["download"],
                                progress=Progress() if show else None, on_epoch_end=log)
+        distributed.shutdown(wait=True)  # every rank finished: leave the process group together
     if not is_main():
         return
     click.echo(f"{config.model} ({config.method}) on {config.dataset}: last {summary['last_acc']:.2f}%, best "

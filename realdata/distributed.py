@@ -72,14 +72,14 @@ def setup(device: str = "auto") -> torch.device:
     return dev
 
 
-def shutdown() -> None:
-    """Leave the process group (registered to run at exit by :func:`setup`), once every rank is done with it: a
-    rank that tears down its gloo threads while another still talks to it can abort at exit."""
+def shutdown(wait: bool = False) -> None:
+    """Leave the process group (registered to run at exit by :func:`setup`). With ``wait`` (a run that finished on
+    every rank), first wait until every rank is done with it: a rank tearing down its gloo threads while another
+    still uses the connection can abort at exit."""
     if dist.is_available() and dist.is_initialized():
-        try:
+        if wait:
             barrier()
-        finally:
-            dist.destroy_process_group()
+        dist.destroy_process_group()
 
 
 def barrier() -> None:

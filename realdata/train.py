@@ -16,6 +16,7 @@ losses and accuracy are averaged over ranks; rank 0 alone evaluates the test set
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import threading
@@ -65,14 +66,17 @@ class Interrupted(UserError):
 
 
 class _StopSignal:
-    """Catches SIGINT / SIGTERM while a run trains (main thread only) so the loop can stop after the current step."""
+    """Catches SIGINT / SIGTERM while a run trains (main thread only) so the loop can stop after the current step.
+
+    Not under torchrun: there the agent stops and restarts its workers itself (``--max-restarts``), and a worker
+    that kept running after its SIGTERM could block in a collective with a dead peer."""
 
     def __init__(self) -> None:
         self.received: int | None = None
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignal:
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and "TORCHELASTIC_RUN_ID" not in os.environ:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self

@@ -211,3 +211,4 @@ def test_torchrun_resumes_an_interrupted_run(tmp_path, data_dir):
     assert read_checkpoint(out / "last.pt")["epoch"] == 2
     env = json.loads((out / "environment.json").read_text())
     assert env["resumed"][0]["after_epoch"] == 1 and env["resumed"][0]["world_size"] == WORLD
+
