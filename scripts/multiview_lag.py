@@ -166,7 +166,46 @@ def main() -> None:
     if trend:
         plot_k_trend(trend, args.figures / "multiview_lag_k.png")
     write_json(args.figures / "multiview_lag.json", state)
-    print(f"wrote {args.figures / 'multiview_lag.json'}")
+    (args.figures / "multiview_lag.md").write_text(table(state) + "\n")
+    print(table(state))
+    print(f"wrote {args.figures / 'multiview_lag.json'} and {args.figures / 'multiview_lag.md'}")
+
+
+def ci(v: list[float] | None) -> str:
+    """A (mean, half-width) pair as text; the half-width is NaN for one seed."""
+    return "-" if not v else (f"{v[0]:.3f}" if v[1] != v[1] else f"{v[0]:.3f} ± {v[1]:.3f}")
+
+
+def table(state: dict) -> str:
+    """The selection scores, then per k, method and E: failure (mean ± 95% interval), ratios, views, and the
+    decision rule's verdict."""
+    lines = []
+    if "select" in state:
+        sel = state["select"]
+        lines += [f"Selection (mean over E = 2, 4 and the selection seeds): best FKD variant {sel['best_variant']}, "
+                  f"best KD {sel['best_kd']}", "", "| spec | failure | own views kept | multi-view error |",
+                  "|---|---|---|---|"]
+        for spec, v in {**sel["fkd_scores"], **sel["kd_scores"]}.items():
+            lines.append(f"| {spec} | {v['failure']:.3f} | {v['own_views_kept']:.2f} | {v['multi_view_error']:.3f} |")
+    for k in ("k10", "k20", "k30"):
+        if k not in state:
+            continue
+        lines += ["", f"k = {k[1:]}:", "", "| spec | E | failure | 2^-(E+1) | failure / theory | uncovered / ideal "
+                  "| own views kept | teachers' new views covered | views nobody had | max multi-view error | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for spec, by_e in state[k].items():
+            for e, r in sorted(by_e.items()):
+                ratio = "-" if r["uncovered_over_ideal"] is None else f"{r['uncovered_over_ideal']:.2f}"
+                lines.append(f"| {spec} | {e} | {ci(r['failure'])} | {r['theory']:.4f} "
+                             f"| {r['failure_over_theory']:.2f} | {ratio} | {ci(r['own_views_kept'])} "
+                             f"| {ci(r['new_views_covered'])} "
+                             f"| {r['views_nobody_had']:.3f} | {r['max_multi_view_error']:.3f} | {r['seeds']} |")
+    for key in ("verdict_k10", "verdict_k20"):
+        if state.get(key):
+            v = state[key]
+            lines += ["", f"Decision rule at {key[-3:]}: {'passes' if v['passes'] else 'fails'} ("
+                      + ", ".join(f"{c}: {'yes' if ok else 'no'}" for c, ok in v["checks"].items()) + ")"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
