@@ -1,8 +1,8 @@
 """The simulation as a testbed: every distillation loss of the toolkit as a student of the multi-view theory.
 
-Two phases of resumable `multiview sweep` runs under OUT, one sweep per method (a population of every method at
-once does not fit in memory with the relational losses at 1000 samples), all sharing the teachers in OUT/teachers
-(trained once per seed):
+Two phases of resumable `multiview sweep` runs under OUT, all sharing the teachers in OUT/teachers (trained once per
+seed): the selection one sweep per method (every method's whole grid at once does not fit in memory with the
+relational losses at 1000 samples), the report one sweep of the chosen settings:
 
 1. select (seeds 0-3, E = 2 and 4): every method with teachers at a grid of multiples of its default weight (its
    ``WEIGHT`` parameter: lambda, kd_weight, weight): 0.3x-3x for fkd and fkd-raw (the frontier's range), 0.3x-10x
@@ -94,13 +94,8 @@ def main() -> None:
         ok = {f: v for f, v in scores.items() if v["multi_view_error"] <= 0.02}
         best = min(ok, key=lambda f: ok[f]["failure"]) if ok else 1.0
         chosen[name], selection[name] = by_factor[best], {"scores": scores, "chosen_factor": best}
-    t_report = sum(sweep(args.out / "report" / name, [spec, "ce"] if i == 0 else [spec], args.report_seeds, "0-4",
-                         args.jobs, extra) for i, (name, spec) in enumerate(chosen.items()))
-    parts = [read_distill(args.out / "report" / name / "results.json") for name in chosen]
-    rep = parts[0]
-    for part in parts[1:]:  # the same seeds and teachers: only the students differ
-        rep.students += part.students
-        rep.methods += part.methods
+    t_report = sweep(args.out / "report" / "all", [*chosen.values(), "ce"], args.report_seeds, "0-4", args.jobs, extra)
+    rep = read_distill(args.out / "report" / "all" / "results.json")
     groups = by_method(rep)
     rows = []
     for name, spec in chosen.items():
