@@ -25,6 +25,9 @@ def test_testbed_script(tmp_path):
     assert set(summary["chosen"]) == {"fkd", "fkd-raw", "kd", "dkd", "sp", "pkt", "rkd"}
     assert "| rank |" in (tmp_path / "t.md").read_text() and (tmp_path / "f.png").stat().st_size > 10_000
     assert len(list((tmp_path / "teachers").glob("seed*.pt"))) == 2  # one pool for every sweep
+    run(["scripts/multiview_testbed.py", "--out", str(tmp_path), "--jobs", "1", "--select-seeds", "0-0", "--no-report",
+         "--table", str(tmp_path / "t2.md"), "--figure", str(tmp_path / "f2.png"), *TINY])  # from the selection alone
+    assert "reported on the selection sweeps" in (tmp_path / "t2.md").read_text()
 
 
 def test_lag_script(tmp_path):
