@@ -239,6 +239,7 @@ def rkd_loss(f_s: torch.Tensor, f_t: torch.Tensor, w_d: float = 25.0, w_a: float
     def huber(a: torch.Tensor, c: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
         return F.smooth_l1_loss(a, c, reduction="none").mean(dims)
 
-    loss_d = huber(scaled(f_s), scaled(f_t), (-2, -1))
-    loss_a = huber(_angles(f_s), _angles(f_t), (-3, -2, -1))
+    zero = f_s.new_zeros(f_s.shape[:-2])
+    loss_d = huber(scaled(f_s), scaled(f_t), (-2, -1)) if w_d else zero
+    loss_a = huber(_angles(f_s), _angles(f_t), (-3, -2, -1)) if w_a else zero  # (..., B, B, B): skipped when unused
     return w_d * loss_d + w_a * loss_a
