@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--select-seeds", default="0-3")
     ap.add_argument("--report-seeds", default="4-7")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, as for sweep")
+    ap.add_argument("--methods", default=None, help="comma list of method names [default: every registered loss]")
     ap.add_argument("--no-report", action="store_true",
                     help="skip phase 2: tabulate the chosen settings from the selection sweeps (E = 0, 2, 4)")
     ap.add_argument("--table", type=Path, default=Path("figures/multiview_testbed.md"))
@@ -78,7 +79,8 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = sum((["--set", o] for o in args.overrides), [])
-    methods = [cls() for cls in METHODS.values() if cls.USES_TEACHERS and not cls.VARIANT_OF]
+    names = args.methods.split(",") if args.methods else list(METHODS)
+    methods = [METHODS[n]() for n in names if METHODS[n].USES_TEACHERS and not METHODS[n].VARIANT_OF]
     grid = {m.spec: {f: m.with_params(**{m.WEIGHT: m.params[m.WEIGHT] * f}).spec
                      for f in FACTORS.get(m.NAME, DEFAULT_FACTORS)} for m in methods}
     select_seeds = set(parse_seeds(args.select_seeds))
