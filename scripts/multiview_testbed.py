@@ -7,7 +7,7 @@ relational losses at 1000 samples), the report one sweep of the chosen settings:
 1. select (seeds 0-3, E = 2 and 4): every method with teachers at a grid of multiples of its default weight (its
    ``WEIGHT`` parameter: lambda, kd_weight, weight): 0.3x-3x for fkd and fkd-raw (the frontier's range), 0.3x-10x
    for the logit losses, 1e-4x, 1e-2x and 1x for SP, PKT and RKD (their published image-side weights make their
-   gradient 10^6 to 10^7 times CE's at this model's initialisation). Rule, fixed before looking: per method, the
+   gradient about 10^5 times CE's over the first 100 steps here). Rule, fixed before looking: per method, the
    factor whose students have the lowest mean single-view failure over those seeds and E, among factors whose mean
    multi-view error is <= 2% (the default when none qualifies).
 2. report (seeds 4-7, E = 0..4): each method at its chosen weight, and ce.
