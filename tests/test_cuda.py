@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from multiview.config import Config
@@ -92,19 +93,10 @@ def test_resume_on_cuda_matches_an_uninterrupted_run(tmp_path):
     data_dir = write_tiny_data(tmp_path / "data")
     common = dict(model="resnet8", dataset="cifar10", batch_size=16, data_dir=str(data_dir), device="cuda")
     run_training(TrainConfig(epochs=2, **common), tmp_path / "whole")
-    with pytest.raises(_Stop):  # killed after epoch 1, with last.pt written
-        run_training(TrainConfig(epochs=2, **common), tmp_path / "part", on_epoch_end=_stop_after_first)
+    train_until_killed(TrainConfig(epochs=2, **common), tmp_path / "part")
     run_training(TrainConfig(epochs=2, **common), tmp_path / "part", resume=True)
     a = torch.load(tmp_path / "whole" / "last.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)["model"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
 
-
-class _Stop(Exception):
-    pass
-
-
-def _stop_after_first(row: dict) -> None:
-    if row["epoch"] == 1:
-        raise _Stop

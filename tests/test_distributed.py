@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from click.testing import CliRunner
+from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from fkd import fkd_loss, pkt_loss, rkd_loss, sp_loss
@@ -26,7 +27,6 @@ from realdata.config import TrainConfig
 from realdata.methods import METHODS
 from realdata.models import build
 from realdata.runs import atomic_save, model_checkpoint, read_checkpoint
-from realdata.train import run_training
 
 WORLD = 2
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
@@ -195,15 +195,7 @@ def test_torchrun_resumes_an_interrupted_run(tmp_path, data_dir):
     out = tmp_path / "run"
     config = TrainConfig(model="resnet8", dataset="cifar10", method="kd", teachers=(str(teacher),), epochs=2,
                          batch_size=16, data_dir=str(data_dir), device="cpu")
-
-    class Killed(Exception):
-        pass
-
-    def kill(row):
-        raise Killed
-
-    with pytest.raises(Killed):  # one process, killed after epoch 1
-        run_training(config, out, on_epoch_end=kill)
+    train_until_killed(config, out)  # one process, killed after epoch 1
     torchrun("distill", "--teacher", teacher, "--student", "resnet8", "--method", "kd", "--dataset", "cifar10",
              "--data-dir", data_dir, "--epochs", 2, "--batch-size", 16, "--device", "cpu", "--out", out,
              "--no-progress", "--resume")

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from fkd import at_loss
@@ -91,15 +92,7 @@ def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, te
     assert r.exit_code == 0, r.output
     config = TrainConfig.load(whole / "config.json")
 
-    class Killed(Exception):
-        pass
-
-    def kill(row):
-        if row["epoch"] == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_training(config, tmp_path / "cut", on_epoch_end=kill)
+    train_until_killed(config, tmp_path / "cut")
     run_training(config, tmp_path / "cut", resume=True)
     a, b = read_checkpoint(whole / "last.pt"), read_checkpoint(tmp_path / "cut" / "last.pt")
     for key in ("model", "heads"):

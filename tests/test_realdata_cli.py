@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from click.testing import CliRunner
+from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from realdata.cli import main
@@ -193,18 +194,7 @@ def test_resume_from_the_folder_alone_and_csv(tmp_path, data_dir):
     the weights of an uninterrupted run; metrics.csv mirrors metrics.jsonl."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert cli("train", "--model", "resnet8", *common(data_dir, whole)).exit_code == 0
-    from realdata.train import run_training
-
-    class Killed(Exception):
-        pass
-
-    def kill(row):
-        if row["epoch"] == 1:
-            raise Killed
-
-    config = TrainConfig.load(whole / "config.json")
-    with pytest.raises(Killed):
-        run_training(config, cut, on_epoch_end=kill)
+    train_until_killed(TrainConfig.load(whole / "config.json"), cut)
     r = cli("train", "--out", cut, "--no-progress")
     one_line_error(r, "no data set")  # without --resume nothing is read from the folder
     r = cli("resume", cut, "--no-progress")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from interrupt import train_until_killed
 from tiny_images import write_cifar100
 
 from realdata.models import build
 from realdata.runs import atomic_save, read_checkpoint
-from realdata.train import run_training
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar100.py"
 TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD")
@@ -77,15 +77,7 @@ def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
     base = args(data_dir, out, "--teacher-dir", str(teachers), "--methods", "kd,fkd")
     base[base.index("--epochs") + 1] = "2"
     job = next(j for j in script.make_plan(script.build_parser().parse_args(base)).jobs if j.config.method == "kd")
-
-    class Killed(Exception):
-        pass
-
-    def kill(row):
-        raise Killed
-
-    with pytest.raises(Killed):
-        run_training(job.config, job.out, on_epoch_end=kill)
+    train_until_killed(job.config, job.out)
     kd = out / "runs" / "kd" / "resnet8-resnet8" / "s0"
     assert job.out == kd and read_checkpoint(kd / "last.pt")["epoch"] == 1
     assert script.main(base) == 0

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from realdata.config import ConfigError, TrainConfig, scale_milestones
@@ -103,15 +104,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, data_dir):
     config = cfg(data_dir, method="fkd", teachers=(str(teacher),), epochs=3, transfer_data="fashion_mnist")
     run_training(config, tmp_path / "full")
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_first(row):
-        if row["epoch"] == 1:
-            raise Killed
-
-    with pytest.raises(Killed):
-        run_training(config, tmp_path / "cut", on_epoch_end=kill_after_first)
+    train_until_killed(config, tmp_path / "cut")
     assert read_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
     with pytest.raises(RunError, match="already holds this run; continue it with: realdata resume"):
         run_training(config, tmp_path / "cut")
