@@ -51,7 +51,7 @@ class StudentObjective(PartedObjective):
         self.students = list(students)
         self.ce, self.y, self.cfg, self.generator = cross_entropy(y), y, cfg, generator
         super().__init__()
-        self._set_step(0)
+        self.set_step(0)
         self.groups = []
         for method in dict.fromkeys(s.method for s in students):
             if not method.USES_TEACHERS:
@@ -62,21 +62,14 @@ class StudentObjective(PartedObjective):
             self.groups.append((method, torch.tensor(idx, dtype=torch.long, device=device), weights, counts,
                                 method.prepare(targets, counts)))
 
-    def _set_step(self, step: int) -> None:
-        """The per-student schedules at this step: gradient balance and the weight of CE."""
-        self._step = step
+    def set_step(self, step: int) -> None:
+        """The per-student schedules at this step: gradient balance and the weight of CE (None where unused)."""
+        super().set_step(step)
         device = self.y.device
-        self.balance = torch.tensor([s.method.balance(s.teachers, step) for s in self.students], device=device)
+        balance = [s.method.balance(s.teachers, step) for s in self.students]
+        self.balance = torch.tensor(balance, device=device) if any(c > 0 for c in balance) else None
         scales = [s.method.ce_scale(step) for s in self.students]
         self.ce_scales = None if all(c == 1.0 for c in scales) else torch.tensor(scales, device=device)
-
-    @property
-    def step(self) -> int:
-        return self._step
-
-    @step.setter
-    def step(self, value: int) -> None:
-        self._set_step(value)
 
     def parts(self, h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ce = self.ce(h, f, index)

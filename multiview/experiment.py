@@ -128,20 +128,20 @@ def pooled_teachers(
     teachers a smaller population would train); otherwise the teachers are trained and the file is replaced.
     """
     path = pool / f"seed{seed}.pt" if pool is not None else None
-    key = json.loads(json.dumps(teacher_key(cfg, seed)))
+    key = json.dumps(teacher_key(cfg, seed), sort_keys=True)
     if path is not None and path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a damaged pool file is retrained, not trusted
             saved = None
-        if saved is not None and saved.get("key") == json.dumps(key, sort_keys=True) and saved["w"].shape[0] >= count:
+        if saved is not None and saved.get("key") == key and saved["w"].shape[0] >= count:
             log = TrainLog(saved["fit_step"][:count], saved["steps"][:count])
             if progress is not None:
                 progress(cfg.max_steps)
             return saved["w"][:count].to(data.features.device), log
     w, log = train_networks(cfg, data, network_seeds(seed, count), progress)
     if path is not None:
-        state = {"key": json.dumps(key, sort_keys=True), "w": w.cpu(), "fit_step": log.fit_step, "steps": log.steps}
+        state = {"key": key, "w": w.cpu(), "fit_step": log.fit_step, "steps": log.steps}
         atomic_write(path, lambda f: torch.save(state, f))
     return w, log
 

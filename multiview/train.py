@@ -17,13 +17,17 @@ Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 class PartedObjective:
     """An objective made of CE and a distillation term per network: calling it returns their sum (M,) and keeps
-    the two parts of the last call in ``last_parts``; ``step`` is set by the training loop before each call;
-    ``balance`` (M,) holds each network's gradient-balance factor c (0: none)."""
+    the two parts of the last call in ``last_parts``. The training loop calls :meth:`set_step` before each call;
+    ``balance`` (M,) then holds each network's gradient-balance factor c (0: none), or is None when no network of
+    the population is balanced at this step."""
 
     def __init__(self) -> None:
         self.step = 0
         self.balance: torch.Tensor | None = None
         self.last_parts: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def set_step(self, step: int) -> None:
+        self.step = step
 
     def parts(self, h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -92,17 +96,17 @@ def train(
     everything = torch.arange(n, device=x.device)
     log = TrainLog([], [])
     probes = set(probe_steps)
+    parted = isinstance(objective, PartedObjective)
     for step in range(cfg.max_steps):
         index = everything if full else torch.randint(n, (cfg.batch_size,), generator=generator).to(x.device)
         h = features(w, x if full else x[index], cfg)
         f = logits(h, cfg)
-        balance = None
-        if isinstance(objective, PartedObjective):
-            objective.step = step
-            balance = objective.balance
-        balanced = balance is not None and bool((balance > 0).any())
+        if parted:
+            objective.set_step(step)
+        balance = objective.balance if parted else None  # decided on the host: no device sync per step
+        balanced = balance is not None
         loss = objective(h, f, index).sum()
-        if balanced or (step in probes and isinstance(objective, PartedObjective)):
+        if balanced or (parted and step in probes):
             ce, extra = objective.last_parts
             (g_ce,) = torch.autograd.grad(ce.sum(), w, retain_graph=True)
             (g_x,) = torch.autograd.grad(extra.sum(), w, retain_graph=not balanced, allow_unused=True)

@@ -112,14 +112,21 @@ def _milestones(text: str | None) -> tuple[int, ...] | None:
 RUN_OPTIONS = ("config_file", "download", "out", "resume", "progress")
 
 
-def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
-    """The run's config: the recorded config of the run in --out when resuming, then --config's fields, then the
-    options given (not None), then ``fields`` (model, method...)."""
+def base_fields(opts: dict[str, Any]) -> dict[str, Any]:
+    """The fields the options start from: the recorded config of the run in --out when resuming, updated with
+    --config's fields."""
     base = {}
     if opts.get("resume") and opts.get("out") and RunDir(opts["out"]).is_run():
         base = RunDir(opts["out"]).config().to_dict()
     if opts.get("config_file"):
         base.update(read_json_object(opts["config_file"]))
+    return base
+
+
+def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
+    """The run's config: :func:`base_fields`, then the options given (not None), then ``fields`` (model,
+    method...)."""
+    base = base_fields(opts)
     given = {k: v for k, v in opts.items() if k not in RUN_OPTIONS and v is not None}
     if "milestones" in given:
         given["milestones"] = _milestones(given["milestones"])
@@ -203,10 +210,7 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
             transfer_data: str | None, **opts: Any) -> None:
     """Distil a student from one teacher or an ensemble."""
     with user_errors():
-        base = read_json_object(opts["config_file"]) if opts.get("config_file") else {}
-        resuming = opts.get("resume") and opts.get("out") and RunDir(opts["out"]).is_run()
-        if resuming:
-            base = {**RunDir(opts["out"]).config().to_dict(), **base}
+        base = base_fields(opts)
         if not teachers and not base:
             raise ConfigError("no teacher: give --teacher CKPT (repeat it for an ensemble)")
         paths, archs = zip(*map(_split_teacher, teachers), strict=True) if teachers else ((), ())
@@ -242,11 +246,10 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
 def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bool | None) -> None:
     """Continue a killed or stopped run from its folder alone (its recorded config and last.pt)."""
     with user_errors():
-        config = RunDir(run_dir).config()
-    changes = {k: v for k, v in (("device", device), ("data_dir", data_dir)) if v is not None}
-    opts = {**{k: None for k in ("config_file", "dataset")}, "out": run_dir, "resume": True, "download": False,
-            "progress": progress, **changes}
-    _train({**config.to_dict(), **changes}, opts)
+        RunDir(run_dir).config()  # a one-line error where RUN_DIR holds no run
+    opts = {"config_file": None, "dataset": None, "device": device, "data_dir": data_dir, "out": run_dir,
+            "resume": True, "download": False, "progress": progress}
+    _train({}, opts)  # everything else comes from the run's recorded config (base_fields)
 
 
 @main.command()
