@@ -11,6 +11,7 @@ from fkd.kernels import (
 from fkd.objectives import (
     at_loss,
     attention_map,
+    crd_loss,
     dkd_loss,
     fkd_loss,
     kd_loss,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "at_loss",
     "attention_map",
+    "crd_loss",
     "dkd_loss",
     "factored_kernel_distance",
     "feature_kernel",

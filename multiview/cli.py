@@ -22,15 +22,24 @@ from multiview.report import views_text
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
+def set_numerics() -> None:
+    """The one numerics path of every simulation (commands and scripts alike): denormal floats flushed to zero on the
+    CPU. Measured on this project's CPU (AMD EPYC, 1 thread; seed 0, fkd and kd at E = 0..2): every record identical
+    with and without it, and the sweep about twice as fast with it. Call it before training networks from Python to
+    get the commands' numbers bit for bit."""
+    torch.set_flush_denormal(True)
+
+
 @click.group(context_settings=CONTEXT)
 def main() -> None:
     """Simulate the multi-view theory: the per-class lottery and distillation from E teachers."""
+    set_numerics()
 
 
 def run_script(script_main: Callable[[], None]) -> None:
-    """Entry point of the experiment scripts under scripts/: denormals flushed to zero, and the package's one-line
-    errors printed as ``Error: ...`` (exit status 1), as in the commands here."""
-    torch.set_flush_denormal(True)
+    """Entry point of the experiment scripts under scripts/: the commands' numerics (:func:`set_numerics`), and the
+    package's one-line errors printed as ``Error: ...`` (exit status 1), as in the commands here."""
+    set_numerics()
     try:
         script_main()
     except UserError as e:

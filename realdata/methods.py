@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fkd import at_loss, dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
-from realdata.data import resize_channels
+from fkd import at_loss, crd_loss, dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
+from realdata.data import ImageData, normalize, resize_channels
 from realdata.distributed import global_batch
 
 
@@ -126,11 +126,13 @@ class Distiller(nn.Module):
         return self
 
     def forward(
-        self, images: Tensor, labels: Tensor, transfer_images: Tensor | None = None
+        self, images: Tensor, labels: Tensor, transfer_images: Tensor | None = None, indices: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """(B, C, H, W) normalised images, (B,) labels[, (B', C, H, W) transfer images] -> logits, named losses."""
+        """(B, C, H, W) normalised images, (B,) labels[, (B', C, H, W) transfer images][, (W B,) the global batch's
+        indices into the training set (every rank's, in rank order: methods with a memory over the training set
+        need them)] -> logits, named losses."""
         n = images.shape[0]
-        self.labels = labels
+        self.labels, self.indices = labels, indices
         if not self.teachers:
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
@@ -317,8 +319,9 @@ class FitNet(Distiller):
     PARAMS = {"ce_weight": 1.0, "hint_weight": 100.0}
     USES_STAGES = True
 
-    def build_heads(self, example: Tensor) -> None:
-        """Create the regressors from the shapes of one (B, C, H, W) batch of normalised images."""
+    def build_heads(self, data: ImageData) -> None:
+        """Create the regressors from the shapes of the maps on two of ``data``'s training images."""
+        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
         with torch.no_grad():
             s = self._outputs(self.student, example)
             ts = [self._outputs(t, resize_channels(example, c))
@@ -338,5 +341,125 @@ class FitNet(Distiller):
         return {"hint": self.params["hint_weight"] * torch.stack(losses).mean()}
 
 
+class ContrastMemory(nn.Module):
+    """CRD's memory over the training set: one L2-normalised row per image for the student's and the teacher's
+    embeddings (initialised uniform in +-sqrt(3 / dim), as in the authors' code), updated with momentum from each
+    batch, the two normalisation constants (set from the first batch: mean score x N), and the draw of negatives.
+
+    Negatives are K images of other classes than the sample's, drawn without replacement (with replacement when a
+    class has fewer than K others), from a generator seeded by (seed, step): the draw is the same on every rank and
+    after a resume. The step count and constants are saved with the buffers (``get_extra_state``).
+    """
+
+    def __init__(self, labels: Tensor, dim: int, negatives: int, seed: int) -> None:
+        super().__init__()
+        labels = labels.cpu().long()
+        n, bound = labels.shape[0], math.sqrt(3.0 / dim)
+        self.register_buffer("labels", labels)
+        self.register_buffer("bank_s", torch.rand(n, dim) * 2 * bound - bound)
+        self.register_buffer("bank_t", torch.rand(n, dim) * 2 * bound - bound)
+        self.negatives, self.seed, self.step = negatives, seed, 0
+        self.z: tuple[float, float] | None = None
+        counts = torch.bincount(labels)
+        self.with_replacement = bool(n - counts.max() < negatives)
+        self.register_buffer("order", torch.argsort(labels, stable=True), persistent=False)
+        self.register_buffer("counts", counts, persistent=False)
+        self.register_buffer("starts", torch.cumsum(counts, 0) - counts, persistent=False)
+
+    def get_extra_state(self) -> dict:
+        return {"step": self.step, "z": self.z}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.step, self.z = state["step"], None if state["z"] is None else tuple(state["z"])
+
+    def sample(self, idx: Tensor) -> Tensor:
+        """(B,) training-set indices -> (B, K+1): each index, then K negatives of other classes."""
+        g = torch.Generator(device=idx.device)
+        g.manual_seed(self.seed * 1_000_003 + self.step)
+        y = self.labels[idx]
+        n, k = self.labels.shape[0], self.negatives
+        if self.with_replacement:  # uniform over the other classes' images: skip the own class's block
+            u = (torch.rand(idx.shape[0], k, generator=g, device=idx.device) * (n - self.counts[y])[:, None]).long()
+            pos = u + self.counts[y][:, None] * (u >= self.starts[y][:, None])
+            neg = self.order[pos]
+        else:
+            scores = torch.rand(idx.shape[0], n, generator=g, device=idx.device)
+            scores.masked_fill_(self.labels[None, :] == y[:, None], 2.0)  # never among the K smallest
+            neg = scores.topk(k, largest=False).indices
+        return torch.cat([idx[:, None], neg], 1)
+
+    def forward(self, emb_s: Tensor, emb_t: Tensor, idx: Tensor, temperature: float, momentum: float) -> Tensor:
+        """The CRD loss of (B, D) embeddings of the training images ``idx``; then the memory update."""
+        rows = self.sample(idx)
+        rows_s, rows_t = self.bank_s[rows], self.bank_t[rows]
+        n = self.labels.shape[0]
+        if self.z is None:  # the authors' constants: mean exp-score of the first batch x N, then fixed
+            with torch.no_grad():
+                z_s = torch.exp(torch.bmm(rows_t, emb_s[:, :, None]) / temperature).mean() * n
+                z_t = torch.exp(torch.bmm(rows_s, emb_t[:, :, None]) / temperature).mean() * n
+            self.z = (float(z_s), float(z_t))
+        loss = crd_loss(emb_s, emb_t, rows_s, rows_t, *self.z, n_data=n, temperature=temperature)
+        with torch.no_grad():
+            for bank, emb in ((self.bank_s, emb_s), (self.bank_t, emb_t)):
+                bank.index_copy_(0, idx, F.normalize(bank[idx] * momentum + emb.detach() * (1 - momentum), dim=1))
+        self.step += 1
+        return loss
+
+
+class CRD(Distiller):
+    """Contrastive representation distillation: CE + 0.8 x CRD loss on pooled features (RepDistiller's CIFAR-100
+    weights): linear embeddings of student and teacher to 128 dimensions, L2-normalised, contrasted with 16384
+    negatives from a momentum (0.5) memory over the training set at temperature 0.07. One pair of embeddings and
+    one memory per teacher of an ensemble, the loss averaged. The embeddings train with the student; embeddings and
+    memory are saved in last.pt. Needs the labels of the distilled images, so no --transfer-data. Under torchrun
+    every rank computes the loss and the memory update on the global batch (same draws on every rank)."""
+
+    NAME = "crd"
+    SUPPORTS_TRANSFER = False  # negatives are drawn from the other classes of the training set
+    PARAMS = {"ce_weight": 1.0, "crd_weight": 0.8, "feat_dim": 128.0, "negatives": 16384.0, "temperature": 0.07,
+              "momentum": 0.5}
+    POSITIVE_PARAMS = ("feat_dim", "negatives", "temperature")
+    GATHERED = ("pooled",)
+
+    @classmethod
+    def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
+        out = super().resolve_params(params)
+        for k in ("feat_dim", "negatives"):
+            if out[k] != int(out[k]):
+                raise ValueError(f"crd parameter {k} must be a whole number, got {out[k]:g}")
+        if out["momentum"] >= 1:
+            raise ValueError(f"crd parameter momentum must be < 1 (the weight of the old memory), "
+                             f"got {out['momentum']:g}")
+        return out
+
+    def build_heads(self, data: ImageData) -> None:
+        """Create the embeddings (sized from the networks' pooled features) and the memories over ``data``."""
+        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        dim, k = int(self.params["feat_dim"]), int(self.params["negatives"])
+        with torch.no_grad():
+            d_s = self.student.forward_features(example)[1].shape[1]
+            d_t = [t.forward_features(resize_channels(example, c))[1].shape[1]
+                   for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
+        seed = int(torch.initial_seed()) % 2**31
+        for i, d in enumerate(d_t):
+            self.heads[f"embed_s{i}"] = nn.Linear(d_s, dim)
+            self.heads[f"embed_t{i}"] = nn.Linear(d, dim)
+            self.heads[f"memory{i}"] = ContrastMemory(data.train_y, dim, k, seed + i)
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        if self.indices is None or not len(self.heads):
+            raise ValueError("crd needs its heads built over the training set (build_heads) and the batch's indices")
+        p, h = self.params, self.heads
+
+        def embed(name: str, x: Tensor) -> Tensor:  # in the heads' precision (float32 under autocast)
+            return F.normalize(h[name](x.to(h[name].weight.dtype)), dim=1)
+
+        losses = [h[f"memory{i}"](embed(f"embed_s{i}", student.pooled), embed(f"embed_t{i}", t.pooled),
+                                  self.indices, p["temperature"], p["momentum"])
+                  for i, t in enumerate(teachers)]
+        return {"crd": p["crd_weight"] * torch.stack(losses).mean()}
+
+
 #: Method name -> Distiller class: the one place a method is looked up by name.
-METHODS: dict[str, type[Distiller]] = {cls.NAME: cls for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet)}
+METHODS: dict[str, type[Distiller]] = {cls.NAME: cls
+                                       for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD)}

@@ -160,10 +160,9 @@ class Trainer:
             raise ConfigError(f"batch size {config.batch_size} is larger than the {data.train_x.shape[0]} training "
                               f"images of {data.name}")
         self.student = distiller.student
-        if hasattr(distiller, "build_heads") and not len(distiller.heads):  # sized from the networks' maps
-            example = transfer if transfer is not None else data
-            distiller.build_heads(normalize(example.train_x[:2].cpu(), example.mean, example.std))
-        params = [*self.student.parameters(), *distiller.heads.parameters()]  # heads: FitNet's regressors
+        if hasattr(distiller, "build_heads") and not len(distiller.heads):  # FitNet's regressors, CRD's embeddings
+            distiller.build_heads(transfer if transfer is not None else data)
+        params = [*self.student.parameters(), *distiller.heads.parameters()]
         self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones or ()),
@@ -195,14 +194,16 @@ class Trainer:
         x = normalize(self._shard(augment(x, self.generator)), data.mean, data.std)
         return x.contiguous(memory_format=self.memory_format)
 
-    def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None) -> dict[str, Tensor]:
-        """One SGD step on a uint8 global batch (this rank trains on its shard of it); returns this rank's named
-        losses, their ``total`` and the number ``correct`` (detached, on the device, not synced)."""
+    def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None,
+                   indices: Tensor | None = None) -> dict[str, Tensor]:
+        """One SGD step on a uint8 global batch (this rank trains on its shard of it; ``indices``: the global batch's
+        indices into the training set, for CRD's memory); returns this rank's named losses, their ``total`` and the
+        number ``correct`` (detached, on the device, not synced)."""
         images = self._images(x, self.data)
         y = self._shard(y)
         transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits, losses = self.forward(images, y, transfer)
+            logits, losses = self.forward(images, y, transfer, indices)
         total = torch.stack(list(losses.values())).sum()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -252,7 +253,7 @@ class Trainer:
         start = time.perf_counter()
         for step, idx in enumerate(batches(data.train_x.shape[0], bs, self.generator), start=1):
             transfer_x = None if order is None else self.transfer.train_x[order[(step - 1) * bs : step * bs]]
-            pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x))
+            pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx))
             if self.stop is not None and self.stop.received is not None:
                 raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {step}/{steps}")
             if len(pending) == self.sync_every or step == steps:

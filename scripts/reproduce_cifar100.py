@@ -68,22 +68,25 @@ METHODS: dict[str, Method] = {
     "fitnet": Method("FitNet", "fitnet"),
     "at": Method("AT", "at"),
     "dkd": Method("DKD", "dkd"),
+    "crd": Method("CRD", "crd"),
 }
 
 #: Per-pair weights of the published configs (mdistiller's CIFAR-100 DKD configs set beta per pair).
 PAIR_PARAMS: dict[tuple[str, str], dict[str, float]] = {("dkd", "vgg13->vgg8"): {"beta": 6.0}}
 
 #: Published top-1 (%) per pair: the FKD paper's main table; PKT, FitNet and AT from the CRD benchmark (last epoch)
-#: and DKD from mdistiller (best epoch) where they have the pair. CRD (75.51, 73.94, 75.11, 74.30) is not built.
+#: and DKD from mdistiller (best epoch) where they have the pair; CRD from the FKD paper's table.
 PAPER: dict[str, dict[str, float]] = {
     "resnet32x4->resnet8x4": {"teacher": 79.42, "ce": 72.50, "kd": 73.33, "rkd": 71.90, "sp": 72.94, "pkt": 73.64,
-                              "fkd-noreg": 74.89, "fkd": 75.57, "fitnet": 73.50, "at": 73.44, "dkd": 76.32},
+                              "fkd-noreg": 74.89, "fkd": 75.57, "fitnet": 73.50, "at": 73.44, "dkd": 76.32,
+                              "crd": 75.51},
     "vgg13->vgg8": {"teacher": 74.64, "ce": 70.36, "kd": 72.98, "rkd": 71.48, "sp": 72.68, "pkt": 72.88,
-                    "fkd-noreg": 73.08, "fkd": 73.78, "fitnet": 71.02, "at": 71.43, "dkd": 74.68},
+                    "fkd-noreg": 73.08, "fkd": 73.78, "fitnet": 71.02, "at": 71.43, "dkd": 74.68, "crd": 73.94},
     "resnet32x4->ShuffleV1": {"teacher": 79.42, "ce": 70.50, "kd": 74.07, "rkd": 72.28, "sp": 73.48,
-                              "fkd-noreg": 74.66, "fkd": 75.00, "fitnet": 73.59, "at": 71.73, "dkd": 76.45},
+                              "fkd-noreg": 74.66, "fkd": 75.00, "fitnet": 73.59, "at": 71.73, "dkd": 76.45,
+                              "crd": 75.11},
     "ResNet50->vgg8": {"teacher": 79.34, "ce": 70.36, "kd": 73.81, "rkd": 71.50, "sp": 73.34, "fkd-noreg": 73.99,
-                       "fkd": 74.61, "fitnet": 70.69, "at": 71.84},
+                       "fkd": 74.61, "fitnet": 70.69, "at": 71.84, "crd": 74.30},
 }
 
 USER_ERRORS = (ConfigError, RunError, DataError, NonFiniteLoss, DeviceError)

@@ -24,6 +24,7 @@ from fkd import fkd_loss, pkt_loss, rkd_loss, sp_loss
 from realdata import distributed
 from realdata.cli import main
 from realdata.config import TrainConfig
+from realdata.data import ImageData
 from realdata.methods import METHODS
 from realdata.models import build
 from realdata.runs import atomic_save, model_checkpoint, read_checkpoint
@@ -73,16 +74,23 @@ def _check_losses(rank: int) -> None:
             assert_close(grad, single.grad, f"{name}: gradient (scaled={scaled}) on rank {rank}")
 
 
-DISTILLERS = ("fkd", "sp", "pkt", "rkd", "kd")
+DISTILLERS = ("fkd", "sp", "pkt", "rkd", "kd", "crd")
+RELATIONAL = ("fkd", "sp", "pkt", "rkd", "crd")
 
 
 def _distiller_case(method: str):
     """The same student, teacher and batch for every process: float64, and eval mode (BatchNorm with its running
-    statistics is per sample; in training mode it would see the shard)."""
+    statistics is per sample; in training mode it would see the shard). The batch is the whole training set of
+    CRD's memory."""
     torch.manual_seed(0)
-    student, teacher = build("resnet8", num_classes=10).double(), build("resnet8", num_classes=10).double()
+    distiller = METHODS[method](build("resnet8", num_classes=10), [build("resnet8", num_classes=10)])
+    y = torch.arange(8) % 10
+    if hasattr(distiller, "build_heads"):
+        distiller.build_heads(ImageData("cifar10", torch.zeros(8, 3, 16, 16, dtype=torch.uint8), y,
+                                        torch.zeros(2, 3, 16, 16, dtype=torch.uint8), y[:2], 10, (0.5,) * 3,
+                                        (0.5,) * 3))
     x = torch.randn(8, 3, 16, 16, dtype=torch.float64)
-    return METHODS[method](student, [teacher]).eval(), x, torch.arange(8) % 10
+    return distiller.double().eval(), x, y
 
 
 def _single_process_distillers() -> dict[str, tuple[dict[str, torch.Tensor], list[torch.Tensor]]]:
@@ -91,9 +99,10 @@ def _single_process_distillers() -> dict[str, tuple[dict[str, torch.Tensor], lis
     out = {}
     for method in DISTILLERS:
         distiller, x, y = _distiller_case(method)
-        _, losses = distiller(x, y)
+        _, losses = distiller(x, y, indices=torch.arange(8))
         torch.stack(list(losses.values())).sum().backward()
-        out[method] = ({k: v.detach() for k, v in losses.items()}, [p.grad for p in distiller.student.parameters()])
+        out[method] = ({k: v.detach() for k, v in losses.items()}, [p.grad for p in distiller.parameters()
+                                                                   if p.requires_grad])
     return out
 
 
@@ -104,16 +113,17 @@ def _check_distillers(rank: int, single: dict) -> None:
         b = x.shape[0] // WORLD
         mine = slice(rank * b, (rank + 1) * b)
         ddp = torch.nn.parallel.DistributedDataParallel(distiller)  # kept alive: its reducer averages in backward
-        _, got = ddp(x[mine], y[mine])
+        _, got = ddp(x[mine], y[mine], None, torch.arange(8))
         torch.stack(list(got.values())).sum().backward()
         want, grads = single[method]
         assert set(got) == set(want)
         for name, value in got.items():
             mean = distributed.all_reduce_sum(value.detach()) / WORLD  # per-sample terms: the mean of the shards
             assert_close(mean, want[name], f"{method}: {name} loss (mean over ranks) on rank {rank}")
-            if name in ("fkd", "sp", "pkt", "rkd"):  # relational terms: the global value on every rank
+            if name in RELATIONAL:  # relational terms: the global value on every rank
                 assert_close(value.detach(), want[name], f"{method}: {name} loss on rank {rank}")
-        for (pname, p), g in zip(distiller.student.named_parameters(), grads, strict=True):
+        trained = [(n, p) for n, p in distiller.named_parameters() if p.requires_grad]  # the student and CRD's heads
+        for (pname, p), g in zip(trained, grads, strict=True):
             assert_close(p.grad, g, f"{method}: gradient of {pname} on rank {rank}")
 
 

@@ -41,13 +41,15 @@ def config(method: str, **kw) -> TrainConfig:
 
 
 def test_registry_and_standard_weights():
-    assert list(METHODS) == ["ce", "kd", "dkd", "fkd", "sp", "pkt", "rkd", "at", "fitnet"]
+    assert list(METHODS) == ["ce", "kd", "dkd", "fkd", "sp", "pkt", "rkd", "at", "fitnet", "crd"]
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
     assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}
     assert METHODS["sp"].PARAMS["sp_weight"] == 3000 and METHODS["pkt"].PARAMS["pkt_weight"] == 30000
     assert METHODS["rkd"].PARAMS == {"ce_weight": 1.0, "rkd_weight": 1.0, "w_d": 25.0, "w_a": 50.0}
     assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "feature_reg"}
+    assert METHODS["crd"].PARAMS == {"ce_weight": 1.0, "crd_weight": 0.8, "feat_dim": 128, "negatives": 16384,
+                                     "temperature": 0.07, "momentum": 0.5}
     # run configs written before the parameters were named for what they weigh still load
     assert METHODS["fkd"].resolve_params({"beta": 0.5})["feature_reg"] == 0.5
     assert METHODS["sp"].resolve_params({"beta": 7.0})["sp_weight"] == 7.0
@@ -56,11 +58,15 @@ def test_registry_and_standard_weights():
 @pytest.mark.parametrize("method", list(METHODS))
 def test_each_method_lowers_its_loss(method):
     data = image_data(n_train=16)
-    trainer = Trainer(config(method, lr=0.02), make(method), data)
+    # CRD against 16 images: 16384 negatives would be all noise, and with every image in every batch momentum 0.5
+    # makes the memory chase the embeddings (its loss rises after 4 steps here; on a real set a row moves once per
+    # epoch)
+    params = {"negatives": 8, "momentum": 0.9} if method == "crd" else {}
+    trainer = Trainer(config(method, lr=0.02, params=params), make(method, **params), data)
     x, y = data.train_x, data.train_y
     totals = []
     for _ in range(8):
-        row = trainer.train_step(x, y)
+        row = trainer.train_step(x, y, None, torch.arange(x.shape[0]))  # the whole set: its indices
         assert all(torch.isfinite(v) for v in row.values())
         named = [k for k in row if k not in ("total", "correct")]
         assert row["total"].item() == pytest.approx(sum(row[k].item() for k in named), rel=1e-5)

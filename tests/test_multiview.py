@@ -386,3 +386,16 @@ def test_a_student_does_not_depend_on_the_other_students(tiny):
     pick = [s for s in mixed if s.method == "fkd"]
     assert [s.views_learned for s in pick] == [s.views_learned for s in alone]
     assert [s.single_view_failure for s in pick] == [s.single_view_failure for s in alone]
+
+
+@pytest.mark.parametrize("entry", [
+    "from multiview.cli import main; from click.testing import CliRunner; CliRunner().invoke(main, ['report', 'x'])",
+    "from multiview.cli import run_script; run_script(lambda: None)",
+])
+def test_commands_and_scripts_share_one_numerics_path(entry):
+    """Both entry points flush denormals (a fresh process: the setting is global), so a script re-running a sweep's
+    seeds gets the sweep's numbers bit for bit."""
+    probe = "import torch; x = torch.tensor([1e-39]); print(float(x * 2))"
+    before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    after = subprocess.run([sys.executable, "-c", f"{entry}; {probe}"], capture_output=True, text=True, check=True)
+    assert float(before) > 0 and float(after.stdout.strip().splitlines()[-1]) == 0.0

@@ -16,7 +16,7 @@ from realdata.models import build
 from realdata.runs import atomic_save, read_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar100.py"
-TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD")
+TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD", "CRD")
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +42,12 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert script.main(args(data_dir, out, "--dry-run")) == 0
     plan = capsys.readouterr().out
-    assert "1 teachers to train, 10 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
+    assert "1 teachers to train, 11 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
     assert not out.exists()  # a dry run writes nothing
 
     assert script.main(args(data_dir, out)) == 0
     assert (out / "teachers" / "resnet8" / "last.pt").is_file()
-    for method in ("kd", "rkd", "sp", "pkt", "fkd-noreg", "fkd", "fitnet", "at", "dkd"):
+    for method in ("kd", "rkd", "sp", "pkt", "fkd-noreg", "fkd", "fitnet", "at", "dkd", "crd"):
         assert (out / "runs" / method / "resnet8-resnet8" / "s0" / "last.pt").is_file()
     assert (out / "runs" / "ce" / "resnet8" / "s0" / "last.pt").is_file()
     noreg = json.loads((out / "runs" / "fkd-noreg" / "resnet8-resnet8" / "s0" / "config.json").read_text())
@@ -58,13 +58,13 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
     ours = next(line for line in report.splitlines() if line.startswith("| resnet8 -> resnet8 | ours"))
     assert ours.count("(n = 1)") == 1 + len(TITLES), ours  # the teacher and every method: one finished seed
     for label in ("| ce |", "| kd |", "| rkd |", "| sp |", "| pkt |", "| fkd (feature_reg=0) |", "| fkd |",
-                  "| fitnet |", "| at |", "| dkd |"):
+                  "| fitnet |", "| at |", "| dkd |", "| crd |"):
         assert label in report, label  # the realdata report of the student runs
 
     capsys.readouterr()
     assert script.main(args(data_dir, out)) == 0  # everything finished: skipped
     again = capsys.readouterr().out
-    assert again.count("[skip]") == 11 and "[run]" not in again  # the teacher and 10 student runs
+    assert again.count("[skip]") == 12 and "[run]" not in again  # the teacher and 11 student runs
 
 
 def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
@@ -91,7 +91,7 @@ def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
 
 
 def test_bad_flags_are_one_line(script, data_dir, tmp_path, capsys):
-    for flags, match in ((["--pairs", "resnet8-resnet8"], "TEACHER->STUDENT"), (["--methods", "crd"], "crd"),
+    for flags, match in ((["--pairs", "resnet8-resnet8"], "TEACHER->STUDENT"), (["--methods", "vid"], "vid"),
                          (["--seeds", "x"], "--seeds"), (["--teacher-dir", str(tmp_path)], "no resnet8.pth")):
         assert script.main(args(data_dir, tmp_path / "o", *flags)) == 2
         err = capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_config_defaults_validation_and_json(tmp_path):
     d.save(tmp_path / "c.json")
     assert TrainConfig.load(tmp_path / "c.json") == d
     bad = [({"epochs": 0}, "epochs must be an integer >= 1"), ({"model": "resnet9"}, "unknown model 'resnet9'"),
-           ({"dataset": "mnist"}, "unknown data set"), ({"method": "crd"}, "unknown method 'crd'"),
+           ({"dataset": "mnist"}, "unknown data set"), ({"method": "vid"}, "unknown method 'vid'"),
            ({"lr": -0.1}, "lr must be"), ({"lr": float("nan")}, "lr must be"), ({"momentum": 1.0}, "momentum"),
            ({"method": "fkd"}, "needs at least one --teacher"), ({"milestones": (5, 3)}, "milestones must be"),
            ({"batch_size": 1}, "batch_size"), ({"params": {"lambda": 1.0}}, "has no parameter 'lambda'")]
@@ -134,7 +134,7 @@ def test_nan_loss_stops_with_where_and_keeps_the_last_good_checkpoint(tmp_path, 
         NAME = "nan_test"
         calls = 0
 
-        def forward(self, images, labels, transfer_images=None):
+        def forward(self, images, labels, transfer_images=None, indices=None):
             logits, losses = super().forward(images, labels)
             type(self).calls += 1
             if type(self).calls == 2 + 2:  # 2 steps per epoch (40 images, batch 16): epoch 2, step 2
