@@ -12,9 +12,16 @@ Phases (each a resumable `multiview sweep` under OUT, teachers pooled per (confi
 3. Decision rule (fixed in the issue before any of this ran): the variant becomes the default only if at k = 10
    (seeds 4-7) its failure at each of E = 2, 3, 4 is <= 0.7x the shipped fkd's, it keeps >= 90% of its own views
    and every student's multi-view error is <= 2%; then the same at k = 20 on 4 seeds.
-4. The law against k: shipped fkd and the best variant at k = 20 (seeds 0-3) and k = 30 (seeds 0-1), E = 0..4.
+4. The law against k: shipped fkd and the best variant at k = 20 (seeds 0-3) and k = 30 (seeds 0-1), E = 0..4;
+   any phase kNN runs configs/kNN.json on the seeds --k-seeds gives it (k40 and k80 are for a GPU).
 
     python scripts/multiview_lag.py --out runs/lag --jobs 2
+
+On one GPU, the k-trend at k = 40 and 80 with 16 seeds, for the variant chosen on the CPU (its results folder need
+not be there):
+
+    python scripts/multiview_lag.py --out runs/lag --phases k40,k80 --k-seeds 40:0-15,80:0-15 --device cuda \
+        --jobs 1 --variant "fkd:eps_rel=0.1,balance=1,balance_until=150"
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,8 +62,8 @@ SHIPPED = "fkd"
 
 
 def run_sweep(out: Path, specs: list[str], seeds: str, teachers: str, jobs: int, config: str | None,
-              pool: Path, overrides: list[str]) -> DistillResults:
-    args = ["sweep", "--methods", ",".join(specs), "--seeds", seeds, "--teachers", teachers, "--device", "cpu",
+              pool: Path, overrides: list[str], device: str = "cpu") -> DistillResults:
+    args = ["sweep", "--methods", ",".join(specs), "--seeds", seeds, "--teachers", teachers, "--device", device,
             "--out", str(out), "--teacher-pool", str(pool), *(["--config", config] if config else []),
             *sum((["--set", o] for o in overrides), [])]
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
@@ -109,11 +117,15 @@ def verdict(s_var: dict, s_def: dict) -> dict:
     return {"checks": checks, "passes": all(checks.values())}
 
 
+def k_keys(state: dict) -> list[str]:
+    """The per-k summaries of a state ("k10", "k20", ...), in order of k."""
+    return sorted((key for key in state if re.fullmatch(r"k\d+", key)), key=lambda key: int(key[1:]))
+
+
 def _int_keys(state: dict) -> dict:
     """A state read back from JSON: the E keys of the per-k summaries as integers again."""
-    for k in ("k10", "k20", "k30"):
-        if k in state:
-            state[k] = {spec: {int(e): v for e, v in by_e.items()} for spec, by_e in state[k].items()}
+    for k in k_keys(state):
+        state[k] = {spec: {int(e): v for e, v in by_e.items()} for spec, by_e in state[k].items()}
     return state
 
 
@@ -121,14 +133,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/lag"))
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--phases", default="select,report,k20,k30")
+    ap.add_argument("--phases", default="select,report,k20,k30", help="select, report and any kNN (configs/kNN.json)")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
-    ap.add_argument("--seeds", default="0-3,4-7,0-3,0-1", help="seeds of select, report, k20, k30")
+    ap.add_argument("--seeds", default="0-3,4-7", help="seeds of select and report")
+    ap.add_argument("--k-seeds", default="20:0-3,30:0-1", help="seeds of each kNN phase, as K:SEEDS,...")
+    ap.add_argument("--device", default="cpu", help="device of every sweep (cuda: use --jobs 1)")
+    ap.add_argument("--variant", default=None, help="the FKD variant of the kNN phases [default: the selected one]")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every sweep")
     ap.add_argument("--variants", default=None, help="';'-separated FKD specs to select from [default: all above]")
     ap.add_argument("--kd-grid", default=None, help="';'-separated KD specs [default: kd_weight 1, 3, 10, 30]")
     args = ap.parse_args()
-    s_select, s_report, s_k20, s_k30 = args.seeds.split(",")
+    s_select, s_report = args.seeds.split(",")
+    k_seeds = dict(item.split(":") for item in args.k_seeds.split(","))
     variants = args.variants.split(";") if args.variants else FKD_VARIANTS
     kd_grid = args.kd_grid.split(";") if args.kd_grid else KD_GRID
     if SHIPPED not in variants:
@@ -139,30 +155,36 @@ def main() -> None:
     state = _int_keys(json.loads(state_path.read_text())) if state_path.is_file() else {}
     if "select" in phases:
         sel = run_sweep(args.out / "select", variants + kd_grid, s_select, "0,2,4", args.jobs, None, pool10,
-                        args.overrides)
+                        args.overrides, args.device)
         chosen_on = set(parse_seeds(s_select))
         best, fkd_scores = pick(sel, variants, chosen_on)
         best_kd, kd_scores = pick(sel, kd_grid, chosen_on)
         state["select"] = {"best_variant": best, "best_kd": best_kd, "fkd_scores": fkd_scores, "kd_scores": kd_scores}
         write_json(state_path, state)
         print("select:", state["select"]["best_variant"], state["select"]["best_kd"], flush=True)
-    best, best_kd = state["select"]["best_variant"], state["select"]["best_kd"]
+    if args.variant is None and "select" not in state:
+        sys.exit("Error: no selection in " + str(state_path) + "; run the select phase or name --variant SPEC")
+    best = args.variant or state["select"]["best_variant"]
+    best_kd = state.get("select", {}).get("best_kd", "kd")
     compare = list(dict.fromkeys([SHIPPED, best, best_kd, "kd"]))
     if "report" in phases:
-        rep = run_sweep(args.out / "report-k10", compare, s_report, "0-4", args.jobs, None, pool10, args.overrides)
+        rep = run_sweep(args.out / "report-k10", compare, s_report, "0-4", args.jobs, None, pool10, args.overrides,
+                        args.device)
         state["k10"] = {spec: summary(rep, spec) for spec in compare}
         state["verdict_k10"] = verdict(state["k10"][best], state["k10"][SHIPPED]) if best != SHIPPED else None
         write_json(state_path, state)
         plot_balance(rep, [SHIPPED, best, best_kd], args.figures / "multiview_lag_balance.png")
-    for k, seeds, config in (("k20", s_k20, "configs/k20.json"), ("k30", s_k30, "configs/k30.json")):
-        if k in phases:
-            r = run_sweep(args.out / f"report-{k}", list(dict.fromkeys([SHIPPED, best])), seeds, "0-4", args.jobs,
-                          config, args.out / f"teachers-{k}", args.overrides)
-            state[k] = {spec: summary(r, spec) for spec in dict.fromkeys([SHIPPED, best])}
-            if k == "k20" and best != SHIPPED:
-                state["verdict_k20"] = verdict(state[k][best], state[k][SHIPPED])
-            write_json(state_path, state)
-    trend = {int(k[1:]): {spec: state[k][spec] for spec in state[k]} for k in ("k10", "k20", "k30") if k in state}
+    for k in (p for p in phases if re.fullmatch(r"k\d+", p)):
+        config = Path(__file__).resolve().parents[1] / "configs" / f"{k}.json"
+        if not config.is_file() or k[1:] not in k_seeds:
+            sys.exit(f"Error: phase {k} needs {config} and its seeds in --k-seeds (as {k[1:]}:0-3)")
+        r = run_sweep(args.out / f"report-{k}", list(dict.fromkeys([SHIPPED, best])), k_seeds[k[1:]], "0-4",
+                      args.jobs, str(config), args.out / f"teachers-{k}", args.overrides, args.device)
+        state[k] = {spec: summary(r, spec) for spec in dict.fromkeys([SHIPPED, best])}
+        if k == "k20" and best != SHIPPED:
+            state["verdict_k20"] = verdict(state[k][best], state[k][SHIPPED])
+        write_json(state_path, state)
+    trend = {int(k[1:]): {spec: state[k][spec] for spec in state[k]} for k in k_keys(state)}
     if trend:
         plot_k_trend(trend, args.figures / "multiview_lag_k.png")
     write_json(args.figures / "multiview_lag.json", state)
@@ -187,9 +209,7 @@ def table(state: dict) -> str:
                   "|---|---|---|---|"]
         for spec, v in {**sel["fkd_scores"], **sel["kd_scores"]}.items():
             lines.append(f"| {spec} | {v['failure']:.3f} | {v['own_views_kept']:.2f} | {v['multi_view_error']:.3f} |")
-    for k in ("k10", "k20", "k30"):
-        if k not in state:
-            continue
+    for k in k_keys(state):
         lines += ["", f"k = {k[1:]}:", "", "| spec | E | failure | 2^-(E+1) | failure / theory | uncovered / ideal "
                   "| own views kept | teachers' new views covered | views nobody had | max multi-view error | seeds |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]

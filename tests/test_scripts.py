@@ -32,8 +32,15 @@ def test_testbed_script(tmp_path):
 
 def test_lag_script(tmp_path):
     run(["scripts/multiview_lag.py", "--out", str(tmp_path), "--jobs", "1", "--figures", str(tmp_path / "fig"),
-         "--seeds", "0-0,1-1,0-0,0-0", *TINY])
+         "--seeds", "0-0,1-1", "--k-seeds", "20:0-0,30:0-0", *TINY])
     state = json.loads((tmp_path / "fig" / "multiview_lag.json").read_text())
     assert {"select", "k10", "k20", "k30"} <= set(state) and state["select"]["best_variant"]
     figures = tmp_path / "fig"
     assert (figures / "multiview_lag_k.png").is_file() and (figures / "multiview_lag_balance.png").is_file()
+    # the GPU phases (k40, k80) as their command runs them, at tiny size on the CPU, with a named variant
+    variant = "fkd:eps_rel=0.1,balance=1,balance_until=150"
+    run(["scripts/multiview_lag.py", "--out", str(tmp_path / "gpu"), "--jobs", "1", "--figures",
+         str(tmp_path / "fig2"), "--phases", "k40,k80", "--k-seeds", "40:0-1,80:0-0", "--device", "cpu",
+         "--variant", variant, *TINY, "--set", "d=200"])
+    state = json.loads((tmp_path / "fig2" / "multiview_lag.json").read_text())
+    assert set(state["k40"]) == set(state["k80"]) == {"fkd", variant} and state["k40"]["fkd"]["2"]["seeds"] == 2
