@@ -246,10 +246,8 @@ def rkd_loss(f_s: torch.Tensor, f_t: torch.Tensor, w_d: float = 25.0, w_a: float
 
 
 def crd_loss(
-    emb_s: torch.Tensor,
-    emb_t: torch.Tensor,
-    rows_s: torch.Tensor,
-    rows_t: torch.Tensor,
+    scores_s: torch.Tensor,
+    scores_t: torch.Tensor,
     z_s: float,
     z_t: float,
     n_data: int,
@@ -258,25 +256,22 @@ def crd_loss(
 ) -> torch.Tensor:
     """Contrastive representation distillation (Tian et al., ICLR 2020): the two-sided NCE loss.  -> ().
 
-    ``emb_s``, ``emb_t`` (B, D) are the student's and the teacher's L2-normalised embeddings of a batch;
-    ``rows_s``, ``rows_t`` (B, K+1, D) the rows of the student's and the teacher's memory at each sample's own index
-    (first) and at its K negatives. The student's embedding is scored against the teacher's memory rows,
-    p = exp(<row, e_s> / T) / z_s, and the teacher's against the student's (with z_t); each side's NCE loss with the
-    uniform noise distribution 1 / n_data is -(log p_0 / (p_0 + K / n_data) + sum_j log (K / n_data) /
-    (p_j + K / n_data)), averaged over the batch, and the loss is the sum of the two sides.
+    ``scores_s`` (B, K+1): the inner products of the student's L2-normalised embedding of each sample with the
+    teacher's memory rows at the sample's own index (first) and at its K negatives; ``scores_t`` the teacher's
+    embedding against the student's memory at the same indices. Each side's probabilities are
+    p = exp(score / T) / z (z_s, z_t: the normalisation constants), its NCE loss with the uniform noise
+    distribution 1 / n_data is -(log p_0 / (p_0 + K / n_data) + sum_j log (K / n_data) / (p_j + K / n_data)),
+    averaged over the batch, and the loss is the sum of the two sides.
     """
-    if emb_s.ndim != 2 or emb_t.shape != emb_s.shape or rows_s.shape != rows_t.shape or rows_s.ndim != 3 \
-            or rows_s.shape[0] != emb_s.shape[0] or rows_s.shape[2] != emb_s.shape[1]:
-        raise ValueError(f"crd_loss needs embeddings (B, D) and memory rows (B, K+1, D), got {tuple(emb_s.shape)}, "
-                         f"{tuple(emb_t.shape)}, {tuple(rows_s.shape)}, {tuple(rows_t.shape)}")
-    k = rows_s.shape[1] - 1
-    noise = k / n_data
+    if scores_s.ndim != 2 or scores_s.shape != scores_t.shape or scores_s.shape[1] < 2:
+        raise ValueError(f"crd_loss needs two (B, K+1) score tensors with K >= 1, got {tuple(scores_s.shape)} and "
+                         f"{tuple(scores_t.shape)}")
+    noise = (scores_s.shape[1] - 1) / n_data
 
-    def nce(p: torch.Tensor) -> torch.Tensor:
+    def nce(scores: torch.Tensor, z: float) -> torch.Tensor:
+        p = torch.exp(upcast(scores) / temperature) / z
         pos = torch.log(p[:, 0] / (p[:, 0] + noise + eps))
         neg = torch.log(noise / (p[:, 1:] + noise + eps))
         return -(pos.sum() + neg.sum()) / p.shape[0]
 
-    p_s = torch.exp(torch.bmm(upcast(rows_t), upcast(emb_s)[:, :, None])[:, :, 0] / temperature) / z_s
-    p_t = torch.exp(torch.bmm(upcast(rows_s), upcast(emb_t)[:, :, None])[:, :, 0] / temperature) / z_t
-    return nce(p_s) + nce(p_t)
+    return nce(scores_s, z_s) + nce(scores_t, z_t)

@@ -28,20 +28,18 @@ def test_crd_loss_against_the_nce_written_out():
             noise = k / n
             want -= math.log(p[0] / (p[0] + noise + 1e-7)) / b
             want -= sum(math.log(noise / (q + noise + 1e-7)) for q in p[1:]) / b
-    got = crd_loss(e_s, e_t, r_s, r_t, z_s, z_t, n_data=n, temperature=temp)
+    scores_s, scores_t = torch.bmm(r_t, e_s[:, :, None])[:, :, 0], torch.bmm(r_s, e_t[:, :, None])[:, :, 0]
+    got = crd_loss(scores_s, scores_t, z_s, z_t, n_data=n, temperature=temp)
     assert float(got) == pytest.approx(want, rel=1e-5)
-    with pytest.raises(ValueError, match=r"\(B, K\+1, D\)"):
-        crd_loss(e_s, e_t, r_s[0], r_t, z_s, z_t, n_data=n)
+    with pytest.raises(ValueError, match=r"\(B, K\+1\)"):
+        crd_loss(scores_s, scores_t[:, :2], z_s, z_t, n_data=n)
 
 
-def test_a_perfect_match_scores_lower_than_noise():
+def test_a_matching_positive_scores_lower_than_noise():
     g = torch.Generator().manual_seed(1)
-    e = F.normalize(torch.randn(8, 16, generator=g), dim=1)
-    negatives = F.normalize(torch.randn(8, 32, 16, generator=g), dim=2)
-    matched = torch.cat([e[:, None], negatives], 1)
-    unmatched = torch.cat([negatives[:, :1], negatives], 1)
-    assert crd_loss(e, e, matched, matched, 1.0, 1.0, 100, 0.1) < crd_loss(e, e, unmatched, unmatched, 1.0, 1.0,
-                                                                            100, 0.1)
+    negatives = torch.rand(8, 32, generator=g) * 0.2
+    matched, unmatched = torch.cat([torch.ones(8, 1), negatives], 1), torch.cat([negatives[:, :1], negatives], 1)
+    assert crd_loss(matched, matched, 1.0, 1.0, 100, 0.1) < crd_loss(unmatched, unmatched, 1.0, 1.0, 100, 0.1)
 
 
 @pytest.mark.parametrize("negatives", [20, 200])  # without replacement (30+ others per class), then with
@@ -67,9 +65,11 @@ def test_memory_update_constants_and_state():
     idx = torch.tensor([1, 7])
     e_s, e_t = F.normalize(torch.randn(2, 6), dim=1), F.normalize(torch.randn(2, 6), dim=1)
     old_s, rows = mem.bank_s[idx].clone(), mem.sample(idx)
-    z_s = float(torch.exp(torch.bmm(mem.bank_t[rows], e_s[:, :, None]) / 0.07).mean() * 40)
+    scores = [torch.bmm(bank[rows], e[:, :, None])[:, :, 0] for bank, e in ((mem.bank_t, e_s), (mem.bank_s, e_t))]
+    z = [float(torch.exp(sc / 0.07).mean() * 40) for sc in scores]  # the published code's bmm over gathered rows
+    want = crd_loss(*scores, *z, n_data=40, temperature=0.07)
     loss = mem(e_s, e_t, idx, temperature=0.07, momentum=0.5)
-    assert mem.z[0] == pytest.approx(z_s) and torch.isfinite(loss) and mem.step == 1
+    assert mem.z == pytest.approx(z) and float(loss) == pytest.approx(float(want), rel=1e-5) and mem.step == 1
     assert torch.allclose(mem.bank_s[idx], F.normalize(0.5 * old_s + 0.5 * e_s, dim=1))
     copy = ContrastMemory(labels, dim=6, negatives=10, seed=3)
     copy.load_state_dict(mem.state_dict())
