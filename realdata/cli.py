@@ -27,7 +27,6 @@ from realdata.config import TrainConfig
 from realdata.data import DATASETS
 from realdata.methods import METHODS
 from realdata.models import MODELS
-from realdata.plot import plot_curves
 from realdata.runs import RunDir
 from realdata.train import Progress, evaluate_checkpoint, run_training
 
@@ -253,7 +252,7 @@ def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bo
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dataset", default=None, help="Data set to test on [default: the one the checkpoint records].")
 @click.option("--arch", default=None, help="Architecture, for a checkpoint that does not record it.")
 @click.option("--data-dir", default=None,
@@ -263,15 +262,17 @@ def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bo
 @click.option("--batch-size", type=int, default=1000, show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the result to this JSON file.")
-def evaluate(checkpoint: Path, dataset: str | None, arch: str | None, data_dir: str | None, download: bool,
-             device: str, batch_size: int, json_out: Path | None) -> None:
-    """Print the test accuracy of a checkpoint (writes nothing unless --json is given)."""
+def evaluate(checkpoints: tuple[Path, ...], dataset: str | None, arch: str | None, data_dir: str | None,
+             download: bool, device: str, batch_size: int, json_out: Path | None) -> None:
+    """Print the test accuracy of a checkpoint, or of several as an ensemble (mean logits); writes nothing unless
+    --json is given."""
     with user_errors():
-        run = RunDir(Path(checkpoint).parent)
+        run = RunDir(Path(checkpoints[0]).parent)
         if data_dir is None:
             data_dir = run.config().data_dir if run.is_run() else DEFAULTS["data_dir"]
-        result = evaluate_checkpoint(checkpoint, dataset, arch, data_dir, download, device, batch_size)
-    click.echo(f"{checkpoint}: {result['arch']} on {result['dataset']} test: {result['test_acc']:.2f}% top-1 "
+        result = evaluate_checkpoint(checkpoints, dataset, arch, data_dir, download, device, batch_size)
+    what = str(checkpoints[0]) if len(checkpoints) == 1 else f"ensemble of {len(checkpoints)} (mean logits)"
+    click.echo(f"{what}: {result['arch']} on {result['dataset']} test: {result['test_acc']:.2f}% top-1 "
                f"({result['images']} images)")
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -296,5 +297,7 @@ def report(runs: tuple[Path, ...], output: Path | None) -> None:
 def plot(runs: tuple[Path, ...], output: Path, title: str | None) -> None:
     """Test accuracy per epoch of run folders (or folders holding them): mean ± std over seeds per run group."""
     with user_errors():
+        from realdata.plot import plot_curves  # matplotlib only for this command
+
         groups = plot_curves(runs, output, title)
     click.echo(f"wrote {output} ({len(groups)} run groups)")

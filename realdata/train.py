@@ -21,7 +21,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -485,21 +485,44 @@ def summarize(run: RunDir, config: TrainConfig) -> dict[str, Any]:
             "best_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else 0}
 
 
-def evaluate_checkpoint(path: str | Path, dataset: str | None = None, arch: str | None = None, data_dir: str = "data",
-                        download: bool = False, device: str = "auto", batch_size: int = 1000) -> dict[str, Any]:
-    """Test accuracy (%) of checkpoint ``path`` on ``dataset`` (default: the data set the checkpoint records).
+class MeanLogits(nn.Module):
+    """An ensemble's prediction: the mean of its members' logits (the target KD and DKD distil from)."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def evaluate_checkpoint(path: str | Path | Sequence[str | Path], dataset: str | None = None, arch: str | None = None,
+                        data_dir: str = "data", download: bool = False, device: str = "auto",
+                        batch_size: int = 1000) -> dict[str, Any]:
+    """Test accuracy (%) of checkpoint ``path`` on ``dataset`` (default: the data set the checkpoint records); a list
+    of checkpoints is evaluated as an ensemble (mean logits), all of the same classes and input format.
 
     The test images are brought to the channels and size the model was trained on (e.g. Fashion-MNIST for a
     model trained on it padded to 3x32x32 beside a CIFAR transfer set).
     """
+    paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if not paths:
+        raise ConfigError("no checkpoint to evaluate")
     dev = resolve_device(device)
-    loaded = load_model(path, arch)
+    members = [load_model(p, arch) for p in paths]
+    loaded = members[0]
+    for p, m in zip(paths[1:], members[1:], strict=True):
+        if (m.num_classes, m.in_channels, m.image_size, m.dataset) != (loaded.num_classes, loaded.in_channels,
+                                                                      loaded.image_size, loaded.dataset):
+            raise RunError(f"checkpoint {p} ({m.dataset}, {m.num_classes} classes, {m.in_channels}x{m.image_size}) "
+                           f"cannot join an ensemble with {paths[0]} ({loaded.dataset}, {loaded.num_classes} classes, "
+                           f"{loaded.in_channels}x{loaded.image_size})")
     name = dataset or loaded.dataset
     if name is None:
-        raise ConfigError(f"checkpoint {path} does not record its data set; name it with --dataset")
+        raise ConfigError(f"checkpoint {paths[0]} does not record its data set; name it with --dataset")
     data = load_dataset(name, data_dir, download)
     if loaded.num_classes != data.num_classes:
-        raise RunError(f"checkpoint {path} ({loaded.arch}) has {loaded.num_classes} classes, {data.name} has "
+        raise RunError(f"checkpoint {paths[0]} ({loaded.arch}) has {loaded.num_classes} classes, {data.name} has "
                        f"{data.num_classes}")
     size = loaded.image_size or data.image_size
     if (loaded.in_channels, size) != (data.in_channels, data.image_size):
@@ -507,8 +530,10 @@ def evaluate_checkpoint(path: str | Path, dataset: str | None = None, arch: str 
             data = adapt(data, loaded.in_channels, size)
         except ValueError as e:
             raise RunError(f"{data.name} images ({data.in_channels}x{data.image_size}x{data.image_size}) cannot feed "
-                           f"checkpoint {path}: {e}") from None
+                           f"checkpoint {paths[0]}: {e}") from None
     data = data.to(dev)
-    acc = evaluate(loaded.model.to(dev), data, batch_size)
-    return {"checkpoint": str(path), "arch": loaded.arch, "dataset": data.name, "test_acc": acc,
+    model = loaded.model if len(members) == 1 else MeanLogits([m.model for m in members])
+    acc = evaluate(model.to(dev), data, batch_size)
+    return {"checkpoint": str(paths[0]) if len(paths) == 1 else [str(p) for p in paths],
+            "arch": "+".join(m.arch for m in members), "dataset": data.name, "test_acc": acc,
             "images": int(data.test_x.shape[0]), "device": str(dev)}

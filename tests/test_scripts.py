@@ -44,3 +44,29 @@ def test_lag_script(tmp_path):
          "--variant", variant, *TINY, "--set", "d=200"])
     state = json.loads((tmp_path / "fig2" / "multiview_lag.json").read_text())
     assert set(state["k40"]) == set(state["k80"]) == {"fkd", variant} and state["k40"]["fkd"]["2"]["seeds"] == 2
+
+
+def test_fashion_mnist_study_script(tmp_path):
+    from tiny_images import write_fashion_mnist
+
+    data = write_fashion_mnist(tmp_path / "data", n_train=40, n_test=16)
+
+    def study(seeds: str, *extra: str) -> str:
+        return run(["scripts/fashion_mnist_study.py", "--out", str(tmp_path / "out"), "--figures",
+                    str(tmp_path / "fig"), "--jobs", "2", "--seeds", seeds, "--ensemble", "1,2", "--train-size", "20",
+                    "--epochs", "1", "--teacher-epochs", "1", "--batch-size", "10", "--eval-batch-size", "8",
+                    "--data-dir", str(data), *extra]).stdout
+
+    plan = study("0-1", "--dry-run")  # every method
+    assert plan.count("[run] ") == 3 + 2 * (1 + 10 + 2 * 2) and not (tmp_path / "out").exists()
+    study("0-0", "--methods", "fkd-noreg,crd")
+    summary = json.loads((tmp_path / "fig" / "fashion_mnist_study.json").read_text())
+    assert set(summary["methods_last_acc"]) == {"ce", "fkd-noreg", "crd"}
+    curve = summary["ensemble_curve"]
+    assert set(curve["fkd"]) == {"1", "2"} and len(curve["teacher_ensemble"]) == 2
+    noreg = json.loads((tmp_path / "out" / "methods" / "fkd-noreg" / "s0" / "config.json").read_text())
+    assert noreg["params"]["feature_reg"] == 0 and noreg["train_size"] == 20
+    assert (tmp_path / "fig" / "fashion_mnist_study_ensemble.png").stat().st_size > 10_000
+    assert "| kd | resnet8+resnet8 -> resnet8 |" in (tmp_path / "out" / "ensemble.md").read_text()
+    again = study("0-0", "--methods", "fkd-noreg,crd", "--dry-run")
+    assert again.count("[skip]") == 3 + 7 and "[run]" not in again  # all finished: nothing to run again

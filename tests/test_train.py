@@ -10,6 +10,7 @@ from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from realdata.config import ConfigError, TrainConfig, scale_milestones
+from realdata.data import load_dataset, normalize
 from realdata.methods import CE, METHODS
 from realdata.models import build
 from realdata.runs import CheckpointError, RunError, atomic_save, load_model, model_checkpoint, read_checkpoint
@@ -168,3 +169,18 @@ def test_checkpoint_errors_are_one_line(tmp_path):
         with pytest.raises(CheckpointError, match=match) as err:
             load_model(path)
         assert "\n" not in str(err.value)
+
+
+def test_an_ensemble_evaluates_with_its_mean_logits(tmp_path, data_dir):
+    paths = [save_teacher(tmp_path / "a.pt", seed=1), save_teacher(tmp_path / "b.pt", "resnet14", seed=2)]
+    got = evaluate_checkpoint(paths, data_dir=str(data_dir), device="cpu", batch_size=7)
+    data = load_dataset("cifar10", str(data_dir))
+    models = [load_model(p).model.eval() for p in paths]
+    x = normalize(data.test_x, data.mean, data.std)
+    with torch.no_grad():
+        want = 100.0 * float(((models[0](x) + models[1](x)) / 2).argmax(1).eq(data.test_y).float().mean())
+    assert got["test_acc"] == pytest.approx(want) and got["arch"] == "resnet8+resnet14"
+    other = tmp_path / "c.pt"
+    atomic_save(model_checkpoint(build("resnet8", num_classes=100), "resnet8", 100, 3, 32, "cifar100"), other)
+    with pytest.raises(RunError, match="cannot join an ensemble"):
+        evaluate_checkpoint([paths[0], other], data_dir=str(data_dir), device="cpu")
