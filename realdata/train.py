@@ -41,7 +41,6 @@ from realdata.data import (
     adapt,
     augment,
     balanced_subset,
-    batches,
     eval_batches,
     load_dataset,
     normalize,
@@ -180,6 +179,8 @@ class Trainer:
         # a host sync every step is free on the CPU; on a GPU it would stall the queue
         self.sync_every = 1 if self.device.type == "cpu" else 25
         self.stop: _StopSignal | None = None
+        #: where a stopped epoch stopped (see train_epoch); saved in last.pt
+        self.partial: dict[str, Any] | None = None
         self.epoch = 0
         self.best_acc = -math.inf
         self.best_epoch = 0
@@ -240,23 +241,35 @@ class Trainer:
         return {n: block[:, i] for i, n in enumerate(names)}
 
     def train_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
-        """One pass over the training set; returns the epoch's lr, mean losses, train accuracy (%) and speed."""
+        """One pass over the training set; returns the epoch's lr, mean losses, train accuracy (%) and speed.
+
+        A stop signal ends the epoch after the current step: :attr:`partial` then holds where it stopped (the
+        epoch's batch order, the steps done, the running sums), which the next call (after a resume) continues
+        from, to the same numbers as an uninterrupted epoch."""
         cfg, data = self.config, self.data
         epoch = self.epoch + 1
         self.distiller.train()
         self.distiller.epoch = epoch
         lr = self.optimizer.param_groups[0]["lr"]
         steps, bs = self.steps_per_epoch, cfg.batch_size
-        order = None if self.transfer is None else self._transfer_order(steps)
-        sums: dict[str, float] = {}
+        part, self.partial = self.partial, None
+        if part is None or part["epoch"] != epoch:
+            transfer_order = None if self.transfer is None else self._transfer_order(steps)
+            order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
+            done, sums, seconds_before = 0, {}, 0.0
+        else:
+            order, transfer_order = part["order"].to(self.device), part["transfer_order"]
+            transfer_order = None if transfer_order is None else transfer_order.to(self.device)
+            done, sums, seconds_before = part["step"], dict(part["sums"]), part["seconds"]
         pending: list[dict[str, Tensor]] = []
         start = time.perf_counter()
-        for step, idx in enumerate(batches(data.train_x.shape[0], bs, self.generator), start=1):
-            transfer_x = None if order is None else self.transfer.train_x[order[(step - 1) * bs : step * bs]]
+        for step in range(done + 1, steps + 1):
+            idx = order[(step - 1) * bs : step * bs]
+            transfer_x = None if transfer_order is None else \
+                self.transfer.train_x[transfer_order[(step - 1) * bs : step * bs]]
             pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx))
-            if self.stop is not None and self.stop.received is not None:
-                raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {step}/{steps}")
-            if len(pending) == self.sync_every or step == steps:
+            stopping = self.stop is not None and self.stop.received is not None
+            if len(pending) == self.sync_every or step == steps or stopping:
                 block = self._sync(pending)
                 self._check_finite(block, epoch, step - len(pending) + 1)
                 for name, values in block.items():
@@ -264,11 +277,17 @@ class Trainer:
                 pending = []
                 if progress is not None:
                     elapsed = time.perf_counter() - start
-                    left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / step  # training steps only
+                    left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / (step - done)  # training only
                     progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums['total'] / step:.4f} "
-                                    f"acc {100 * sums['correct'] / (step * bs):.2f}% {step * bs / elapsed:.0f} img/s, "
-                                    f"training ETA {clock(left)}", force=step == steps)
-        seconds = time.perf_counter() - start
+                                    f"acc {100 * sums['correct'] / (step * bs):.2f}% "
+                                    f"{(step - done) * bs / elapsed:.0f} img/s, training ETA {clock(left)}",
+                                    force=step == steps)
+            if stopping:
+                self.partial = {"epoch": epoch, "step": step, "order": order.cpu(), "sums": sums,
+                                "transfer_order": None if transfer_order is None else transfer_order.cpu(),
+                                "seconds": seconds_before + time.perf_counter() - start}
+                raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {step}/{steps}")
+        seconds = seconds_before + time.perf_counter() - start
         self.scheduler.step()
         self.epoch = epoch
         return {
@@ -277,7 +296,7 @@ class Trainer:
             "loss": sums["total"] / steps,
             "losses": {k: v / steps for k, v in sums.items() if k not in ("total", "correct")},
             "train_acc": 100.0 * sums["correct"] / (steps * bs),
-            "images_per_s": steps * bs / seconds,
+            "images_per_s": (steps - done) * bs / (time.perf_counter() - start),
             "seconds": seconds,
         }
 
@@ -308,7 +327,8 @@ class Trainer:
         """Everything needed to resume: the model checkpoint plus optimiser, scheduler, RNG states, best accuracy."""
         return self.checkpoint(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                                rng=rng_state(self.generator), best_acc=self.best_acc, best_epoch=self.best_epoch,
-                               config=self.config.to_dict(), heads=self.distiller.heads.state_dict())
+                               config=self.config.to_dict(), heads=self.distiller.heads.state_dict(),
+                               partial=self.partial)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.student.load_state_dict(state["model"])
@@ -317,6 +337,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], self.generator)
         self.epoch, self.best_acc, self.best_epoch = state["epoch"], state["best_acc"], state["best_epoch"]
+        self.partial = state.get("partial")  # an epoch stopped part-way (None: stopped between epochs)
 
 
 # ------------------------------------------------------------------------------------------------- one run
@@ -427,7 +448,10 @@ def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None
             "no checkpoint was written"
         raise NonFiniteLoss(f"{e}; {kept}") from None
     except Interrupted as e:
-        kept = f"{run.last_path} holds epoch {trainer.epoch}" if trainer.epoch else "no epoch had finished"
+        part = trainer.partial
+        if distributed.is_main():
+            atomic_save(trainer.state_dict(), run.last_path)
+        kept = f"{run.last_path} holds epoch {trainer.epoch} and steps 1-{part['step']} of epoch {part['epoch']}"
         raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
     finally:
         if progress is not None:

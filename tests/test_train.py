@@ -184,3 +184,40 @@ def test_an_ensemble_evaluates_with_its_mean_logits(tmp_path, data_dir):
     atomic_save(model_checkpoint(build("resnet8", num_classes=100), "resnet8", 100, 3, 32, "cifar100"), other)
     with pytest.raises(RunError, match="cannot join an ensemble"):
         evaluate_checkpoint([paths[0], other], data_dir=str(data_dir), device="cpu")
+
+
+@pytest.mark.parametrize("method,transfer", [("ce", None), ("fkd", "fashion_mnist"), ("crd", None)])
+def test_a_stop_mid_epoch_keeps_the_steps_and_resumes_to_the_same_numbers(tmp_path, data_dir, monkeypatch, method,
+                                                                           transfer):
+    """SIGINT in the middle of epoch 2 (40 images, batch 8: 5 steps an epoch; stopped after step 3): last.pt holds
+    epoch 1 and 3 steps of epoch 2, and the resumed run ends with the uninterrupted run's weights and metrics."""
+    import signal
+
+    from realdata.train import Interrupted, Trainer
+
+    teachers = () if method == "ce" else (str(save_teacher(tmp_path / "t.pt")),)
+    config = cfg(data_dir, method=method, teachers=teachers, epochs=3, batch_size=8, transfer_data=transfer)
+    run_training(config, tmp_path / "whole")
+    step, calls = Trainer.train_step, []
+
+    def stopped_after_step_8(self, *args):
+        out = step(self, *args)
+        calls.append(1)
+        if len(calls) == 8:
+            self.stop.received = signal.SIGINT
+        return out
+
+    monkeypatch.setattr(Trainer, "train_step", stopped_after_step_8)
+    with pytest.raises(Interrupted, match="epoch 2, step 3/5.*steps 1-3 of epoch 2.*realdata resume"):
+        run_training(config, tmp_path / "cut")
+    monkeypatch.setattr(Trainer, "train_step", step)
+    last = read_checkpoint(tmp_path / "cut" / "last.pt")
+    assert last["epoch"] == 1 and last["partial"]["step"] == 3
+    run_training(config, tmp_path / "cut", resume=True)
+    for name in ("model", "heads"):
+        a, b = read_checkpoint(tmp_path / "whole" / "last.pt")[name], read_checkpoint(tmp_path / "cut" / "last.pt")[name]
+        assert all(torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k] for k in a)
+    rows = [[json.loads(line) for line in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
+            for r in ("whole", "cut")]
+    keys = ("epoch", "loss", "losses", "train_acc", "test_acc")
+    assert [{k: r[k] for k in keys} for r in rows[0]] == [{k: r[k] for k in keys} for r in rows[1]]
