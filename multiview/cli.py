@@ -24,9 +24,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 def set_numerics() -> None:
     """The one numerics path of every simulation (commands and scripts alike): denormal floats flushed to zero on the
-    CPU. Measured on this project's CPU (AMD EPYC, 1 thread; seed 0, fkd and kd at E = 0..2): every record identical
-    with and without it, and the sweep about twice as fast with it. Call it before training networks from Python to
-    get the commands' numbers bit for bit."""
+    CPU. On this project's CPU (AMD EPYC, 1 thread; seed 0, fkd and kd at E = 0..2) every record came out the same
+    with and without it. Call it before training networks from Python to get the commands' numbers bit for bit."""
     torch.set_flush_denormal(True)
 
 
