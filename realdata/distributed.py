@@ -65,7 +65,13 @@ def setup(device: str = "auto") -> torch.device:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        # Workers that torchrun restarts (--max-restarts) may meet the store of the killed ones, whose addresses it
+        # still holds (gloo then waits for a peer that is gone); keys under the restart count cannot be stale.
+        store, rank_, world = next(dist.rendezvous("env://"))
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", store=dist.PrefixStore(f"restart{restart}",
+                                                                                               store),
+                                rank=rank_, world_size=world)
         atexit.register(shutdown)
     elif (dist.get_backend() == "nccl") != (dev.type == "cuda"):
         raise DeviceError(f"the process group uses {dist.get_backend()}, which does not fit device {dev}")

@@ -214,3 +214,46 @@ def test_torchrun_resumes_an_interrupted_run(tmp_path, data_dir):
     env = json.loads((out / "environment.json").read_text())
     assert env["resumed"][0]["after_epoch"] == 1 and env["resumed"][0]["world_size"] == WORLD
 
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(TORCHRUN is None or not Path("/proc/self/stat").is_file(), reason="needs torchrun and /proc")
+def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_if_never_killed(tmp_path, data_dir):
+    """One of two workers is killed (SIGKILL) after the first epoch; torchrun --max-restarts restarts both, they
+    resume from last.pt by themselves, and the run ends with the weights of a run never killed."""
+    import signal
+    import time
+
+    teacher = teacher_file(tmp_path / "teacher.pt")
+    args = ["distill", "--teacher", teacher, "--student", "resnet8", "--method", "kd", "--dataset", "cifar10",
+            "--data-dir", data_dir, "--epochs", 30, "--batch-size", 8, "--device", "cpu", "--no-progress"]
+    torchrun(*args, "--out", tmp_path / "whole")
+    out = tmp_path / "killed"
+    cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(WORLD), "--max-restarts", "3", "-m", "realdata",
+           *map(str, args), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text()):
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) == WORLD, workers
+    os.kill(workers[-1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    env = json.loads((out / "environment.json").read_text())
+    assert env["resumed"] and env["resumed"][0]["world_size"] == WORLD  # the restarted workers resumed
+    a, b = read_checkpoint(tmp_path / "whole" / "last.pt"), read_checkpoint(out / "last.pt")
+    assert a["epoch"] == b["epoch"] == 30 and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -215,7 +215,7 @@ def test_a_stop_mid_epoch_keeps_the_steps_and_resumes_to_the_same_numbers(tmp_pa
     assert last["epoch"] == 1 and last["partial"]["step"] == 3
     run_training(config, tmp_path / "cut", resume=True)
     for name in ("model", "heads"):
-        a, b = read_checkpoint(tmp_path / "whole" / "last.pt")[name], read_checkpoint(tmp_path / "cut" / "last.pt")[name]
+        a, b = (read_checkpoint(tmp_path / run / "last.pt")[name] for run in ("whole", "cut"))
         assert all(torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k] for k in a)
     rows = [[json.loads(line) for line in (tmp_path / r / "metrics.jsonl").read_text().splitlines()]
             for r in ("whole", "cut")]
