@@ -133,12 +133,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/lag"))
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--phases", default="select,report,k20,k30", help="select, report and any kNN (configs/kNN.json)")
+    ap.add_argument("--phases", default="select,report,k20,k30",
+                    help="select, report and any kNN (configs/kNN.json); empty: only tabulate")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     ap.add_argument("--seeds", default="0-3,4-7", help="seeds of select and report")
     ap.add_argument("--k-seeds", default="20:0-3,30:0-1", help="seeds of each kNN phase, as K:SEEDS,...")
     ap.add_argument("--device", default="cpu", help="device of every sweep (cuda: use --jobs 1)")
     ap.add_argument("--variant", default=None, help="the FKD variant of the kNN phases [default: the selected one]")
+    ap.add_argument("--results", default=None,
+                    help="K:RESULTS.json,...: existing sweeps whose shipped fkd joins the k-trend where no phase of "
+                         "this run made that k (e.g. the committed figures/multiview_k10_results.json)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override for every sweep")
     ap.add_argument("--variants", default=None, help="';'-separated FKD specs to select from [default: all above]")
     ap.add_argument("--kd-grid", default=None, help="';'-separated KD specs [default: kd_weight 1, 3, 10, 30]")
@@ -149,7 +153,7 @@ def main() -> None:
     kd_grid = args.kd_grid.split(";") if args.kd_grid else KD_GRID
     if SHIPPED not in variants:
         variants = [SHIPPED, *variants]
-    phases = args.phases.split(",")
+    phases = [p for p in args.phases.split(",") if p]  # none: tabulate what is there (and --results)
     pool10 = args.out / "teachers-k10"
     state_path = args.out / "lag.json"
     state = _int_keys(json.loads(state_path.read_text())) if state_path.is_file() else {}
@@ -162,9 +166,9 @@ def main() -> None:
         state["select"] = {"best_variant": best, "best_kd": best_kd, "fkd_scores": fkd_scores, "kd_scores": kd_scores}
         write_json(state_path, state)
         print("select:", state["select"]["best_variant"], state["select"]["best_kd"], flush=True)
-    if args.variant is None and "select" not in state:
+    if args.variant is None and "select" not in state and phases:
         sys.exit("Error: no selection in " + str(state_path) + "; run the select phase or name --variant SPEC")
-    best = args.variant or state["select"]["best_variant"]
+    best = args.variant or state.get("select", {}).get("best_variant", SHIPPED)
     best_kd = state.get("select", {}).get("best_kd", "kd")
     compare = list(dict.fromkeys([SHIPPED, best, best_kd, "kd"]))
     if "report" in phases:
@@ -184,6 +188,11 @@ def main() -> None:
         if k == "k20" and best != SHIPPED:
             state["verdict_k20"] = verdict(state[k][best], state[k][SHIPPED])
         write_json(state_path, state)
+    for item in (args.results.split(",") if args.results else []):
+        k, path = item.split(":", 1)
+        if f"k{k}" not in state:
+            state[f"k{k}"] = {SHIPPED: summary(read_distill(path), SHIPPED)}
+            state.setdefault("k_sources", {})[f"k{k}"] = path
     trend = {int(k[1:]): {spec: state[k][spec] for spec in state[k]} for k in k_keys(state)}
     if trend:
         plot_k_trend(trend, args.figures / "multiview_lag_k.png")
@@ -210,7 +219,9 @@ def table(state: dict) -> str:
         for spec, v in {**sel["fkd_scores"], **sel["kd_scores"]}.items():
             lines.append(f"| {spec} | {v['failure']:.3f} | {v['own_views_kept']:.2f} | {v['multi_view_error']:.3f} |")
     for k in k_keys(state):
-        lines += ["", f"k = {k[1:]}:", "", "| spec | E | failure | 2^-(E+1) | failure / theory | uncovered / ideal "
+        source = state.get("k_sources", {}).get(k)
+        lines += ["", f"k = {k[1:]}" + (f" (from {source})" if source else "") + ":", "",
+                  "| spec | E | failure | 2^-(E+1) | failure / theory | uncovered / ideal "
                   "| own views kept | teachers' new views covered | views nobody had | max multi-view error | seeds |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for spec, by_e in state[k].items():

@@ -41,9 +41,11 @@ def test_lag_script(tmp_path):
     variant = "fkd:eps_rel=0.1,balance=1,balance_until=150"
     run(["scripts/multiview_lag.py", "--out", str(tmp_path / "gpu"), "--jobs", "1", "--figures",
          str(tmp_path / "fig2"), "--phases", "k40,k80", "--k-seeds", "40:0-1,80:0-0", "--device", "cpu",
-         "--variant", variant, *TINY, "--set", "d=200"])
+         "--variant", variant, "--results", f"10:{tmp_path / 'report-k10' / 'results.json'}", *TINY,
+         "--set", "d=200"])
     state = json.loads((tmp_path / "fig2" / "multiview_lag.json").read_text())
     assert set(state["k40"]) == set(state["k80"]) == {"fkd", variant} and state["k40"]["fkd"]["2"]["seeds"] == 2
+    assert set(state["k10"]) == {"fkd"} and "(from " in (tmp_path / "fig2" / "multiview_lag.md").read_text()
 
 
 def test_fashion_mnist_study_script(tmp_path):
