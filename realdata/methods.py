@@ -319,8 +319,9 @@ class FitNet(Distiller):
     PARAMS = {"ce_weight": 1.0, "hint_weight": 100.0}
     USES_STAGES = True
 
-    def build_heads(self, data: ImageData) -> None:
-        """Create the regressors from the shapes of the maps on two of ``data``'s training images."""
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        """Create the regressors from the shapes of the maps on two of ``data``'s training images (their weights
+        from torch's global generator, seeded with the run)."""
         example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
         with torch.no_grad():
             s = self._outputs(self.student, example)
@@ -437,15 +438,15 @@ class CRD(Distiller):
                              f"got {out['momentum']:g}")
         return out
 
-    def build_heads(self, data: ImageData) -> None:
-        """Create the embeddings (sized from the networks' pooled features) and the memories over ``data``."""
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        """Create the embeddings (sized from the networks' pooled features) and the memories over ``data``; the
+        negatives' draws are seeded by ``seed`` (the run's), the same on every rank."""
         example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
         dim, k = int(self.params["feat_dim"]), int(self.params["negatives"])
         with torch.no_grad():
             d_s = self.student.forward_features(example)[1].shape[1]
             d_t = [t.forward_features(resize_channels(example, c))[1].shape[1]
                    for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
-        seed = int(torch.initial_seed()) % 2**31
         for i, d in enumerate(d_t):
             self.heads[f"embed_s{i}"] = nn.Linear(d_s, dim)
             self.heads[f"embed_t{i}"] = nn.Linear(d, dim)

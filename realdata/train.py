@@ -160,7 +160,7 @@ class Trainer:
                               f"images of {data.name}")
         self.student = distiller.student
         if hasattr(distiller, "build_heads") and not len(distiller.heads):  # FitNet's regressors, CRD's embeddings
-            distiller.build_heads(transfer if transfer is not None else data)
+            distiller.build_heads(transfer if transfer is not None else data, config.seed)
         params = [*self.student.parameters(), *distiller.heads.parameters()]
         self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
