@@ -9,16 +9,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from fkdapp.stats import mean_ci  # noqa: F401  (re-exported: the reports and scripts import it from here)
 from multiview.methods import parse_method
 from multiview.records import DistillResults, EnsembleRecord, NetworkRecord, StudentRecord
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval over seeds (nan for one seed)."""
-    a = np.asarray(values, dtype=float)
-    if a.size < 2:
-        return float(a.mean()), float("nan")
-    return float(a.mean()), float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
 
 
 def _fmt(values: list[float | None]) -> str:

@@ -24,7 +24,6 @@ import csv
 import io
 import json
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from torch import nn
 
 from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write, atomic_write_text
+from fkdapp.stats import mean_ci
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
 from realdata.models import MODELS, build
@@ -285,12 +285,8 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunDir]:
 
 def _mean_ci(values: Sequence[float]) -> str:
     """Mean ± the half-width of its 95% t-interval over seeds; "(n = 1)" where one seed gives no interval."""
-    if len(values) < 2:
-        return f"{statistics.fmean(values):.2f} (n = 1)"
-    from scipy import stats as scipy_stats  # here: importing scipy.stats costs every command 0.7 s
-
-    half = scipy_stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return f"{statistics.fmean(values):.2f} ± {half:.2f}"
+    mean, half = mean_ci(values)
+    return f"{mean:.2f} (n = 1)" if len(values) < 2 else f"{mean:.2f} ± {half:.2f}"
 
 
 def _params_label(config: TrainConfig) -> str:

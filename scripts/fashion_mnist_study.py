@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -41,9 +40,10 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from scipy import stats
 
+from fkdapp.stats import mean_ci
 from realdata.methods import METHODS
+from realdata.runs import RunDir
 
 STUDENT, PAIR_TEACHER, MEMBER = "resnet8", "resnet20", "resnet8"
 #: The methods table's rows: name -> (method, extra flags).
@@ -62,11 +62,7 @@ class Job:
     out: Path
 
     def finished(self) -> bool:
-        metrics, config = self.out / "metrics.jsonl", self.out / "config.json"
-        if not (metrics.is_file() and config.is_file()):
-            return False
-        rows = metrics.read_text().splitlines()
-        return bool(rows) and json.loads(rows[-1])["epoch"] == json.loads(config.read_text())["epochs"]
+        return last_acc(RunDir(self.out)) is not None
 
 
 def realdata() -> str:
@@ -133,20 +129,17 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[Job], dict[int, list
     return teachers, students, {e: [m.out / "last.pt" for m in members[:e]] for e in args.ensemble}
 
 
+def last_acc(run: RunDir) -> float | None:
+    """The last-epoch test accuracy of a finished run (None if unfinished or absent)."""
+    if not run.is_run():
+        return None
+    rows = run.read_metrics()
+    return rows[-1]["test_acc"] if rows and rows[-1]["epoch"] == run.config().epochs else None
+
+
 def last_accs(folder: Path) -> list[float]:
     """The last-epoch test accuracy of every finished run in ``folder``'s seed folders."""
-    accs = []
-    for run in sorted(folder.glob("s*")):
-        if Job((), run).finished():
-            accs.append(json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["test_acc"])
-    return accs
-
-
-def mean_ci(values: list[float]) -> tuple[float, float]:
-    """Mean and 95% t-interval half-width (NaN for fewer than two values)."""
-    if len(values) < 2:
-        return (values[0] if values else float("nan")), float("nan")
-    return statistics.fmean(values), stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** .5
+    return [a for run in sorted(folder.glob("s*")) if (a := last_acc(RunDir(run))) is not None]
 
 
 def ensemble_figure(curve: dict, output: Path, title: str) -> None:
