@@ -260,20 +260,25 @@ def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bo
 @click.option("--download", is_flag=True, help="Fetch a missing data set.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--kernel-to", multiple=True, type=click.Path(path_type=Path),
+              help="A teacher checkpoint (repeatable): also print the kernel distance D(rho_S, rho_T) to it on the "
+                   "kernel-alignment monitor's fixed test batch.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the result to this JSON file.")
 def evaluate(checkpoints: tuple[Path, ...], dataset: str | None, arch: str | None, data_dir: str | None,
-             download: bool, device: str, batch_size: int, json_out: Path | None) -> None:
+             download: bool, device: str, batch_size: int, kernel_to: tuple[Path, ...], json_out: Path | None) -> None:
     """Print the test accuracy of a checkpoint, or of several as an ensemble (mean logits); writes nothing unless
     --json is given."""
     with user_errors():
         run = RunDir(Path(checkpoints[0]).parent)
         if data_dir is None:
             data_dir = run.config().data_dir if run.is_run() else DEFAULTS["data_dir"]
-        result = evaluate_checkpoint(checkpoints, dataset, arch, data_dir, download, device, batch_size)
+        result = evaluate_checkpoint(checkpoints, dataset, arch, data_dir, download, device, batch_size, kernel_to)
     what = str(checkpoints[0]) if len(checkpoints) == 1 else f"ensemble of {len(checkpoints)} (mean logits)"
     click.echo(f"{what}: {result['arch']} on {result['dataset']} test: {result['test_acc']:.2f}% top-1 "
                f"({result['images']} images)")
+    for teacher, d in zip(kernel_to, result.get("kernel_distance", []), strict=True):
+        click.echo(f"kernel distance D(rho_S, rho_T) to {teacher}: {d:.4f}")
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -46,7 +46,7 @@ from realdata.data import (
     normalize,
     resize_channels,
 )
-from realdata.methods import METHODS, Distiller
+from realdata.methods import METHODS, Distiller, in_channels_of
 from realdata.models import build
 from realdata.runs import (
     LoadedModel,
@@ -303,19 +303,13 @@ class Trainer:
     def evaluate(self) -> float:
         return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format)
 
-    @torch.no_grad()
-    def kernel_alignment(self, batch: int = 256) -> list[float]:
-        """D(rho_S, rho_T) between the student's and each teacher's pooled features on the first ``batch`` test
-        images (a fixed batch, so epochs compare): the kernel-alignment monitor, logged for every method."""
+    def kernel_alignment(self) -> list[float]:
+        """The kernel-alignment monitor, logged every epoch for every method (see ``kernel_alignment``)."""
         d = self.distiller
         if not len(d.teachers):
             return []
         self.student.eval()
-        x = normalize(self.data.test_x[:batch], self.data.mean, self.data.std).contiguous(
-            memory_format=self.memory_format)
-        h_s = self.student.forward_features(x)[1].float()
-        return [float(fkd_loss(h_s, t.forward_features(resize_channels(x, c))[1].float()))
-                for t, c in zip(d.teachers, d.teacher_channels, strict=True)]
+        return kernel_alignment(self.student, list(d.teachers), self.data, self.memory_format)
 
     def checkpoint(self, **extra: Any) -> dict[str, Any]:
         """The student as a self-describing model checkpoint, plus ``extra`` entries."""
@@ -520,11 +514,25 @@ class MeanLogits(nn.Module):
         return torch.stack([m(x) for m in self.members]).mean(0)
 
 
+@torch.no_grad()
+def kernel_alignment(student: nn.Module, teachers: Sequence[nn.Module], data: ImageData,
+                     memory_format: torch.memory_format = torch.contiguous_format, batch: int = 256) -> list[float]:
+    """D(rho_S, rho_T) between the student's and each teacher's pooled features (B, C) on the first ``batch`` test
+    images of ``data`` (a fixed batch, so epochs and runs compare); models in eval mode, each teacher fed the
+    channels it was trained on."""
+    x = normalize(data.test_x[:batch], data.mean, data.std).contiguous(memory_format=memory_format)
+    h_s = student.forward_features(x)[1].float()
+    return [float(fkd_loss(h_s, t.forward_features(resize_channels(x, in_channels_of(t)))[1].float()))
+            for t in teachers]
+
+
 def evaluate_checkpoint(path: str | Path | Sequence[str | Path], dataset: str | None = None, arch: str | None = None,
                         data_dir: str = "data", download: bool = False, device: str = "auto",
-                        batch_size: int = 1000) -> dict[str, Any]:
+                        batch_size: int = 1000, kernel_to: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Test accuracy (%) of checkpoint ``path`` on ``dataset`` (default: the data set the checkpoint records); a list
-    of checkpoints is evaluated as an ensemble (mean logits), all of the same classes and input format.
+    of checkpoints is evaluated as an ensemble (mean logits), all of the same classes and input format. With
+    ``kernel_to`` (teacher checkpoints), also the kernel-alignment monitor's D(rho_S, rho_T) between the (single)
+    model and each of them, on the monitor's fixed batch: for a run that had no teacher, such as the student alone.
 
     The test images are brought to the channels and size the model was trained on (e.g. Fashion-MNIST for a
     model trained on it padded to 3x32x32 beside a CIFAR transfer set).
@@ -532,6 +540,8 @@ def evaluate_checkpoint(path: str | Path | Sequence[str | Path], dataset: str | 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     if not paths:
         raise ConfigError("no checkpoint to evaluate")
+    if kernel_to and len(paths) > 1:
+        raise ConfigError("--kernel-to compares one checkpoint with its teachers; give one checkpoint, not an ensemble")
     dev = resolve_device(device)
     members = [load_model(p, arch) for p in paths]
     loaded = members[0]
@@ -558,6 +568,15 @@ def evaluate_checkpoint(path: str | Path | Sequence[str | Path], dataset: str | 
     data = data.to(dev)
     model = loaded.model if len(members) == 1 else MeanLogits([m.model for m in members])
     acc = evaluate(model.to(dev), data, batch_size)
-    return {"checkpoint": str(paths[0]) if len(paths) == 1 else [str(p) for p in paths],
-            "arch": "+".join(m.arch for m in members), "dataset": data.name, "test_acc": acc,
-            "images": int(data.test_x.shape[0]), "device": str(dev)}
+    result = {"checkpoint": str(paths[0]) if len(paths) == 1 else [str(p) for p in paths],
+              "arch": "+".join(m.arch for m in members), "dataset": data.name, "test_acc": acc,
+              "images": int(data.test_x.shape[0]), "device": str(dev)}
+    if kernel_to:
+        teachers = [load_model(p) for p in kernel_to]
+        for p, t in zip(kernel_to, teachers, strict=True):
+            if (t.image_size or data.image_size) != data.image_size:
+                raise RunError(f"teacher {p} takes {t.image_size}x{t.image_size} images, checkpoint {paths[0]} "
+                               f"{data.image_size}x{data.image_size}: the kernel distance needs the same images")
+        result["kernel_to"] = [str(p) for p in kernel_to]
+        result["kernel_distance"] = kernel_alignment(model.eval(), [t.model.to(dev).eval() for t in teachers], data)
+    return result

@@ -12,9 +12,13 @@ continue from their last.pt):
    - the methods table: ce (alone) and every method from the resnet20 teacher (fkd with and without its
      regulariser);
    - the ensemble curve: fkd and kd from the first E resnet8 teachers, E in --ensemble;
-3. the teacher ensembles' own accuracy (``realdata evaluate`` of E checkpoints: mean logits).
+3. the teacher ensembles' own accuracy (``realdata evaluate`` of E checkpoints: mean logits), and the student
+   alone's kernel distance to the pair's teacher (``realdata evaluate --kernel-to``), the baseline for the
+   kernel-alignment monitor that every distilled run logs.
 
-Writes OUT/methods.md and OUT/ensemble.md (``realdata report``: last and best accuracy, mean ± 95% interval),
+Writes FIGURES/fashion_mnist_study_{methods,ensemble}.md (``realdata report``: last and best accuracy, mean ± 95%
+interval), FIGURES/fashion_mnist_study_alignment.md (per method: last-epoch accuracy and kernel distance to the
+teacher, and their rank correlation over methods),
 FIGURES/fashion_mnist_study_curves.png (``realdata plot`` of the methods: accuracy per epoch and the kernel
 distance to the teacher), FIGURES/fashion_mnist_study_ensemble.png (last-epoch accuracy against E) and
 FIGURES/fashion_mnist_study.json (every number, the commands' wall time, the device).
@@ -137,9 +141,42 @@ def last_acc(run: RunDir) -> float | None:
     return rows[-1]["test_acc"] if rows and rows[-1]["epoch"] == run.config().epochs else None
 
 
+def seed_runs(folder: Path) -> list[Path]:
+    """The seed folders s0, s1, ... in ``folder`` (not their logs s0.log, ...)."""
+    return sorted(p for p in folder.glob("s*") if p.is_dir())
+
+
 def last_accs(folder: Path) -> list[float]:
     """The last-epoch test accuracy of every finished run in ``folder``'s seed folders."""
-    return [a for run in sorted(folder.glob("s*")) if (a := last_acc(RunDir(run))) is not None]
+    return [a for run in seed_runs(folder) if (a := last_acc(RunDir(run))) is not None]
+
+
+def last_distances(folder: Path) -> list[float]:
+    """The last epoch's kernel distance D(rho_S, rho_T) (mean over teachers) of every finished run in ``folder``;
+    for a run without a teacher, the one ``realdata evaluate --kernel-to`` wrote to its kernel.json."""
+    out = []
+    for path in seed_runs(folder):
+        run = RunDir(path)
+        if last_acc(run) is None:
+            continue
+        row = run.read_metrics()[-1]
+        d = row.get("kernel_distance") or json.loads((path / "kernel.json").read_text())["kernel_distance"]
+        out.append(sum(d) / len(d))
+    return out
+
+
+def alignment_table(table: dict[str, list[float]], distance: dict[str, list[float]]) -> tuple[str, float]:
+    """Markdown: per method, last-epoch accuracy and kernel distance to the teacher (mean ± 95% interval); and
+    Spearman's rank correlation between the two over the methods' means."""
+    from scipy.stats import spearmanr
+
+    rows = ["| method | last acc (%) | kernel distance to the teacher, last epoch | seeds |", "|---|---|---|---|"]
+    for name in sorted(table, key=lambda n: -mean_ci(table[n])[0]):
+        (a, ha), (d, hd) = mean_ci(table[name]), mean_ci(distance[name])
+        rows.append(f"| {name} | {a:.2f} ± {ha:.2f} | {d:.4f} ± {hd:.4f} | {len(table[name])} |")
+    rho = float(spearmanr([mean_ci(table[n])[0] for n in table], [mean_ci(distance[n])[0] for n in table])[0])
+    rows.append(f"\nSpearman rank correlation over the {len(table)} methods (accuracy, distance): {rho:.2f}")
+    return "\n".join(rows), rho
 
 
 def ensemble_figure(curve: dict, output: Path, title: str) -> None:
@@ -200,10 +237,14 @@ def main() -> None:
     if unknown:
         sys.exit(f"Error: unknown method {', '.join(unknown)} for --methods; choose from {', '.join(ROWS)}")
     teachers, students, members = plan(args)
-    seconds = {"teachers": run_jobs(teachers, args.jobs, args.threads, args.dry_run)}
-    seconds["students"] = run_jobs(students, args.jobs, args.threads, args.dry_run)
+    spent = {"teachers": run_jobs(teachers, args.jobs, args.threads, args.dry_run)}
+    spent["students"] = run_jobs(students, args.jobs, args.threads, args.dry_run)
     if args.dry_run:
         return
+    ledger = args.out / "seconds.json"  # wall time summed over the sittings that ran something
+    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {"teachers": 0.0, "students": 0.0}
+    seconds = {k: seconds[k] + v for k, v in spent.items()}
+    ledger.write_text(json.dumps(seconds) + "\n")
     ensembles = {}
     for e, paths in members.items():
         result = args.out / "ensembles" / f"E{e}.json"
@@ -212,27 +253,39 @@ def main() -> None:
             subprocess.run([realdata(), "evaluate", *map(str, paths), "--device", args.device, "--data-dir",
                             args.data_dir, "--json", str(result)], check=True)
         ensembles[str(e)] = json.loads(result.read_text())["test_acc"]
+    for folder in seed_runs(args.out / "methods" / "ce"):
+        if not (folder / "kernel.json").is_file():
+            subprocess.run([realdata(), "evaluate", str(folder / "last.pt"), "--kernel-to",
+                            str(teachers[0].out / "last.pt"), "--device", args.device, "--data-dir", args.data_dir,
+                            "--json", str(folder / "kernel.json")], check=True)
     run = [realdata()]
+    args.figures.mkdir(parents=True, exist_ok=True)
     subprocess.run([*run, "report", str(args.out / "teachers"), str(args.out / "methods"), "--output",
-                    str(args.out / "methods.md")], check=True)
+                    str(args.figures / "fashion_mnist_study_methods.md")], check=True)
     subprocess.run([*run, "report", str(args.out / "methods" / "ce"), str(args.out / "ensemble"), "--output",
-                    str(args.out / "ensemble.md")], check=True)
+                    str(args.figures / "fashion_mnist_study_ensemble.md")], check=True)
     subprocess.run([*run, "plot", str(args.out / "methods"), "-o", str(args.figures / "fashion_mnist_study_curves.png"),
                     "--title", f"Fashion-MNIST, {args.train_size} training images, {PAIR_TEACHER} -> {STUDENT} "
                     f"(mean ± std over {len(args.seeds)} seeds)"], check=True)
     curve = {"teacher_ensemble": ensembles, "student_alone": mean_ci(last_accs(args.out / "methods" / "ce")),
              **{m: {str(e): mean_ci(last_accs(args.out / "ensemble" / f"{m}-E{e}")) for e in args.ensemble}
                 for m in ENSEMBLE_METHODS}}
-    table = {name: mean_ci(last_accs(args.out / "methods" / name)) for name in ["ce", *args.rows]}
+    names = ["ce", *args.rows]
+    accs = {name: last_accs(args.out / "methods" / name) for name in names}
+    distances = {name: last_distances(args.out / "methods" / name) for name in names}
+    alignment, rho = alignment_table(accs, distances)
+    (args.figures / "fashion_mnist_study_alignment.md").write_text(alignment + "\n")
+    table = {name: mean_ci(a) for name, a in accs.items()}
     env = json.loads((args.out / "methods" / "ce" / f"s{args.seeds[0]}" / "environment.json").read_text())
     ensemble_figure(curve, args.figures / "fashion_mnist_study_ensemble.png",
                     f"Fashion-MNIST, {args.train_size} training images: {STUDENT} students of E {MEMBER} teachers")
-    summary = {"methods_last_acc": table, "ensemble_curve": curve, "seconds": seconds,
+    summary = {"methods_last_acc": table, "methods_kernel_distance": {n: mean_ci(d) for n, d in distances.items()},
+               "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": seconds,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "environment": env}
     (args.figures / "fashion_mnist_study.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print((args.out / "methods.md").read_text())
-    print((args.out / "ensemble.md").read_text())
+    for part in ("methods", "ensemble", "alignment"):
+        print((args.figures / f"fashion_mnist_study_{part}.md").read_text())
     print(json.dumps(curve, indent=2))
 
 

@@ -63,6 +63,13 @@ def test_train_distill_evaluate_report(tmp_path, data_dir):
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # evaluate writes nothing unless asked
     r = cli("evaluate", students[0] / "last.pt", "--data-dir", data_dir, "--json", tmp_path / "e.json")
     assert json.loads((tmp_path / "e.json").read_text())["test_acc"] == pytest.approx(last["test_acc"])
+    # --kernel-to measures the monitor's distance for any checkpoint: here it must equal the run's last logged one
+    r = cli("evaluate", students[0] / "last.pt", "--kernel-to", teacher / "best.pt", "--data-dir", data_dir,
+            "--json", tmp_path / "k.json")
+    assert r.exit_code == 0 and f"D(rho_S, rho_T) to {teacher / 'best.pt'}: " in r.output, r.output
+    assert json.loads((tmp_path / "k.json").read_text())["kernel_distance"] == pytest.approx(last["kernel_distance"])
+    one_line_error(cli("evaluate", students[0] / "last.pt", students[1] / "last.pt", "--kernel-to",
+                       teacher / "best.pt", "--data-dir", data_dir), "give one checkpoint")
 
     r = cli("report", tmp_path / "runs", teacher)
     assert r.exit_code == 0, r.output

@@ -69,6 +69,12 @@ def test_fashion_mnist_study_script(tmp_path):
     noreg = json.loads((tmp_path / "out" / "methods" / "fkd-noreg" / "s0" / "config.json").read_text())
     assert noreg["params"]["feature_reg"] == 0 and noreg["train_size"] == 20
     assert (tmp_path / "fig" / "fashion_mnist_study_ensemble.png").stat().st_size > 10_000
-    assert "| kd | resnet8+resnet8 -> resnet8 |" in (tmp_path / "out" / "ensemble.md").read_text()
+    assert "| kd | resnet8+resnet8 -> resnet8 |" in (tmp_path / "fig" / "fashion_mnist_study_ensemble.md").read_text()
+    # the student alone's distance to the teacher comes from evaluate --kernel-to, the others' from their monitor
+    d = summary["methods_kernel_distance"]
+    assert set(d) == {"ce", "fkd-noreg", "crd"} and all(0 <= m <= 1 for m, _ in d.values())
+    assert (tmp_path / "out" / "methods" / "ce" / "s0" / "kernel.json").is_file()
+    assert "Spearman rank correlation over the 3 methods" in (tmp_path / "fig" / "fashion_mnist_study_alignment.md").read_text()
+    assert summary["seconds"]["students"] > 0
     again = study("0-0", "--methods", "fkd-noreg,crd", "--dry-run")
     assert again.count("[skip]") == 3 + 7 and "[run]" not in again  # all finished: nothing to run again
