@@ -74,7 +74,8 @@ def test_fashion_mnist_study_script(tmp_path):
     d = summary["methods_kernel_distance"]
     assert set(d) == {"ce", "fkd-noreg", "crd"} and all(0 <= m <= 1 for m, _ in d.values())
     assert (tmp_path / "out" / "methods" / "ce" / "s0" / "kernel.json").is_file()
-    assert "Spearman rank correlation over the 3 methods" in (tmp_path / "fig" / "fashion_mnist_study_alignment.md").read_text()
+    alignment = (tmp_path / "fig" / "fashion_mnist_study_alignment.md").read_text()
+    assert "Spearman rank correlation over the 3 methods" in alignment
     assert summary["seconds"]["students"] > 0
     again = study("0-0", "--methods", "fkd-noreg,crd", "--dry-run")
     assert again.count("[skip]") == 3 + 7 and "[run]" not in again  # all finished: nothing to run again
