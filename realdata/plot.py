@@ -43,22 +43,23 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
     kernels = [kernel_curve(g) for g in groups]
     last = max(len(epochs) for epochs, _, _ in curves)
     names = ["full", *(["tail"] if last >= 4 else []), *(["kernel"] if any(kernels) else [])]
-    fig = Figure(figsize=(5.5 * len(names), 4.8))
+    rows = -(-len(groups) // 4)  # legend rows, below the panels
+    fig = Figure(figsize=(5.5 * len(names), 4.8 + 0.22 * rows))
     FigureCanvasAgg(fig)
     axes = dict(zip(names, fig.subplots(1, len(names), squeeze=False)[0], strict=True))
     for i, (g, (epochs, mean, std), kc) in enumerate(zip(groups, curves, kernels, strict=True)):
-        color = f"C{i % 10}"
+        color, marker = f"C{i % 10}", "osD^v"[i // 10 % 5]  # beyond 10 groups the colours repeat: new markers
         style = "--" if "+" in g.pair else "-"  # ensembles dashed
         label = f"{g.label} ({len(g.metrics)} seeds)"
         for name in ("full", "tail"):
             if name in axes:
                 ax = axes[name]
-                ax.plot(epochs, mean, style, color=color, marker="o", ms=3, label=label)
+                ax.plot(epochs, mean, style, color=color, marker=marker, ms=3, label=label)
                 lo = [m - s for m, s in zip(mean, std, strict=True)]
                 hi = [m + s for m, s in zip(mean, std, strict=True)]
                 ax.fill_between(epochs, lo, hi, color=color, alpha=0.12, lw=0)
         if kc is not None and "kernel" in axes:
-            axes["kernel"].plot(*kc, style, color=color, marker="o", ms=3, label=label)
+            axes["kernel"].plot(*kc, style, color=color, marker=marker, ms=3, label=label)
     if "tail" in axes:
         axes["tail"].set_xlim(max(1, last // 2), last + 0.3)
         finals = [m for _, mean, _ in curves for m in mean[len(mean) // 2 :]]
@@ -73,8 +74,8 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
         ax.grid(alpha=0.3)
     if "kernel" in axes:
         axes["kernel"].set_title("kernel alignment with the teachers (mean over teachers)")
-    axes[names[-1]].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    fig.legend(*axes["full"].get_legend_handles_labels(), loc="lower center", ncol=min(4, len(groups)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.22 * rows / (4.8 + 0.22 * rows) + 0.01, 1, 1))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(output, dpi=130)

@@ -202,7 +202,7 @@ def ensemble_figure(curve: dict, output: Path, title: str) -> None:
     ax.set_ylabel("test accuracy (%), last epoch")
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=120)
 
