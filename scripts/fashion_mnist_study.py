@@ -66,7 +66,7 @@ class Job:
     out: Path
 
     def finished(self) -> bool:
-        return last_acc(RunDir(self.out)) is not None
+        return last_row(self.out) is not None
 
 
 def realdata() -> str:
@@ -133,34 +133,33 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[Job], dict[int, list
     return teachers, students, {e: [m.out / "last.pt" for m in members[:e]] for e in args.ensemble}
 
 
-def last_acc(run: RunDir) -> float | None:
-    """The last-epoch test accuracy of a finished run (None if unfinished or absent)."""
+def last_row(folder: Path) -> dict | None:
+    """The last metrics row of the finished run in ``folder`` (None if unfinished or absent)."""
+    run = RunDir(folder)
     if not run.is_run():
         return None
     rows = run.read_metrics()
-    return rows[-1]["test_acc"] if rows and rows[-1]["epoch"] == run.config().epochs else None
+    return rows[-1] if rows and rows[-1]["epoch"] == run.config().epochs else None
 
 
-def seed_runs(folder: Path) -> list[Path]:
-    """The seed folders s0, s1, ... in ``folder`` (not their logs s0.log, ...)."""
-    return sorted(p for p in folder.glob("s*") if p.is_dir())
+def last_rows(folder: Path) -> list[tuple[Path, dict]]:
+    """(seed folder, last metrics row) of every finished run in ``folder``'s seed folders s0, s1, ... (not their
+    logs s0.log, ...)."""
+    runs = sorted(p for p in folder.glob("s*") if p.is_dir())
+    return [(run, row) for run in runs if (row := last_row(run)) is not None]
 
 
 def last_accs(folder: Path) -> list[float]:
     """The last-epoch test accuracy of every finished run in ``folder``'s seed folders."""
-    return [a for run in seed_runs(folder) if (a := last_acc(RunDir(run))) is not None]
+    return [row["test_acc"] for _, row in last_rows(folder)]
 
 
 def last_distances(folder: Path) -> list[float]:
     """The last epoch's kernel distance D(rho_S, rho_T) (mean over teachers) of every finished run in ``folder``;
     for a run without a teacher, the one ``realdata evaluate --kernel-to`` wrote to its kernel.json."""
     out = []
-    for path in seed_runs(folder):
-        run = RunDir(path)
-        if last_acc(run) is None:
-            continue
-        row = run.read_metrics()[-1]
-        d = row.get("kernel_distance") or json.loads((path / "kernel.json").read_text())["kernel_distance"]
+    for run, row in last_rows(folder):
+        d = row.get("kernel_distance") or json.loads((run / "kernel.json").read_text())["kernel_distance"]
         out.append(sum(d) / len(d))
     return out
 
@@ -170,11 +169,12 @@ def alignment_table(table: dict[str, list[float]], distance: dict[str, list[floa
     Spearman's rank correlation between the two over the methods' means."""
     from scipy.stats import spearmanr
 
+    acc, dist = {n: mean_ci(v) for n, v in table.items()}, {n: mean_ci(v) for n, v in distance.items()}
     rows = ["| method | last acc (%) | kernel distance to the teacher, last epoch | seeds |", "|---|---|---|---|"]
-    for name in sorted(table, key=lambda n: -mean_ci(table[n])[0]):
-        (a, ha), (d, hd) = mean_ci(table[name]), mean_ci(distance[name])
+    for name in sorted(table, key=lambda n: -acc[n][0]):
+        (a, ha), (d, hd) = acc[name], dist[name]
         rows.append(f"| {name} | {a:.2f} ± {ha:.2f} | {d:.4f} ± {hd:.4f} | {len(table[name])} |")
-    rho = float(spearmanr([mean_ci(table[n])[0] for n in table], [mean_ci(distance[n])[0] for n in table])[0])
+    rho = float(spearmanr([acc[n][0] for n in table], [dist[n][0] for n in table])[0])
     rows.append(f"\nSpearman rank correlation over the {len(table)} methods (accuracy, distance): {rho:.2f}")
     return "\n".join(rows), rho
 
@@ -253,7 +253,7 @@ def main() -> None:
             subprocess.run([realdata(), "evaluate", *map(str, paths), "--device", args.device, "--data-dir",
                             args.data_dir, "--json", str(result)], check=True)
         ensembles[str(e)] = json.loads(result.read_text())["test_acc"]
-    for folder in seed_runs(args.out / "methods" / "ce"):
+    for folder, _ in last_rows(args.out / "methods" / "ce"):
         if not (folder / "kernel.json").is_file():
             subprocess.run([realdata(), "evaluate", str(folder / "last.pt"), "--kernel-to",
                             str(teachers[0].out / "last.pt"), "--device", args.device, "--data-dir", args.data_dir,
