@@ -182,6 +182,8 @@ class FKD(StudentMethod):
     DEFAULTS = {"lambda": 10.0, "feature_reg": 0.0, "eps": 0.1, "ensemble": "mean", "eps_rel": 0.0, "balance": 0.0,
                 "balance_until": 0.0, "kernel_only": 0.0}
     WEIGHT = "lambda"
+    CHOICES = {"ensemble": ENSEMBLE_MODES}
+    NORMALIZE: ClassVar[bool] = True
 
     def balance(self, teachers: int, step: int) -> float:
         until = self.params.get("balance_until", 0.0)
@@ -190,8 +192,6 @@ class FKD(StudentMethod):
 
     def ce_scale(self, step: int) -> float:
         return 0.0 if step < self.params.get("kernel_only", 0.0) else 1.0
-    CHOICES = {"ensemble": ENSEMBLE_MODES}
-    NORMALIZE: ClassVar[bool] = True
 
     def weight(self, teachers: int, k: int) -> float:
         return self.params["lambda"] * teachers * k / 10.0

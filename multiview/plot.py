@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from multiview.methods import parse_method
+from multiview.methods import StudentMethod, parse_method
 from multiview.records import DistillResults
 from multiview.report import by_method, group_ensembles, lottery_purity, mean_ci
 
@@ -365,10 +365,18 @@ def _cell_means(students: Sequence[Any], which: str) -> list[float] | None:
     return [float(v) for v in np.mean(curves, axis=0)] if curves else None
 
 
+def applied_ratio(method: StudentMethod, student: Any, i: int, step: int) -> float:
+    """The distillation / CE gradient-norm ratio that acted in the update at probe ``i``: c where the method
+    balances the term at this step (the record holds the ratio before rescaling), the recorded one otherwise."""
+    c = method.balance(student.teachers, step)
+    return c if c > 0 else student.diagnostics["grad_ratio"][i]
+
+
 def plot_balance(results: DistillResults, specs: Sequence[str], output: Path) -> None:
     """When the teachers act: left, the gradient-norm ratio of the distillation term to CE over training (median
-    over the students with teachers); right, the mean correlation of the student's own views and of its teachers'
-    new views over training (E >= 1)."""
+    over the students with teachers) as it acted in the update, and for balanced methods also before rescaling
+    (thin dotted); right, the mean correlation of the student's own views and of its teachers' new views over
+    training (E >= 1)."""
     _check(results)
     groups = by_method(results, min_teachers=1)
     style = styles(list(specs))
@@ -380,8 +388,13 @@ def plot_balance(results: DistillResults, specs: Sequence[str], output: Path) ->
             continue
         steps = students[0].diagnostics["probe_steps"]
         _, color = style[spec]
-        med = [float(np.median([s.diagnostics["grad_ratio"][i] for s in students])) for i in range(len(steps))]
+        method = parse_method(spec)
+        med = [float(np.median([applied_ratio(method, s, i, t) for s in students])) for i, t in enumerate(steps)]
+        raw = [float(np.median([s.diagnostics["grad_ratio"][i] for s in students])) for i in range(len(steps))]
         ax_g.plot(steps, [max(m, 1e-6) for m in med], color=color, marker="o", ms=3, label=spec)
+        if raw != med:
+            ax_g.plot(steps, [max(m, 1e-6) for m in raw], color=color, lw=0.8, ls=":",
+                      label=f"{spec}: before rescaling")
         for which, ls in (("own", "-"), ("new", "--")):
             curve = _cell_means(students, which)
             if curve:

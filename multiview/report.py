@@ -154,6 +154,18 @@ def early_ratio(student: StudentRecord, last_step: int = 100) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def collapsed_views(student: StudentRecord, high: float = 1.0, low: float = 0.3) -> int | None:
+    """The (class, view) cells whose correlation max_r <w_j,r, v_j,l> reached ``high`` at a probe step and fell
+    below ``low`` at a later one: views the student had grown well past the learning threshold (0.3 at the
+    defaults) and then lost. None without recorded correlations."""
+    corr = (student.diagnostics or {}).get("view_corr")
+    if not corr:
+        return None
+    c = np.asarray(corr).reshape(len(corr), -1)  # (probes, 2k)
+    reached = np.maximum.accumulate(c >= high, axis=0)
+    return int(((reached[:-1] & (c[1:] < low)).any(axis=0)).sum())
+
+
 def rank_methods(results: DistillResults) -> list[dict[str, str]]:
     """The methods with teachers, best first by the mean over E >= 1 of their single-view failure (per seed, then
     mean and interval over seeds), with own views kept, teachers' new views covered and the early gradient ratio."""

@@ -13,7 +13,9 @@ Phases (each a resumable `multiview sweep` under OUT, teachers pooled per (confi
    (seeds 4-7) its failure at each of E = 2, 3, 4 is <= 0.7x the shipped fkd's, it keeps >= 90% of its own views
    and every student's multi-view error is <= 2%; then the same at k = 20 on 4 seeds.
 4. The law against k: shipped fkd and the best variant at k = 20 (seeds 0-3) and k = 30 (seeds 0-1), E = 0..4;
-   any phase kNN runs configs/kNN.json on the seeds --k-seeds gives it (k40 and k80 are for a GPU).
+   any phase kNN runs configs/kNN.json on the seeds --k-seeds gives it (k40 and k80 are for a GPU). Phase k10
+   extends the report's sweep to the seeds --k-seeds gives k = 10 (0-7): the k-trend's k = 10 is those seeds, the
+   decision rule stays on the report's seeds.
 
     python scripts/multiview_lag.py --out runs/lag --jobs 2
 
@@ -41,7 +43,7 @@ from fkdapp.runtime import write_json
 from multiview.cli import parse_seeds, run_script
 from multiview.plot import plot_balance, plot_k_trend
 from multiview.records import DistillResults, read_distill
-from multiview.report import by_method, mean_ci
+from multiview.report import by_method, collapsed_views, mean_ci
 
 FKD_VARIANTS = [
     "fkd",
@@ -76,21 +78,27 @@ def run_sweep(out: Path, specs: list[str], seeds: str, teachers: str, jobs: int,
     return read_distill(out / "results.json")
 
 
-def summary(results: DistillResults, spec: str) -> dict[int, dict]:
-    """Per E: failure, ratios, own views kept, new views covered, fraction of views nobody had, max multi-view error."""
+def summary(results: DistillResults, spec: str, seeds: set[int] | None = None) -> dict[int, dict]:
+    """Per E: failure, ratios, own views kept, new views covered, fraction of views nobody had, max multi-view error
+    (over ``seeds``, default all)."""
     out = {}
     for e, ss in sorted(by_method(results).get(spec, {}).items()):
+        ss = [s for s in ss if seeds is None or s.seed in seeds]
+        if not ss:
+            continue
         unc, ideal = np.mean([s.uncovered_fraction for s in ss]), np.mean([s.ideal_uncovered for s in ss])
         extra = [float(np.mean(np.array(s.views_learned) & ~np.array(s.own_views) & ~np.array(s.teacher_views_union)))
                  for s in ss]
         kept = [s.own_views_kept for s in ss if s.own_views_kept is not None]
         new = [s.teacher_new_views_covered for s in ss if s.teacher_new_views_covered is not None]
+        lost = [c for c in map(collapsed_views, ss) if c is not None]
         out[e] = {"failure": mean_ci([s.single_view_failure for s in ss]), "theory": 2.0 ** -(e + 1),
                   "failure_over_theory": float(np.mean([s.single_view_failure for s in ss]) / 2.0 ** -(e + 1)),
                   "uncovered_over_ideal": float(unc / ideal) if ideal > 0 else None,
                   "own_views_kept": mean_ci(kept) if kept else None,
                   "new_views_covered": mean_ci(new) if new else None, "views_nobody_had": float(np.mean(extra)),
-                  "max_multi_view_error": max(s.multi_view_error for s in ss), "seeds": len(ss)}
+                  "max_multi_view_error": max(s.multi_view_error for s in ss),
+                  "views_collapsed": float(np.mean(lost)) if lost else None, "seeds": len(ss)}
     return out
 
 
@@ -108,13 +116,13 @@ def pick(results: DistillResults, specs: list[str], seeds: set[int]) -> tuple[st
     return (min(ok, key=lambda s: scores[s]["failure"]) if ok else specs[0]), scores
 
 
-def verdict(s_var: dict, s_def: dict) -> dict:
-    """The decision rule at one k (see the module docstring)."""
+def verdict(s_var: dict, s_def: dict, seeds: str) -> dict:
+    """The decision rule at one k (see the module docstring), on ``seeds``."""
     checks = {f"failure_E{e}_le_0.7x": s_var[e]["failure"][0] <= 0.7 * s_def[e]["failure"][0] for e in (2, 3, 4)}
     kept = [s_var[e]["own_views_kept"][0] for e in (1, 2, 3, 4) if s_var[e]["own_views_kept"]]
     checks["own_views_kept_ge_0.9"] = bool(kept) and min(kept) >= 0.9
     checks["multi_view_error_le_0.02"] = max(s_var[e]["max_multi_view_error"] for e in s_var) <= 0.02
-    return {"checks": checks, "passes": all(checks.values())}
+    return {"checks": checks, "passes": all(checks.values()), "seeds": seeds}
 
 
 def k_keys(state: dict) -> list[str]:
@@ -122,9 +130,14 @@ def k_keys(state: dict) -> list[str]:
     return sorted((key for key in state if re.fullmatch(r"k\d+", key)), key=lambda key: int(key[1:]))
 
 
+def summary_keys(state: dict) -> list[str]:
+    """Every per-spec summary of a state: the k-trend's and the decision rule's seeds at k = 10 ("k10_report")."""
+    return k_keys(state) + (["k10_report"] if "k10_report" in state else [])
+
+
 def _int_keys(state: dict) -> dict:
     """A state read back from JSON: the E keys of the per-k summaries as integers again."""
-    for k in k_keys(state):
+    for k in summary_keys(state):
         state[k] = {spec: {int(e): v for e, v in by_e.items()} for spec, by_e in state[k].items()}
     return state
 
@@ -133,11 +146,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/lag"))
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--phases", default="select,report,k20,k30",
+    ap.add_argument("--phases", default="select,report,k10,k20,k30",
                     help="select, report and any kNN (configs/kNN.json); empty: only tabulate")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     ap.add_argument("--seeds", default="0-3,4-7", help="seeds of select and report")
-    ap.add_argument("--k-seeds", default="20:0-3,30:0-1", help="seeds of each kNN phase, as K:SEEDS,...")
+    ap.add_argument("--k-seeds", default="10:0-7,20:0-3,30:0-1", help="seeds of each kNN phase, as K:SEEDS,...")
     ap.add_argument("--device", default="cpu", help="device of every sweep (cuda: use --jobs 1)")
     ap.add_argument("--variant", default=None, help="the FKD variant of the kNN phases [default: the selected one]")
     ap.add_argument("--results", default=None,
@@ -174,11 +187,21 @@ def main() -> None:
     if "report" in phases:
         rep = run_sweep(args.out / "report-k10", compare, s_report, "0-4", args.jobs, None, pool10, args.overrides,
                         args.device)
-        state["k10"] = {spec: summary(rep, spec) for spec in compare}
-        state["verdict_k10"] = verdict(state["k10"][best], state["k10"][SHIPPED]) if best != SHIPPED else None
+        on = set(parse_seeds(s_report))
+        state["k10_report"] = {spec: summary(rep, spec, on) for spec in compare}
+        state.setdefault("k10", state["k10_report"])
+        state["verdict_k10"] = (verdict(state["k10_report"][best], state["k10_report"][SHIPPED], s_report)
+                                if best != SHIPPED else None)
         write_json(state_path, state)
         plot_balance(rep, [SHIPPED, best, best_kd], args.figures / "multiview_lag_balance.png")
-    for k in (p for p in phases if re.fullmatch(r"k\d+", p)):
+    if "k10" in phases:  # the report's sweep on more seeds (the finished ones are skipped)
+        if "10" not in k_seeds:
+            sys.exit("Error: phase k10 needs its seeds in --k-seeds (as 10:0-7)")
+        rep = run_sweep(args.out / "report-k10", compare, k_seeds["10"], "0-4", args.jobs, None, pool10,
+                        args.overrides, args.device)
+        state["k10"] = {spec: summary(rep, spec) for spec in compare}
+        write_json(state_path, state)
+    for k in (p for p in phases if re.fullmatch(r"k\d+", p) and p != "k10"):
         config = Path(__file__).resolve().parents[1] / "configs" / f"{k}.json"
         if not config.is_file() or k[1:] not in k_seeds:
             sys.exit(f"Error: phase {k} needs {config} and its seeds in --k-seeds (as {k[1:]}:0-3)")
@@ -186,7 +209,7 @@ def main() -> None:
                       args.jobs, str(config), args.out / f"teachers-{k}", args.overrides, args.device)
         state[k] = {spec: summary(r, spec) for spec in dict.fromkeys([SHIPPED, best])}
         if k == "k20" and best != SHIPPED:
-            state["verdict_k20"] = verdict(state[k][best], state[k][SHIPPED])
+            state["verdict_k20"] = verdict(state[k][best], state[k][SHIPPED], k_seeds["20"])
         write_json(state_path, state)
     for item in (args.results.split(",") if args.results else []):
         k, path = item.split(":", 1)
@@ -218,23 +241,28 @@ def table(state: dict) -> str:
                   "|---|---|---|---|"]
         for spec, v in {**sel["fkd_scores"], **sel["kd_scores"]}.items():
             lines.append(f"| {spec} | {v['failure']:.3f} | {v['own_views_kept']:.2f} | {v['multi_view_error']:.3f} |")
-    for k in k_keys(state):
+    for k in summary_keys(state):
         source = state.get("k_sources", {}).get(k)
-        lines += ["", f"k = {k[1:]}" + (f" (from {source})" if source else "") + ":", "",
+        title = "k = 10 on the decision rule's seeds" if k == "k10_report" else f"k = {k[1:]}"
+        lines += ["", title + (f" (from {source})" if source else "") + ":", "",
                   "| spec | E | failure | 2^-(E+1) | failure / theory | uncovered / ideal "
-                  "| own views kept | teachers' new views covered | views nobody had | max multi-view error | seeds |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| own views kept | teachers' new views covered | views nobody had | max multi-view error "
+                  "| views grown then lost | seeds |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for spec, by_e in state[k].items():
             for e, r in sorted(by_e.items()):
                 ratio = "-" if r["uncovered_over_ideal"] is None else f"{r['uncovered_over_ideal']:.2f}"
+                lost = "-" if r.get("views_collapsed") is None else f"{r['views_collapsed']:.2f}"
                 lines.append(f"| {spec} | {e} | {ci(r['failure'])} | {r['theory']:.4f} "
                              f"| {r['failure_over_theory']:.2f} | {ratio} | {ci(r['own_views_kept'])} "
                              f"| {ci(r['new_views_covered'])} "
-                             f"| {r['views_nobody_had']:.3f} | {r['max_multi_view_error']:.3f} | {r['seeds']} |")
+                             f"| {r['views_nobody_had']:.3f} | {r['max_multi_view_error']:.3f} | {lost} "
+                             f"| {r['seeds']} |")
     for key in ("verdict_k10", "verdict_k20"):
         if state.get(key):
             v = state[key]
-            lines += ["", f"Decision rule at {key[-3:]}: {'passes' if v['passes'] else 'fails'} ("
+            lines += ["", f"Decision rule at {key[-3:]} (seeds {v.get('seeds', '?')}): "
+                      f"{'passes' if v['passes'] else 'fails'} ("
                       + ", ".join(f"{c}: {'yes' if ok else 'no'}" for c, ok in v["checks"].items()) + ")"]
     return "\n".join(lines)
 

@@ -239,3 +239,24 @@ def test_results_round_trip_and_committed_files_load(tmp_path):
     newer = {**synthetic_results(), "schema": SCHEMA + 1}
     with pytest.raises(ValueError, match="newer"):
         from_dict(newer)
+
+
+def test_collapsed_views_and_applied_ratio():
+    from types import SimpleNamespace
+
+    from multiview.methods import parse_method
+    from multiview.plot import applied_ratio
+    from multiview.report import collapsed_views
+
+    # probes x k=2 classes x 2 views: (0,1) grows past 1 then falls to 0.1 (collapsed); (1,0) reaches 1.2 and
+    # stays; (0,0) falls below 0.3 without having reached 1; (1,1) reaches 1 only at the last probe
+    corr = [[[0.5, 0.2], [0.1, 0.0]], [[0.4, 2.0], [1.2, 0.1]], [[0.1, 0.1], [1.1, 1.0]]]
+    s = SimpleNamespace(teachers=2, diagnostics={"view_corr": corr, "probe_steps": [0, 100, 200],
+                                                 "grad_ratio": [1e6, 3e3, 40.0]})
+    assert collapsed_views(s) == 1
+    assert collapsed_views(s, high=0.45) == 2  # (0,0) now counts: 0.5 at step 0, 0.1 at step 200
+    assert collapsed_views(SimpleNamespace(diagnostics={})) is None
+    balanced = parse_method("fkd:eps_rel=0.1,balance=0.5,balance_until=200")
+    assert [applied_ratio(balanced, s, i, t) for i, t in enumerate([0, 100, 200])] == [0.5, 0.5, 40.0]
+    assert applied_ratio(parse_method("fkd"), s, 0, 0) == 1e6
+    assert applied_ratio(balanced, SimpleNamespace(**{**vars(s), "teachers": 0}), 0, 0) == 1e6  # no teachers

@@ -32,9 +32,12 @@ def test_testbed_script(tmp_path):
 
 def test_lag_script(tmp_path):
     run(["scripts/multiview_lag.py", "--out", str(tmp_path), "--jobs", "1", "--figures", str(tmp_path / "fig"),
-         "--seeds", "0-0,1-1", "--k-seeds", "20:0-0,30:0-0", *TINY])
+         "--seeds", "0-0,1-1", "--k-seeds", "10:0-1,20:0-0,30:0-0", *TINY])
     state = json.loads((tmp_path / "fig" / "multiview_lag.json").read_text())
-    assert {"select", "k10", "k20", "k30"} <= set(state) and state["select"]["best_variant"]
+    assert {"select", "k10", "k10_report", "k20", "k30"} <= set(state) and state["select"]["best_variant"]
+    # the k-trend's k = 10 has the report's seed and seed 0; the decision rule only the report's
+    assert state["k10"]["fkd"]["2"]["seeds"] == 2 and state["k10_report"]["fkd"]["2"]["seeds"] == 1
+    assert state["verdict_k10"] is None or state["verdict_k10"]["seeds"] == "1-1"
     figures = tmp_path / "fig"
     assert (figures / "multiview_lag_k.png").is_file() and (figures / "multiview_lag_balance.png").is_file()
     # the GPU phases (k40, k80) as their command runs them, at tiny size on the CPU, with a named variant
