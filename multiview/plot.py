@@ -15,9 +15,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from multiview.methods import StudentMethod, parse_method
+from multiview.methods import parse_method
 from multiview.records import DistillResults
-from multiview.report import by_method, group_ensembles, lottery_purity, mean_ci
+from multiview.report import applied_ratio, by_method, group_ensembles, lottery_purity, mean_ci
 
 FLOOR = 1e-3  # failure rates below this are drawn at it (log axis)
 ENSEMBLE_COLOR = "C3"
@@ -363,13 +363,6 @@ def _cell_means(students: Sequence[Any], which: str) -> list[float] | None:
         if mask.any():
             curves.append([float(np.array(c)[mask].mean()) for c in corr])
     return [float(v) for v in np.mean(curves, axis=0)] if curves else None
-
-
-def applied_ratio(method: StudentMethod, student: Any, i: int, step: int) -> float:
-    """The distillation / CE gradient-norm ratio that acted in the update at probe ``i``: c where the method
-    balances the term at this step (the record holds the ratio before rescaling), the recorded one otherwise."""
-    c = method.balance(student.teachers, step)
-    return c if c > 0 else student.diagnostics["grad_ratio"][i]
 
 
 def plot_balance(results: DistillResults, specs: Sequence[str], output: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from fkdapp.stats import mean_ci  # noqa: F401  (re-exported: the reports and scripts import it from here)
-from multiview.methods import parse_method
+from multiview.methods import StudentMethod, parse_method
 from multiview.records import DistillResults, EnsembleRecord, NetworkRecord, StudentRecord
 
 
@@ -152,6 +152,13 @@ def early_ratio(student: StudentRecord, last_step: int = 100) -> float | None:
     d = student.diagnostics or {}
     vals = [r for s, r in zip(d.get("probe_steps", []), d.get("grad_ratio", []), strict=False) if s <= last_step]
     return float(np.mean(vals)) if vals else None
+
+
+def applied_ratio(method: StudentMethod, student: StudentRecord, i: int, step: int) -> float:
+    """The distillation / CE gradient-norm ratio that acted in the update at probe ``i``: c where the method
+    balances the term at this step (the record holds the ratio before rescaling), the recorded one otherwise."""
+    c = method.balance(student.teachers, step)
+    return c if c > 0 else student.diagnostics["grad_ratio"][i]
 
 
 def collapsed_views(student: StudentRecord, high: float = 1.0, low: float = 0.3) -> int | None:

@@ -184,9 +184,13 @@ def main() -> None:
     best = args.variant or state.get("select", {}).get("best_variant", SHIPPED)
     best_kd = state.get("select", {}).get("best_kd", "kd")
     compare = list(dict.fromkeys([SHIPPED, best, best_kd, "kd"]))
+
+    def report_sweep(seeds: str) -> DistillResults:  # one sweep folder for report and k10 (it resumes by seed)
+        return run_sweep(args.out / "report-k10", compare, seeds, "0-4", args.jobs, None, pool10, args.overrides,
+                         args.device)
+
     if "report" in phases:
-        rep = run_sweep(args.out / "report-k10", compare, s_report, "0-4", args.jobs, None, pool10, args.overrides,
-                        args.device)
+        rep = report_sweep(s_report)
         on = set(parse_seeds(s_report))
         state["k10_report"] = {spec: summary(rep, spec, on) for spec in compare}
         state.setdefault("k10", state["k10_report"])
@@ -197,8 +201,7 @@ def main() -> None:
     if "k10" in phases:  # the report's sweep on more seeds (the finished ones are skipped)
         if "10" not in k_seeds:
             sys.exit("Error: phase k10 needs its seeds in --k-seeds (as 10:0-7)")
-        rep = run_sweep(args.out / "report-k10", compare, k_seeds["10"], "0-4", args.jobs, None, pool10,
-                        args.overrides, args.device)
+        rep = report_sweep(k_seeds["10"])
         state["k10"] = {spec: summary(rep, spec) for spec in compare}
         write_json(state_path, state)
     for k in (p for p in phases if re.fullmatch(r"k\d+", p) and p != "k10"):

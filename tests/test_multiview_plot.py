@@ -245,8 +245,7 @@ def test_collapsed_views_and_applied_ratio():
     from types import SimpleNamespace
 
     from multiview.methods import parse_method
-    from multiview.plot import applied_ratio
-    from multiview.report import collapsed_views
+    from multiview.report import applied_ratio, collapsed_views
 
     # probes x k=2 classes x 2 views: (0,1) grows past 1 then falls to 0.1 (collapsed); (1,0) reaches 1.2 and
     # stays; (0,0) falls below 0.3 without having reached 1; (1,1) reaches 1 only at the last probe
