@@ -14,6 +14,8 @@ from fkdapp.errors import UserError, user_errors
 from fkdapp.progress import Progress
 from fkdapp.runtime import is_main, rank, resolve_device, world_size
 from multiview.config import Config
+from multiview.distill import students_for
+from multiview.engine import Engine
 from multiview.experiment import distill_experiment, population_experiment
 from multiview.methods import METHODS, StudentMethod, parse_methods
 from multiview.records import DistillResults, read_distill, write_results
@@ -65,6 +67,9 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(dir_okay=False),
         help="JSON file of config values (a results.json works too).",
     )(f)
+    f = click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Networks trained side by side on the CPU, one thread each; no number depends on it "
+                          "[the cores, shared among torchrun's processes].")(f)
     return click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
 
 
@@ -73,15 +78,16 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Data and init seed.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True)
 @common
-def train(models: int, seed: int, out: str, device: str, config_file: str | None, overrides: tuple[str, ...]) -> None:
+def train(models: int, seed: int, out: str, device: str, workers: int | None, config_file: str | None,
+          overrides: tuple[str, ...]) -> None:
     """Train a population of M networks with cross-entropy and measure the lottery (writes OUT/results.json)."""
     from multiview.report import lottery_report
 
     with user_errors():
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
-        progress = Progress(models * cfg.max_steps, f"training {models} networks on {dev.type}")
-        r = population_experiment(cfg, models, seed, dev, progress)
+        progress = Progress(models * cfg.max_steps, f"training {models} networks on {dev.type}: network-steps")
+        r = population_experiment(cfg, models, seed, dev, progress, Engine.for_device(dev, workers))
         progress.close()
         write_results(Path(out) / "results.json", r)
     click.echo(f"views learned: {r.view_threshold}  (per class: 1 first view, 2 second, B both, - none)")
@@ -126,7 +132,7 @@ def parse_counts(text: str) -> list[int]:
 
 
 def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list[StudentMethod], dev: torch.device,
-                 out: Path, pool: Path | None = None) -> DistillResults:
+                 out: Path, workers: int | None, pool: Path | None = None) -> DistillResults:
     """Seeds shared out by rank under torchrun (each rank into its own shard folder, rank 0 merges); the teachers
     of every seed kept in ``pool`` (default OUT/teachers)."""
     r, world = rank(), world_size()
@@ -136,11 +142,11 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
     if existing.is_file() and is_main():
         click.echo(f"resuming from {existing} (seeds already there are not run again; delete it or use another --out "
                    f"to start fresh)", err=True)
-    per_seed = cfg.max_steps * (2 if max(counts) else 1)  # teachers, then students (steps against the cap)
-    progress = Progress(per_seed * len(mine), f"seeds {mine} on {dev}: steps")
+    networks = max(counts) + len(students_for(methods, counts))  # teachers, then students
+    progress = Progress(networks * cfg.max_steps * len(mine), f"seeds {mine} on {dev}: network-steps (the cap)")
     try:
         results = distill_experiment(cfg, mine, counts, methods, dev, shard_out, progress,
-                                     pool=pool or out / "teachers")
+                                     pool=pool or out / "teachers", engine=Engine.for_device(dev, workers))
     finally:
         progress.close()
     if world > 1:
@@ -158,7 +164,8 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
 @click.option("--out", type=click.Path(file_okay=False), default="runs/simulate", show_default=True)
 @common
 def simulate(
-    teachers: int, method: str, seeds: int, out: str, device: str, config_file: str | None, overrides: tuple[str, ...]
+    teachers: int, method: str, seeds: int, out: str, device: str, workers: int | None, config_file: str | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """The main job: E teachers, then a student distilled from them, against the theory 2^-(E+1)."""
     from multiview.report import simulate_table
@@ -167,7 +174,7 @@ def simulate(
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
         chosen = parse_methods([method], cfg)
-        r = _run_distill(cfg, list(range(seeds)), sorted({0, teachers}), chosen, dev, Path(out))
+        r = _run_distill(cfg, list(range(seeds)), sorted({0, teachers}), chosen, dev, Path(out), workers)
     click.echo(simulate_table(r, teachers, chosen[0].spec))
     click.echo(f"results in {Path(out) / 'results.json'}")
 
@@ -183,8 +190,8 @@ def simulate(
               help="Folder of trained teachers, shared by sweeps of the same seeds and settings [OUT/teachers].")
 @common
 def sweep(
-    counts: str, methods: str, seeds: str, out: str, teacher_pool: str | None, device: str, config_file: str | None,
-    overrides: tuple[str, ...],
+    counts: str, methods: str, seeds: str, out: str, teacher_pool: str | None, device: str, workers: int | None,
+    config_file: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Seeds x teacher counts x methods into one results file; a killed sweep resumes from its finished seeds.
 
@@ -196,7 +203,7 @@ def sweep(
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
         r = _run_distill(cfg, parse_seeds(seeds), parse_counts(counts), parse_methods(methods, cfg), dev, Path(out),
-                         Path(teacher_pool) if teacher_pool else None)
+                         workers, Path(teacher_pool) if teacher_pool else None)
     if is_main():
         click.echo(markdown_report(r))
         click.echo(f"results in {Path(out) / 'results.json'}")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -15,6 +15,7 @@ from fkdapp.runtime import atomic_write, environment
 from multiview.config import Config
 from multiview.data import MultiViewData, derive_seed, make_data
 from multiview.distill import Student, Targets, student_objective, students_for
+from multiview.engine import Engine, SharedProgress
 from multiview.measure import (
     covered,
     ensemble_report,
@@ -37,6 +38,8 @@ from multiview.records import (
 )
 from multiview.train import TrainLog, cross_entropy, train
 
+T = TypeVar("T")
+
 # seed streams (derive_seed(seed, stream, index)): 0 data, 1 teacher/network inits, 2 student init, 3 batches
 NETWORK_STREAM, STUDENT_STREAM, BATCH_STREAM = 1, 2, 3
 #: Student steps at which the gradient balance and the view correlations are recorded (they leave training as is).
@@ -47,14 +50,28 @@ def network_seeds(seed: int, count: int) -> list[int]:
     return [derive_seed(seed, NETWORK_STREAM, i) for i in range(count)]
 
 
+def train_groups(engine: Engine, items: Sequence[T], train_group: Callable[[list[T]], tuple[torch.Tensor, TrainLog]]
+                 ) -> tuple[torch.Tensor, TrainLog]:
+    """``items`` (networks' seeds, students) trained by ``train_group`` in fixed groups, then put back in order:
+    each item alone (exact; ``engine.workers`` at a time), or all in one population (batched)."""
+    groups = [list(items)] if engine.batched else [[item] for item in items]
+    done = engine.map([lambda g=g: train_group(g) for g in groups])
+    return torch.cat([w for w, _ in done]), TrainLog.concat([log for _, log in done])
+
+
 def train_networks(
-    cfg: Config, data: MultiViewData, seeds: list[int], progress: Callable[[int], None] | None = None
+    cfg: Config, data: MultiViewData, seeds: list[int], engine: Engine, progress: Callable[[int], None] | None = None
 ) -> tuple[torch.Tensor, TrainLog]:
-    """Teachers: one population trained with cross-entropy under the stop-after-fit rule."""
-    device = data.features.device
-    w = init_weights(cfg, seeds, device)
-    g = torch.Generator().manual_seed(derive_seed(seeds[0], BATCH_STREAM))
-    return train(w, data.train.x, data.train.y, cross_entropy(data.train.y), cfg, generator=g, progress=progress)
+    """Networks trained with cross-entropy under the stop-after-fit rule, from the initialisations ``seeds``; a group
+    draws its batches from the generator of its first network's seed (exact: the network's own)."""
+    device, y = data.features.device, data.train.y
+
+    def group(seeds: list[int]) -> tuple[torch.Tensor, TrainLog]:
+        g = torch.Generator().manual_seed(derive_seed(seeds[0], BATCH_STREAM))
+        return train(init_weights(cfg, seeds, device), data.train.x, y, cross_entropy(y), cfg, generator=g,
+                     progress=progress)
+
+    return train_groups(engine, seeds, group)
 
 
 def measure_population(cfg: Config, data: MultiViewData, w: torch.Tensor) -> dict[str, Any]:
@@ -74,13 +91,16 @@ def measure_population(cfg: Config, data: MultiViewData, w: torch.Tensor) -> dic
 
 
 def population_experiment(
-    cfg: Config, models: int, seed: int, device: torch.device, progress: Callable[[int], None] | None = None
+    cfg: Config, models: int, seed: int, device: torch.device, progress: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> PopulationResults:
     """``multiview train``: M networks on one data set (seed), their lottery and ensembles of the first E."""
-    data = make_data(cfg, seed, device)
-    seeds = network_seeds(seed, models)
-    w, log = train_networks(cfg, data, seeds, progress)
-    m = measure_population(cfg, data, w)
+    engine = engine or Engine.for_device(device)
+    with engine.numerics():
+        data = make_data(cfg, seed, device)
+        seeds = network_seeds(seed, models)
+        w, log = train_networks(cfg, data, seeds, engine, SharedProgress(progress))
+        m = measure_population(cfg, data, w)
     networks = [
         NetworkRecord(seed=seed, init_seed=s, train_accuracy=acc, **rep, views_learned=lv.tolist(), fit_step=fs,
                       steps=st)
@@ -99,7 +119,7 @@ def population_experiment(
         config=cfg.to_dict(),
         seed=seed,
         view_threshold=threshold_text(cfg),
-        environment=environment(device),
+        environment=run_environment(device, engine),
         lottery=lottery_summary(m["learned"]),
         networks=networks,
         ensembles=ensembles,
@@ -111,39 +131,53 @@ def _fraction(part: torch.Tensor, whole: torch.Tensor) -> float | None:
     return float((part & whole).sum()) / n if n else None
 
 
-def teacher_key(cfg: Config, seed: int) -> dict[str, Any]:
-    """Everything that determines a seed's teachers: the config without the students' settings, and the seed."""
+def run_environment(device: torch.device, engine: Engine) -> dict[str, Any]:
+    """Where a result was made (:func:`fkdapp.runtime.environment`) and by which engine, with its worker threads."""
+    return {**environment(device), "engine": engine.name, "workers": engine.workers}
+
+
+def teacher_key(cfg: Config, seed: int, engine: Engine) -> dict[str, Any]:
+    """Everything that determines a seed's teachers: the config without the students' settings, the seed and the
+    engine (a pool file of another engine, or of the engine before networks were computed alone, is not reused)."""
     student_only = ("method_params", "student_steps", "kernel_batch")
-    return {"seed": seed, **{k: v for k, v in cfg.to_dict().items() if k not in student_only}}
+    return {"seed": seed, "engine": engine.name, **{k: v for k, v in cfg.to_dict().items() if k not in student_only}}
 
 
 def pooled_teachers(
-    cfg: Config, data: MultiViewData, seed: int, count: int, pool: Path | None,
+    cfg: Config, data: MultiViewData, seed: int, count: int, pool: Path | None, engine: Engine,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, TrainLog]:
     """A seed's first ``count`` teachers, trained once and kept in ``pool`` (a folder; None: not kept).
 
-    A pooled file is reused when it was trained under the same :func:`teacher_key` and holds at least ``count``
-    teachers (a network does not depend on the others of its population, so the first ``count`` are exactly the
-    teachers a smaller population would train); otherwise the teachers are trained and the file is replaced.
+    A pooled file trained under the same :func:`teacher_key` is reused: exact, its teachers are taken and only the
+    missing ones are trained (each network is computed alone, so the first ``count`` of a larger pool are exactly
+    the teachers a smaller run trains); batched, it is reused when it holds ``count`` or more. Otherwise the
+    teachers are trained and the file is replaced.
     """
     path = pool / f"seed{seed}.pt" if pool is not None else None
-    key = json.dumps(teacher_key(cfg, seed), sort_keys=True)
+    key = json.dumps(teacher_key(cfg, seed, engine), sort_keys=True)
+    device = data.features.device
+    have = (torch.zeros(0, cfg.k, cfg.m, cfg.d, device=device), TrainLog([], []))
     if path is not None and path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a damaged pool file is retrained, not trusted
             saved = None
-        if saved is not None and saved.get("key") == key and saved["w"].shape[0] >= count:
-            log = TrainLog(saved["fit_step"][:count], saved["steps"][:count])
-            if progress is not None:
-                progress(cfg.max_steps)
-            return saved["w"][:count].to(data.features.device), log
-    w, log = train_networks(cfg, data, network_seeds(seed, count), progress)
-    if path is not None:
-        state = {"key": key, "w": w.cpu(), "fit_step": log.fit_step, "steps": log.steps}
-        atomic_write(path, lambda f: torch.save(state, f))
-    return w, log
+        if saved is not None and saved.get("key") == key:
+            have = (saved["w"].to(device), TrainLog(saved["fit_step"], saved["steps"]))
+    n = have[0].shape[0]
+    if n < count and engine.batched:  # a population is trained whole
+        n, have = 0, (have[0][:0], TrainLog([], []))
+    if progress is not None:
+        progress(min(n, count) * cfg.max_steps)
+    if n < count:
+        w, log = train_networks(cfg, data, network_seeds(seed, count)[n:], engine, progress)
+        have = (torch.cat([have[0], w]), TrainLog.concat([have[1], log]))
+        if path is not None:
+            state = {"key": key, "w": have[0].cpu(), "fit_step": have[1].fit_step, "steps": have[1].steps}
+            atomic_write(path, lambda f: torch.save(state, f))
+    w, log = have
+    return w[:count], TrainLog(log.fit_step[:count], log.steps[:count])
 
 
 @dataclass
@@ -156,7 +190,7 @@ class TeacherSet:
     ensembles: list[EnsembleRecord]
 
 
-def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool: Path | None,
+def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool: Path | None, engine: Engine,
                   progress: Callable[[int], None] | None = None) -> TeacherSet:
     """The seed's first ``e_max`` teachers (from the pool), measured: targets, views, network and ensemble records."""
     device, k = data.features.device, cfg.k
@@ -164,7 +198,7 @@ def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool:
         empty = Targets(torch.zeros(0, cfg.n_train, k * cfg.m, device=device),
                         torch.zeros(0, cfg.n_train, k, device=device))
         return TeacherSet(empty, torch.zeros(0, k, 2, dtype=torch.bool, device=device), [], [])
-    w_t, t_log = pooled_teachers(cfg, data, seed, e_max, pool, progress)
+    w_t, t_log = pooled_teachers(cfg, data, seed, e_max, pool, engine, progress)
     tm = measure_population(cfg, data, w_t)
     ensembles = [
         EnsembleRecord(seed=seed, **e)
@@ -193,9 +227,24 @@ def student_record(seed: int, method: StudentMethod, e: int, student: Student, i
         own_views_kept=_fraction(learned, own), teacher_new_views_covered=_fraction(learned, union & ~own),
         mechanism_exact=bool(torch.equal(learned, ideal)), theory_failure=2.0 ** -(e + 1),
         views_learned=learned.tolist(), teacher_views_union=union.tolist(), own_views=own.tolist(),
-        diagnostics={"probe_steps": log.probe_steps, "grad_ratio": [r[i] for r in log.grad_ratio],
-                     "view_corr": [c[i] for c in log.view_corr]},
+        diagnostics={"probe_steps": log.probe_steps[i], "grad_ratio": log.grad_ratio[i],
+                     "view_corr": log.view_corr[i]},
     )
+
+
+def train_students(cfg: Config, data: MultiViewData, seed: int, students: Sequence[Student], targets: Targets,
+                   engine: Engine, progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, TrainLog]:
+    """A seed's students from one shared initialisation independent of the teachers, each with its method's
+    objective against ``targets``, probed at :data:`PROBE_STEPS`; each group draws its batches from a generator of
+    the seed."""
+    def group(members: list[Student]) -> tuple[torch.Tensor, TrainLog]:
+        w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(members), data.features.device)
+        g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
+        objective = student_objective(members, targets, data.train.y, cfg, g)
+        return train(w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g,
+                     progress=progress, probe_steps=PROBE_STEPS, views=data.features)
+
+    return train_groups(engine, students, group)
 
 
 def distill_seed(
@@ -206,19 +255,22 @@ def distill_seed(
     device: torch.device,
     progress: Callable[[int], None] | None = None,
     pool: Path | None = None,
+    engine: Engine | None = None,
 ) -> DistillResults:
-    """One seed: a pool of max(E) teachers, then every (method, E) student as one population from one shared
-    initialisation independent of the teachers. Returns the seed's teacher, ensemble and student records."""
+    """One seed: a pool of max(E) teachers, then every (method, E) student from one shared initialisation
+    independent of the teachers (exact: each student alone). Returns the seed's teacher, ensemble and student
+    records."""
+    engine = engine or Engine.for_device(device)
+    with engine.numerics():
+        return _distill_seed(cfg, seed, teacher_counts, methods, device, SharedProgress(progress), pool, engine)
+
+
+def _distill_seed(cfg: Config, seed: int, teacher_counts: Sequence[int], methods: Sequence[StudentMethod],
+                  device: torch.device, progress: SharedProgress, pool: Path | None, engine: Engine) -> DistillResults:
     data = make_data(cfg, seed, device)
-    ts = seed_teachers(cfg, data, seed, max(teacher_counts), pool, progress)
+    ts = seed_teachers(cfg, data, seed, max(teacher_counts), pool, engine, progress)
     students = students_for(methods, teacher_counts)
-    w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(students), device)
-    g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
-    objective = student_objective(students, ts.targets, data.train.y, cfg, g)
-    w_s, s_log = train(
-        w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress,
-        probe_steps=PROBE_STEPS, views=data.features,
-    )
+    w_s, s_log = train_students(cfg, data, seed, students, ts.targets, engine, progress)
     sm = measure_population(cfg, data, w_s)
     position = {(s.method, s.teachers): i for i, s in enumerate(students)}
     records = []
@@ -233,7 +285,7 @@ def distill_seed(
                                           cfg.k))
     return DistillResults(
         config=cfg.to_dict(), teacher_counts=list(teacher_counts), methods=[m.spec for m in methods],
-        view_threshold=threshold_text(cfg), environment=environment(device), seeds_done=[seed],
+        view_threshold=threshold_text(cfg), environment=run_environment(device, engine), seeds_done=[seed],
         teachers=ts.teachers, ensembles=ts.ensembles, students=records,
     )
 
@@ -243,11 +295,13 @@ class IncompatibleResults(UserError):
 
 
 def check_compatible(existing: DistillResults, fresh: DistillResults) -> None:
-    """A results file can be resumed only by the same experiment (config, teacher counts, methods)."""
+    """A results file can be resumed only by the same experiment (config, teacher counts, methods) on the same
+    engine (files made before the engine was recorded are of the population engine: "batched")."""
     differ = [name for name, a, b in (
         ("config", Config.from_dict(existing.config).to_dict(), fresh.config),
         ("teacher counts", existing.teacher_counts, fresh.teacher_counts),
         ("methods", existing.methods, fresh.methods),
+        ("engine", existing.environment.get("engine", "batched"), fresh.environment.get("engine")),
     ) if json.loads(json.dumps(a)) != json.loads(json.dumps(b))]
     if differ:
         raise IncompatibleResults(
@@ -266,6 +320,7 @@ def distill_experiment(
     progress: Callable[[int], None] | None = None,
     on_seed: Callable[[DistillResults], None] | None = None,
     pool: Path | None = None,
+    engine: Engine | None = None,
 ) -> DistillResults:
     """Seeds x teachers x methods -> one results object; with ``out``, written after every seed and resumed from.
 
@@ -273,9 +328,10 @@ def distill_experiment(
     ``out/teachers``) and reused by any experiment on the same seed and teacher settings.
     """
     methods = [m if isinstance(m, StudentMethod) else parse_method(m, cfg) for m in methods]
+    engine = engine or Engine.for_device(device)
     results = DistillResults(
         config=cfg.to_dict(), teacher_counts=list(teacher_counts), methods=[m.spec for m in methods],
-        view_threshold=threshold_text(cfg), environment=environment(device),
+        view_threshold=threshold_text(cfg), environment=run_environment(device, engine),
     )
     path = out / "results.json" if out else None
     if pool is None and out is not None:
@@ -287,7 +343,7 @@ def distill_experiment(
     for seed in seeds:
         if seed in results.seeds_done:
             continue
-        r = distill_seed(cfg, seed, teacher_counts, methods, device, progress, pool)
+        r = distill_seed(cfg, seed, teacher_counts, methods, device, progress, pool, engine)
         results.add(r)
         if path is not None:
             write_results(path, results)

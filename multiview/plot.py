@@ -6,7 +6,7 @@ Drawn on matplotlib's Agg canvas (no display, no pyplot state). Bad input is a o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -324,8 +324,7 @@ def plot_testbed(results: DistillResults, output: Path) -> None:
                 _errorbar(ax, es, ms, hs, 0.0, color=color, marker="o", label=spec)
         students = [s for e, ss in groups[spec].items() if e >= 1 for s in ss if s.diagnostics.get("grad_ratio")]
         if students:
-            steps = students[0].diagnostics["probe_steps"]
-            med = [float(np.median([s.diagnostics["grad_ratio"][i] for s in students])) for i in range(len(steps))]
+            steps, med = _median_by_step(students, lambda s, i, t: s.diagnostics["grad_ratio"][i])
             ax_g.plot(steps, [max(m, 1e-6) for m in med], color=color, marker=".", label=spec)
     all_e = sorted({e for g in groups.values() for e in g})
     ax_f.plot(all_e, [2.0 ** -(e + 1) for e in all_e], "k--", lw=1, label="2^-(E+1)")
@@ -350,19 +349,35 @@ def plot_testbed(results: DistillResults, output: Path) -> None:
     _save(fig, output)
 
 
-def _cell_means(students: Sequence[Any], which: str) -> list[float] | None:
-    """Mean over students of their mean view correlation at each probe step, over the cells of ``which`` kind:
-    "own" (views of the student's own lottery) or "new" (its teachers' views it did not have)."""
-    curves = []
+def _by_step(students: Sequence[Any], value: Callable[[Any, int, int], float | None]) -> dict[int, list[float]]:
+    """step -> the values ``value(student, i, step)`` of the students probed at that step (a student is probed only
+    while it trains, so students that stopped early have fewer probes); None values are left out."""
+    out: dict[int, list[float]] = {}
     for s in students:
+        for i, t in enumerate(s.diagnostics.get("probe_steps", [])):
+            v = value(s, i, t)
+            if v is not None:
+                out.setdefault(t, []).append(v)
+    return dict(sorted(out.items()))
+
+
+def _median_by_step(students: Sequence[Any], value: Callable[[Any, int, int], float]) -> tuple[list[int], list[float]]:
+    """The probe steps and, at each, the median of ``value`` over the students probed there."""
+    got = _by_step(students, value)
+    return list(got), [float(np.median(v)) for v in got.values()]
+
+
+def _cell_means(students: Sequence[Any], which: str) -> tuple[list[int], list[float]]:
+    """The probe steps and, at each, the mean over students of their mean view correlation over the cells of
+    ``which`` kind: "own" (views of the student's own lottery) or "new" (its teachers' views it did not have)."""
+    def value(s: Any, i: int, t: int) -> float | None:
         corr = s.diagnostics.get("view_corr")
-        if not corr:
-            continue
         own, union = np.array(s.own_views, bool), np.array(s.teacher_views_union, bool)
         mask = own if which == "own" else union & ~own
-        if mask.any():
-            curves.append([float(np.array(c)[mask].mean()) for c in corr])
-    return [float(v) for v in np.mean(curves, axis=0)] if curves else None
+        return float(np.array(corr[i])[mask].mean()) if corr and mask.any() else None
+
+    got = _by_step(students, value)
+    return list(got), [float(np.mean(v)) for v in got.values()]
 
 
 def plot_balance(results: DistillResults, specs: Sequence[str], output: Path) -> None:
@@ -376,22 +391,21 @@ def plot_balance(results: DistillResults, specs: Sequence[str], output: Path) ->
     fig = Figure(figsize=(12, 4.6), layout="constrained")
     ax_g, ax_c = fig.subplots(1, 2)
     for spec in specs:
-        students = [s for ss in groups.get(spec, {}).values() for s in ss]
-        if not students or not students[0].diagnostics.get("probe_steps"):
+        students = [s for ss in groups.get(spec, {}).values() for s in ss if s.diagnostics.get("probe_steps")]
+        if not students:
             continue
-        steps = students[0].diagnostics["probe_steps"]
         _, color = style[spec]
         method = parse_method(spec)
-        med = [float(np.median([applied_ratio(method, s, i, t) for s in students])) for i, t in enumerate(steps)]
-        raw = [float(np.median([s.diagnostics["grad_ratio"][i] for s in students])) for i in range(len(steps))]
+        steps, med = _median_by_step(students, lambda s, i, t, m=method: applied_ratio(m, s, i, t))
+        _, raw = _median_by_step(students, lambda s, i, t: s.diagnostics["grad_ratio"][i])
         ax_g.plot(steps, [max(m, 1e-6) for m in med], color=color, marker="o", ms=3, label=spec)
         if raw != med:
             ax_g.plot(steps, [max(m, 1e-6) for m in raw], color=color, lw=0.8, ls=":",
                       label=f"{spec}: before rescaling")
         for which, ls in (("own", "-"), ("new", "--")):
-            curve = _cell_means(students, which)
+            at, curve = _cell_means(students, which)
             if curve:
-                ax_c.plot(steps, curve, color=color, ls=ls, marker=".", label=f"{spec}: {which} views")
+                ax_c.plot(at, curve, color=color, ls=ls, marker=".", label=f"{spec}: {which} views")
     ax_g.axhline(1.0, color="k", lw=0.8, ls=":")
     ax_g.set_yscale("log")
     ax_g.set_xlabel("training step")

@@ -23,7 +23,7 @@ def smooth_relu(z: torch.Tensor, q: int, varrho: float) -> torch.Tensor:
     return (z - varrho).clamp_min(0.0) + u**q / (q * varrho ** (q - 1))
 
 
-CPU_CHUNK = 16  # samples per chunk on the CPU: the chunk's activations stay in cache
+CPU_CHUNK = 64  # samples per chunk on the CPU: one network's activations (k m x 64 P floats) stay in cache
 
 
 class _Features(torch.autograd.Function):
@@ -88,13 +88,14 @@ def logits(h: torch.Tensor, cfg: Config) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(w: torch.Tensor, x: torch.Tensor, cfg: Config, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (M, N, k m), logits (M, N, k)) without gradients, in chunks of samples (bounded memory)."""
-    hs = [features(w, x[i : i + chunk], cfg) for i in range(0, x.shape[0], chunk)]
-    h = torch.cat(hs, dim=1)
+    """(features (M, N, k m), logits (M, N, k)) without gradients: each network alone (its numbers never depend on
+    the others of ``w``), in chunks of samples (bounded memory)."""
+    h = torch.stack([torch.cat([features(w[a : a + 1], x[i : i + chunk], cfg)[0] for i in range(0, x.shape[0], chunk)])
+                     for a in range(w.shape[0])])
     return h, logits(h, cfg)
 
 
 def view_correlations(w: torch.Tensor, views: torch.Tensor, cfg: Config) -> torch.Tensor:
-    """max_r <w_{j,r}, v_{j,l}> for every network, class and view.  (M,k,m,d), (2k,d) -> (M, k, 2)."""
+    """max_r <w_{j,r}, v_{j,l}> for every network, class and view, each network alone.  (M,k,m,d), (2k,d) -> (M,k,2)."""
     own = views.view(cfg.k, 2, cfg.d)  # (k, 2, d)
-    return torch.einsum("ajrd,jld->ajrl", w, own).amax(dim=2)
+    return torch.stack([torch.einsum("jrd,jld->jrl", wa, own).amax(dim=1) for wa in w])

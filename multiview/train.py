@@ -49,19 +49,25 @@ def cross_entropy(y: torch.Tensor) -> Objective:
 
 @dataclass
 class TrainLog:
-    """Per network: the step it first fitted its training set (-1: never) and the number of steps it took; and, at
-    the probe steps, per network the ratio of the distillation term's gradient norm to CE's and the view
-    correlations max_r <w_{j,r}, v_{j,l}> (k, 2)."""
+    """Per network: the step it first fitted its training set (-1: never), the number of steps it took, and the
+    probes of its training: the steps probed, at each the ratio of the distillation term's gradient norm to CE's
+    and the view correlations max_r <w_{j,r}, v_{j,l}> (k, 2). A network is probed only while it trains."""
 
     fit_step: list[int]
     steps: list[int]
-    probe_steps: list[int] = field(default_factory=list)
-    grad_ratio: list[list[float]] = field(default_factory=list)  # [probe][network]
-    view_corr: list[list] = field(default_factory=list)  # [probe][network][class][view]
+    probe_steps: list[list[int]] = field(default_factory=list)  # [network][probe]
+    grad_ratio: list[list[float]] = field(default_factory=list)  # [network][probe]
+    view_corr: list[list] = field(default_factory=list)  # [network][probe][class][view]
 
     @property
     def capped(self) -> list[bool]:
         return [f < 0 for f in self.fit_step]
+
+    @classmethod
+    def concat(cls, logs: Sequence[TrainLog]) -> TrainLog:
+        """One log of the networks of ``logs``, in order."""
+        return cls(*([x for log in logs for x in getattr(log, f)] for f in
+                     ("fit_step", "steps", "probe_steps", "grad_ratio", "view_corr")))
 
 
 def train(
@@ -94,7 +100,7 @@ def train(
     n_steps = torch.zeros(M, dtype=torch.long, device=w.device)
     active = torch.ones(M, dtype=torch.bool, device=w.device)
     everything = torch.arange(n, device=x.device)
-    log = TrainLog([], [])
+    log = TrainLog([], [], [[] for _ in range(M)], [[] for _ in range(M)], [[] for _ in range(M)])
     probes = set(probe_steps)
     parted = isinstance(objective, PartedObjective)
     for step in range(cfg.max_steps):
@@ -109,14 +115,19 @@ def train(
         if balanced or (parted and step in probes):
             ce, extra = objective.last_parts
             (g_ce,) = torch.autograd.grad(ce.sum(), w, retain_graph=True)
-            (g_x,) = torch.autograd.grad(extra.sum(), w, retain_graph=not balanced, allow_unused=True)
+            g_x = None
+            if extra.requires_grad:  # a group of CE-only students has no distillation term
+                (g_x,) = torch.autograd.grad(extra.sum(), w, retain_graph=not balanced, allow_unused=True)
             g_x = torch.zeros_like(w) if g_x is None else g_x
             n_ce, n_x = g_ce.flatten(1).norm(dim=1), g_x.flatten(1).norm(dim=1)
             if step in probes:
-                log.probe_steps.append(step)
-                log.grad_ratio.append((n_x / n_ce.clamp_min(1e-30)).tolist())
-                if views is not None:
-                    log.view_corr.append(view_correlations(w.detach(), views, cfg).tolist())
+                ratio = (n_x / n_ce.clamp_min(1e-30)).tolist()
+                corr = view_correlations(w.detach(), views, cfg).tolist() if views is not None else None
+                for i in range(M):
+                    log.probe_steps[i].append(step)
+                    log.grad_ratio[i].append(ratio[i])
+                    if corr is not None:
+                        log.view_corr[i].append(corr[i])
             if balanced:
                 scale = torch.where(balance > 0, balance * n_ce / n_x.clamp_min(1e-30), torch.ones_like(balance))
                 grad = g_ce + scale.view(M, 1, 1, 1) * g_x
@@ -131,11 +142,11 @@ def train(
             w -= cfg.lr * grad * active.view(M, 1, 1, 1).to(grad.dtype)
             n_steps += active
         if progress is not None:
-            progress(1)
+            progress(M)
         if not bool(active.any()):
             break
-    if progress is not None:  # progress counts steps against the cap: the unused ones count as done
-        progress(cfg.max_steps - 1 - step)
+    if progress is not None:  # progress counts network-steps against the cap: the unused ones count as done
+        progress(M * (cfg.max_steps - 1 - step))
     log.fit_step, log.steps = fit_step.tolist(), n_steps.tolist()
     return w.detach(), log
 

@@ -19,25 +19,29 @@ import torch
 from fkdapp.runtime import environment, resolve_device, write_json
 from multiview.cli import run_script
 from multiview.config import Config
-from multiview.data import derive_seed, make_data
-from multiview.distill import Student, Targets, student_objective
-from multiview.experiment import BATCH_STREAM, STUDENT_STREAM, network_seeds, train_networks
+from multiview.data import make_data
+from multiview.distill import Student, Targets
+from multiview.engine import Engine
+from multiview.experiment import network_seeds, train_networks, train_students
 from multiview.measure import views_learned
 from multiview.methods import CE, FKD
-from multiview.population import evaluate, init_weights, view_correlations
-from multiview.train import train
+from multiview.population import evaluate, view_correlations
 
 
 def seed_cells(cfg: Config, seed: int, counts: list[int], device: torch.device) -> list[dict]:
+    """The cells of one seed, trained by the sweeps' engine (the same networks as ``multiview sweep``)."""
+    engine = Engine.for_device(device)
+    with engine.numerics():
+        return _seed_cells(cfg, seed, counts, device, engine)
+
+
+def _seed_cells(cfg: Config, seed: int, counts: list[int], device: torch.device, engine: Engine) -> list[dict]:
     data = make_data(cfg, seed, device)
-    w_t, _ = train_networks(cfg, data, network_seeds(seed, max(counts)))
+    w_t, _ = train_networks(cfg, data, network_seeds(seed, max(counts)), engine)
     corr_t = view_correlations(w_t, data.features, cfg)
     learned_t = views_learned(corr_t, cfg)
     students = [Student(CE(), 0)] + [Student(FKD(), e) for e in counts]
-    w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(students), device)
-    g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
-    objective = student_objective(students, Targets(*evaluate(w_t, data.train.x, cfg)), data.train.y, cfg, g)
-    w_s, _ = train(w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g)
+    w_s, _ = train_students(cfg, data, seed, students, Targets(*evaluate(w_t, data.train.x, cfg)), engine)
     corr_s = view_correlations(w_s, data.features, cfg)
     learned_s = views_learned(corr_s, cfg)
     cells = []

@@ -69,7 +69,11 @@ def test_memory_update_constants_and_state():
     z = [float(torch.exp(sc / 0.07).mean() * 40) for sc in scores]  # the published code's bmm over gathered rows
     want = crd_loss(*scores, *z, n_data=40, temperature=0.07)
     loss = mem(e_s, e_t, idx, temperature=0.07, momentum=0.5)
-    assert mem.z == pytest.approx(z) and float(loss) == pytest.approx(float(want), rel=1e-5) and mem.step == 1
+    # Two float32 paths (one product with the whole memory, then gathered; a bmm over gathered rows): a score of
+    # unit 6-vectors carries an absolute rounding error up to about 6 * 2^-24 = 4e-7, which exp(s / 0.07) turns into
+    # a relative error up to 4e-7 / 0.07 = 6e-6 per term (1.2e-6 was seen on an Intel Xeon): rel = 1e-4 leaves room.
+    assert mem.z == pytest.approx(z, rel=1e-4) and float(loss) == pytest.approx(float(want), rel=1e-4)
+    assert mem.step == 1
     assert torch.allclose(mem.bank_s[idx], F.normalize(0.5 * old_s + 0.5 * e_s, dim=1))
     copy = ContrastMemory(labels, dim=6, negatives=10, seed=3)
     copy.load_state_dict(mem.state_dict())

@@ -16,6 +16,7 @@ from fkdapp.errors import UserError
 from multiview.cli import main
 from multiview.config import Config, ConfigError
 from multiview.data import make_data
+from multiview.engine import Engine
 from multiview.experiment import distill_experiment
 from multiview.measure import covered, ensemble_report, error_report, views_learned
 from multiview.population import _Features, evaluate, features, init_weights, smooth_relu, view_correlations
@@ -131,14 +132,17 @@ def test_fused_features_match_reference(tiny, tiny_data):
 # ---------------------------------------------------------------- population
 
 
-def test_member_of_population_equals_network_trained_alone(tiny, tiny_data):
+def test_population_agrees_with_networks_trained_alone(tiny, tiny_data):
+    """The batched path (one population) and the exact one (each network alone) are two code paths: their float64
+    weights agree to a tolerance far above float64 rounding (1e-16 per operation, a few hundred steps), not bit
+    for bit (bit for bit holds within the exact path: tests/test_engine.py)."""
     x, y = tiny_data.train.x.double(), tiny_data.train.y
     seeds = [11, 12, 13]
     w = init_weights(tiny, seeds).double()
     together, log = train(w, x, y, cross_entropy(y), tiny)
     alone, log1 = train(w[1:2], x, y, cross_entropy(y), tiny)
     assert log.fit_step[1] == log1.fit_step[0] and log.steps[1] == log1.steps[0]
-    assert torch.equal(together[1], alone[0])  # bit for bit: a network does not depend on its population
+    assert torch.allclose(together[1], alone[0], rtol=1e-9, atol=1e-12)
     assert all(f >= 0 for f in log.fit_step)
     # the stop rule: each network stopped `patience` steps after it first fitted
     assert log.steps == [f + tiny.patience for f in log.fit_step]
@@ -364,28 +368,15 @@ def test_torchrun_sweep_shards_seeds_and_merges(tmp_path):
         "--device",
         "cpu",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     merged = read_results(out / "results.json")
     assert merged.seeds_done == [0, 1]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each rank ran: float results depend on the thread count
-    try:
-        single = distill_experiment(Config.load(cfg), [0, 1], [0, 1], ["fkd"], torch.device("cpu"), None)
-    finally:
-        torch.set_num_threads(threads)
-    key = ("seed", "teachers", "single_view_failure", "views_learned")
-    assert [[getattr(s, k) for k in key] for s in merged.students] == [[getattr(s, k) for k in key] for s in
-                                                                      single.students]
-
-
-def test_a_student_does_not_depend_on_the_other_students(tiny):
-    cfg = tiny.with_(student_steps=150, max_steps=300)
-    alone = distill_experiment(cfg, [0], [0, 1], ["fkd"], torch.device("cpu"), None).students
-    mixed = distill_experiment(cfg, [0], [0, 1], ["kd", "fkd"], torch.device("cpu"), None).students
-    pick = [s for s in mixed if s.method == "fkd"]
-    assert [s.views_learned for s in pick] == [s.views_learned for s in alone]
-    assert [s.single_view_failure for s in pick] == [s.single_view_failure for s in alone]
+    # one process (this one, its own thread count and two workers) gets every record bit for bit: the exact engine
+    single = distill_experiment(Config.load(cfg), [0, 1], [0, 1], ["fkd"], torch.device("cpu"), None,
+                                engine=Engine(workers=2))
+    assert merged.students == single.students and merged.teachers == single.teachers
+    assert merged.ensembles == single.ensembles
 
 
 @pytest.mark.parametrize("entry", [

@@ -21,15 +21,16 @@ def test_kd_hand_value_and_temperature_squared():
 
 
 def test_kd_is_batch_mean_not_element_mean():
-    s = torch.zeros(3, 10)
-    t = torch.randn(3, 10)
+    # float64: the batch and the per-sample calls sum in other orders (rounding ~1e-16, far below rel = 1e-9)
+    s = torch.zeros(3, 10, dtype=torch.float64)
+    t = torch.randn(3, 10, dtype=torch.float64)
     per_sample = [kd_loss(s[i : i + 1].repeat(2, 1), t[i : i + 1].repeat(2, 1)) for i in range(3)]
-    assert kd_loss(s, t).item() == pytest.approx(sum(per_sample).item() / 3, rel=1e-5)
+    assert kd_loss(s, t).item() == pytest.approx(sum(per_sample).item() / 3, rel=1e-9)
 
 
 def test_kd_ensemble_is_mean_logits_and_zero_on_self():
-    s, t1, t2 = torch.randn(3, 4, 5).unbind(0)
-    assert torch.allclose(kd_loss(s, [t1, t2]), kd_loss(s, (t1 + t2) / 2))
+    s, t1, t2 = torch.randn(3, 4, 5, dtype=torch.float64).unbind(0)  # the mean of a stack against (t1 + t2) / 2
+    assert torch.allclose(kd_loss(s, [t1, t2]), kd_loss(s, (t1 + t2) / 2), rtol=1e-12, atol=0)
     assert kd_loss(t1, t1).abs().item() < 1e-6
 
 
