@@ -6,7 +6,10 @@ Parts (each writes ``OUT/<part>.json``; the summary of all goes to ``OUT/device_
 - ``agreement``: one multiview population trained the same steps on the CPU and on the device: views learned and
   failure rates compared;
 - ``multiview_speed``: population vs a Python loop at M = 1, 4, 16, 64 (``bench_multiview.py``);
-- ``k20_sweep``: wall time of ``multiview sweep`` at k = 20, E = 0..6, 16 seeds, fkd and ce;
+- ``k20_sweep``: wall time of ``multiview sweep`` at k = 20, E = 0..6, 16 seeds, fkd and ce (the device's default
+  engine: batched on CUDA);
+- ``engines``: the same k = 10 sweep (seed 0, E = 0..4, fkd and KD at weight 1) with ``--engine exact`` and
+  ``--engine batched`` on the device: wall time of each and how many students' views differ between them;
 - ``realdata_*``: images/s of resnet32x4 -> resnet8x4 for ce, kd, fkd, sp, pkt, rkd with bf16 autocast,
   channels_last and torch.compile on and off (``bench_realdata_step.py``), and the device-resident batcher against a
   ``torch.utils.data.DataLoader`` over CPU tensors and against a loop over batches already on the device.
@@ -51,6 +54,25 @@ def run(cmd: list[str], out: Path | None = None) -> dict:
         result["stderr_tail"] = proc.stderr[-2000:]
     if out is not None and out.is_file():
         result["result"] = json.loads(out.read_text())
+    return result
+
+
+def engines(py: str, dev: str, out: Path, smoke: bool) -> dict:
+    """One sweep under each engine on the device: their wall times, and the students whose views differ."""
+    args = ["--teachers", "0-4", "--seeds", "1", "--methods", "fkd,kd:kd_weight=1", "--device", dev]
+    args += sum((["--set", s] for s in TINY_MULTIVIEW), []) if smoke else []
+    result, views = {}, {}
+    for kind in ("batched", "exact"):
+        folder = out / f"engine_{kind}"
+        result[kind] = run([py, "-m", "multiview", "sweep", *args, "--engine", kind, "--out", str(folder)])
+        if folder.joinpath("results.json").is_file():
+            students = json.loads(folder.joinpath("results.json").read_text())["students"]
+            views[kind] = [(s["trained_as"], s["views_learned"]) for s in students]
+    if len(views) == 2:
+        result["students"] = len(views["exact"])
+        result["students_whose_views_differ"] = sum(a != b for a, b in zip(views["exact"], views["batched"],
+                                                                            strict=True))
+        result["exact_over_batched_time"] = result["exact"]["seconds"] / result["batched"]["seconds"]
     return result
 
 
@@ -168,6 +190,7 @@ def main() -> None:
         else ["--teachers", "0-6", "--seeds", "16", "--config", "configs/k20.json"]
     part("k20_sweep", lambda: run([py, "-m", "multiview", "sweep", "--methods", "fkd,ce", "--device", dev,
                                    "--out", str(out / "k20_sweep_run"), *sweep]))
+    part("engines", lambda: engines(py, dev, out, args.smoke))
     bench = ["--teacher", "resnet8", "--student", "resnet8", "--batch-size", "8", "--repeats", "1"] if args.smoke \
         else ["--repeats", "20", "--batch-size", "128"]
     variants = {"realdata_bf16_cl": [], "realdata_fp32": ["--no-amp", "--no-channels-last"],

@@ -15,7 +15,7 @@ from fkdapp.progress import Progress
 from fkdapp.runtime import is_main, rank, resolve_device, world_size
 from multiview.config import Config
 from multiview.distill import students_for
-from multiview.engine import Engine
+from multiview.engine import KINDS, Engine
 from multiview.experiment import distill_experiment, population_experiment
 from multiview.methods import METHODS, StudentMethod, parse_methods
 from multiview.records import DistillResults, read_distill, write_results
@@ -67,6 +67,9 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Path(dir_okay=False),
         help="JSON file of config values (a results.json works too).",
     )(f)
+    f = click.option("--engine", type=click.Choice(KINDS), default="auto", show_default=True,
+                     help="exact: each network alone, its numbers its own (the CPU's); batched: one population per "
+                          "seed, faster on a GPU, per-seed numbers depend on it (auto: batched on CUDA).")(f)
     f = click.option("--workers", type=click.IntRange(1), default=None,
                      help="Networks trained side by side on the CPU, one thread each; no number depends on it "
                           "[the cores, shared among torchrun's processes].")(f)
@@ -78,7 +81,7 @@ def common(f: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Data and init seed.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/train", show_default=True)
 @common
-def train(models: int, seed: int, out: str, device: str, workers: int | None, config_file: str | None,
+def train(models: int, seed: int, out: str, device: str, workers: int | None, engine: str, config_file: str | None,
           overrides: tuple[str, ...]) -> None:
     """Train a population of M networks with cross-entropy and measure the lottery (writes OUT/results.json)."""
     from multiview.report import lottery_report
@@ -87,7 +90,7 @@ def train(models: int, seed: int, out: str, device: str, workers: int | None, co
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
         progress = Progress(models * cfg.max_steps, f"training {models} networks on {dev.type}: network-steps")
-        r = population_experiment(cfg, models, seed, dev, progress, Engine.for_device(dev, workers))
+        r = population_experiment(cfg, models, seed, dev, progress, Engine.for_device(dev, workers, engine))
         progress.close()
         write_results(Path(out) / "results.json", r)
     click.echo(f"views learned: {r.view_threshold}  (per class: 1 first view, 2 second, B both, - none)")
@@ -132,7 +135,7 @@ def parse_counts(text: str) -> list[int]:
 
 
 def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list[StudentMethod], dev: torch.device,
-                 out: Path, workers: int | None, pool: Path | None = None) -> DistillResults:
+                 out: Path, engine: Engine, pool: Path | None = None) -> DistillResults:
     """Seeds shared out by rank under torchrun (each rank into its own shard folder, rank 0 merges); the teachers
     of every seed kept in ``pool`` (default OUT/teachers)."""
     r, world = rank(), world_size()
@@ -146,7 +149,7 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
     progress = Progress(networks * cfg.max_steps * len(mine), f"seeds {mine} on {dev}: network-steps (the cap)")
     try:
         results = distill_experiment(cfg, mine, counts, methods, dev, shard_out, progress,
-                                     pool=pool or out / "teachers", engine=Engine.for_device(dev, workers))
+                                     pool=pool or out / "teachers", engine=engine)
     finally:
         progress.close()
     if world > 1:
@@ -164,8 +167,8 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
 @click.option("--out", type=click.Path(file_okay=False), default="runs/simulate", show_default=True)
 @common
 def simulate(
-    teachers: int, method: str, seeds: int, out: str, device: str, workers: int | None, config_file: str | None,
-    overrides: tuple[str, ...],
+    teachers: int, method: str, seeds: int, out: str, device: str, workers: int | None, engine: str,
+    config_file: str | None, overrides: tuple[str, ...],
 ) -> None:
     """The main job: E teachers, then a student distilled from them, against the theory 2^-(E+1)."""
     from multiview.report import simulate_table
@@ -174,7 +177,8 @@ def simulate(
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
         chosen = parse_methods([method], cfg)
-        r = _run_distill(cfg, list(range(seeds)), sorted({0, teachers}), chosen, dev, Path(out), workers)
+        r = _run_distill(cfg, list(range(seeds)), sorted({0, teachers}), chosen, dev, Path(out),
+                         Engine.for_device(dev, workers, engine))
     click.echo(simulate_table(r, teachers, chosen[0].spec))
     click.echo(f"results in {Path(out) / 'results.json'}")
 
@@ -191,7 +195,7 @@ def simulate(
 @common
 def sweep(
     counts: str, methods: str, seeds: str, out: str, teacher_pool: str | None, device: str, workers: int | None,
-    config_file: str | None, overrides: tuple[str, ...],
+    engine: str, config_file: str | None, overrides: tuple[str, ...],
 ) -> None:
     """Seeds x teacher counts x methods into one results file; a killed sweep resumes from its finished seeds.
 
@@ -203,7 +207,7 @@ def sweep(
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
         r = _run_distill(cfg, parse_seeds(seeds), parse_counts(counts), parse_methods(methods, cfg), dev, Path(out),
-                         workers, Path(teacher_pool) if teacher_pool else None)
+                         Engine.for_device(dev, workers, engine), Path(teacher_pool) if teacher_pool else None)
     if is_main():
         click.echo(markdown_report(r))
         click.echo(f"results in {Path(out) / 'results.json'}")

@@ -28,6 +28,7 @@ import torch
 from fkdapp.runtime import world_size
 
 T = TypeVar("T")
+KINDS = ("auto", "exact", "batched")
 
 
 def default_workers() -> int:
@@ -44,11 +45,15 @@ class Engine:
     workers: int = 1
 
     @classmethod
-    def for_device(cls, device: torch.device, workers: int | None = None) -> Engine:
-        """Batched on CUDA, exact elsewhere; ``workers`` threads (default: :func:`default_workers`)."""
+    def for_device(cls, device: torch.device, workers: int | None = None, kind: str = "auto") -> Engine:
+        """``kind`` "auto" (batched on CUDA, exact elsewhere), "exact" or "batched"; ``workers`` threads (default:
+        :func:`default_workers`)."""
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        return cls(batched=device.type == "cuda", workers=workers or default_workers())
+        if kind not in KINDS:
+            raise ValueError(f"engine must be one of {KINDS}, got {kind!r}")
+        batched = device.type == "cuda" if kind == "auto" else kind == "batched"
+        return cls(batched=batched, workers=workers or default_workers())
 
     @property
     def name(self) -> str:

@@ -206,9 +206,9 @@ def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool:
                                  tm["learned"], list(range(1, e_max + 1)))
     ]
     teachers = [
-        NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f)
-        for s, a, r, lv, f in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], tm["learned"],
-                                  t_log.fit_step, strict=True)
+        NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f, steps=n)
+        for s, a, r, lv, f, n in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], tm["learned"],
+                                     t_log.fit_step, t_log.steps, strict=True)
     ]
     return TeacherSet(Targets(*evaluate(w_t, data.train.x, cfg)), tm["learned"], teachers, ensembles)
 

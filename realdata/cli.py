@@ -58,6 +58,10 @@ def _common_options(f: Callable) -> Callable:
         click.option("--train-size", type=int, default=None,
                      help="Train on a class-balanced subset of this many training images, the same for every seed "
                           "[default: all]; the test set is always whole."),
+        click.option("--val-size", type=int, default=None,
+                     help="Hold out this many class-balanced training images outside the training subset as a "
+                          "validation split, the same for every seed; val_acc every epoch, best.pt chosen by it "
+                          "[default: none]."),
         click.option("--epochs", type=int, default=None,
                      help="Epochs; the lr milestones scale with it (round(m * epochs / 240) for m = 150, 180, 210)"
                           + _default("epochs")),
@@ -148,8 +152,9 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
 
         def log(row: dict[str, Any]) -> None:
             named = ", ".join(f"{k} {v:.4f}" for k, v in row["losses"].items())
+            val = f"val {row['val_acc']:.2f}% " if "val_acc" in row else ""
             click.echo(f"epoch {row['epoch']}/{config.epochs} loss {row['loss']:.4f} ({named}) train "
-                       f"{row['train_acc']:.2f}% test {row['test_acc']:.2f}% (best {row['best_acc']:.2f}%) "
+                       f"{row['train_acc']:.2f}% {val}test {row['test_acc']:.2f}% (best {row['best_acc']:.2f}%) "
                        f"{row['images_per_s']:.0f} img/s, train {row['seconds']:.1f}s + eval "
                        f"{row['eval_seconds']:.1f}s", err=True)
 
@@ -158,8 +163,10 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
         distributed.shutdown(wait=True)  # every rank finished: leave the process group together
     if not is_main():
         return
-    click.echo(f"{config.model} ({config.method}) on {config.dataset}: last {summary['last_acc']:.2f}%, best "
-               f"{summary['best_acc']:.2f}% (epoch {summary['best_epoch']}); run folder {summary['out']}")
+    split = "validation" if summary["selected_by"] == "val_acc" else "test"
+    test = f", test {summary['last_test_acc']:.2f}% at the last epoch" if "last_test_acc" in summary else ""
+    click.echo(f"{config.model} ({config.method}) on {config.dataset}: {split} last {summary['last_acc']:.2f}%, best "
+               f"{summary['best_acc']:.2f}% (epoch {summary['best_epoch']}){test}; run folder {summary['out']}")
 
 
 @main.command()

@@ -53,7 +53,10 @@ class TrainConfig:
     """One run: the student (or teacher) ``model`` trained on ``dataset`` with ``method``.
 
     ``train_size`` (None: all) trains on a class-balanced subset of that many training images, the same subset for
-    every seed (:func:`realdata.data.balanced_subset` with seed 0); the test set is always whole.
+    every seed (:func:`realdata.data.balanced_subset` with seed 0); the test set is always whole. ``val_size`` (None:
+    none) holds out that many class-balanced training images outside the training subset as a validation split
+    (:func:`realdata.data.train_val_split`, the same for every seed), evaluated every epoch (``val_acc``); best.pt is
+    then chosen by validation accuracy, never by the test set.
 
     ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
     on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
@@ -69,6 +72,7 @@ class TrainConfig:
     params: dict[str, float] = field(default_factory=dict)
     transfer_data: str | None = None
     train_size: int | None = None
+    val_size: int | None = None
     epochs: int = BASE_EPOCHS
     batch_size: int = 64
     lr: float | None = None
@@ -129,6 +133,8 @@ class TrainConfig:
         _check_int("epochs", self.epochs, 1)
         if self.train_size is not None:
             _check_int("train_size", self.train_size, 1)
+        if self.val_size is not None:
+            _check_int("val_size", self.val_size, 1)
         _check_int("batch_size", self.batch_size, 2)  # BatchNorm and the batch kernels need two samples
         _check_int("eval_batch_size", self.eval_batch_size, 1)
         _check_int("seed", self.seed, 0)

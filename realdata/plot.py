@@ -40,14 +40,16 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
     seeds. Returns the groups drawn."""
     groups, _ = collect(paths)
     curves = [curve(g) for g in groups]
+    vals = [curve(g, "val_acc") if "val_acc" in g.metrics[0][0] else None for g in groups]
     kernels = [kernel_curve(g) for g in groups]
     last = max(len(epochs) for epochs, _, _ in curves)
-    names = ["full", *(["tail"] if last >= 4 else []), *(["kernel"] if any(kernels) else [])]
+    names = ["full", *(["tail"] if last >= 4 else []), *(["val"] if any(vals) else []),
+             *(["kernel"] if any(kernels) else [])]
     rows = -(-len(groups) // 4)  # legend rows, below the panels
     fig = Figure(figsize=(5.5 * len(names), 4.8 + 0.22 * rows))
     FigureCanvasAgg(fig)
     axes = dict(zip(names, fig.subplots(1, len(names), squeeze=False)[0], strict=True))
-    for i, (g, (epochs, mean, std), kc) in enumerate(zip(groups, curves, kernels, strict=True)):
+    for i, (g, (epochs, mean, std), vc, kc) in enumerate(zip(groups, curves, vals, kernels, strict=True)):
         color, marker = f"C{i % 10}", "osD^v"[i // 10 % 5]  # beyond 10 groups the colours repeat: new markers
         style = "--" if "+" in g.pair else "-"  # ensembles dashed
         label = f"{g.label} ({len(g.metrics)} seeds)"
@@ -58,6 +60,8 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
                 lo = [m - s for m, s in zip(mean, std, strict=True)]
                 hi = [m + s for m, s in zip(mean, std, strict=True)]
                 ax.fill_between(epochs, lo, hi, color=color, alpha=0.12, lw=0)
+        if vc is not None:
+            axes["val"].plot(vc[0], vc[1], style, color=color, marker=marker, ms=3, label=label)
         if kc is not None and "kernel" in axes:
             axes["kernel"].plot(*kc, style, color=color, marker=marker, ms=3, label=label)
     if "tail" in axes:
@@ -70,8 +74,11 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
     for name, ax in axes.items():
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (%)" if name != "kernel" else "D(rho_S, rho_T) on a fixed test batch")
+        ax.set_ylabel({"kernel": "D(rho_S, rho_T) on a fixed test batch", "val": "validation accuracy (%)"}.get(
+            name, "test accuracy (%)"))
         ax.grid(alpha=0.3)
+    if "val" in axes:
+        axes["val"].set_title("validation split (what selections use)")
     if "kernel" in axes:
         axes["kernel"].set_title("kernel alignment with the teachers (mean over teachers)")
     fig.legend(*axes["full"].get_legend_handles_labels(), loc="lower center", ncol=min(4, len(groups)), fontsize=7)

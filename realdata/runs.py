@@ -348,15 +348,17 @@ def report(paths: Iterable[str | Path]) -> str:
     is an error naming both folders. Unfinished runs are listed below the table, not averaged.
     """
     groups, unfinished = collect(paths)
-    lines = ["Test accuracy: mean ± 95% t-interval over seeds.", "",
+    lines = ["Test accuracy (last epoch, best epoch) and, for runs with a validation split, the validation accuracy "
+             "at the last epoch: mean ± 95% t-interval over seeds.", "",
              "| data set | method | teacher -> student | transfer | train images | epochs | seeds | last acc (%) | "
-             "best acc (%) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "best acc (%) | last val acc (%) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         last = [rows[-1]["test_acc"] for rows in g.metrics]
         best = [max(r["test_acc"] for r in rows) for rows in g.metrics]
+        val = [rows[-1]["val_acc"] for rows in g.metrics if "val_acc" in rows[-1]]
         lines.append(f"| {g.dataset} | {g.method} | {g.pair} | {g.transfer} | {g.train_size} | {g.epochs} | "
-                     f"{len(g.metrics)} | {_mean_ci(last)} | {_mean_ci(best)} |")
+                     f"{len(g.metrics)} | {_mean_ci(last)} | {_mean_ci(best)} | {_mean_ci(val) if val else '-'} |")
     if unfinished:
         lines += ["", "Unfinished (not in the table): " + ", ".join(unfinished)]
     return "\n".join(lines)

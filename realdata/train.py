@@ -45,6 +45,7 @@ from realdata.data import (
     load_dataset,
     normalize,
     resize_channels,
+    train_val_split,
 )
 from realdata.methods import METHODS, Distiller, in_channels_of
 from realdata.models import build
@@ -123,17 +124,18 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: bool = False,
-             memory_format: torch.memory_format = torch.contiguous_format) -> float:
-    """Top-1 accuracy (%) of ``model`` on ``data``'s test split (on the data's device)."""
+             memory_format: torch.memory_format = torch.contiguous_format, split: str = "test") -> float:
+    """Top-1 accuracy (%) of ``model`` on ``data``'s ``split`` ("test" or "val"), on the data's device."""
     model.eval()
-    device = data.test_x.device
+    images, labels = data.split(split)
+    device = images.device
     correct = torch.zeros((), dtype=torch.long, device=device)
-    for idx in eval_batches(data.test_x.shape[0], batch_size, device):
-        x = normalize(data.test_x[idx], data.mean, data.std).contiguous(memory_format=memory_format)
+    for idx in eval_batches(images.shape[0], batch_size, device):
+        x = normalize(images[idx], data.mean, data.std).contiguous(memory_format=memory_format)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
-        correct += (logits.argmax(1) == data.test_y[idx]).sum()
-    return 100.0 * correct.item() / data.test_x.shape[0]
+        correct += (logits.argmax(1) == labels[idx]).sum()
+    return 100.0 * correct.item() / images.shape[0]
 
 
 # ----------------------------------------------------------------------------------------------- the trainer
@@ -300,8 +302,8 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def evaluate(self) -> float:
-        return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format)
+    def evaluate(self, split: str = "test") -> float:
+        return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format, split)
 
     def kernel_alignment(self) -> list[float]:
         """The kernel-alignment monitor, logged every epoch for every method (see ``kernel_alignment``)."""
@@ -342,7 +344,9 @@ def load_data(config: TrainConfig, download: bool, device: torch.device) -> tupl
     the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
     take both in one batch."""
     data = load_dataset(config.dataset, config.data_dir, download)
-    if config.train_size is not None:
+    if config.val_size is not None:
+        data = train_val_split(data, config.train_size, config.val_size)
+    elif config.train_size is not None:
         data = balanced_subset(data, config.train_size)
     if config.transfer_data is None:
         return data.to(device), None
@@ -475,32 +479,45 @@ def log_scalars(writer: Any, row: dict[str, Any]) -> None:
 
 
 def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Progress | None = None) -> None:
-    """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically."""
+    """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically.
+
+    With a validation split, ``val_acc`` is logged too and "best" is the best validation accuracy (``best_acc``
+    then holds it): the test set never chooses a checkpoint."""
     eval_start = time.perf_counter()
     if progress is not None:
         progress.update(f"epoch {row['epoch']}: evaluating on {trainer.data.test_x.shape[0]} test images", force=True)
     acc = trainer.evaluate()
+    accs = {"test_acc": acc}
+    if trainer.data.val_x is not None:
+        accs["val_acc"] = trainer.evaluate("val")
     alignment = trainer.kernel_alignment()
     if alignment:
         row["kernel_distance"] = alignment
     if progress is not None:
         progress.close()
-    improved = acc > trainer.best_acc
+    chosen = accs.get("val_acc", acc)
+    improved = chosen > trainer.best_acc
     if improved:
-        trainer.best_acc, trainer.best_epoch = acc, trainer.epoch
-    row.update(test_acc=acc, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+        trainer.best_acc, trainer.best_epoch = chosen, trainer.epoch
+    row.update(**accs, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
     run.append_metrics(row)
     if improved:
-        atomic_save(trainer.checkpoint(test_acc=acc), run.best_path)
+        atomic_save(trainer.checkpoint(**accs), run.best_path)
     atomic_save(trainer.state_dict(), run.last_path)
 
 
 def summarize(run: RunDir, config: TrainConfig) -> dict[str, Any]:
-    """Last and best test accuracy (the first epoch of the best) from the run's metrics."""
+    """Last and best accuracy (the first epoch of the best) from the run's metrics: test accuracy, or with a
+    validation split the validation accuracy (and the test accuracy at the last epoch)."""
     rows = run.read_metrics()
-    best = max(rows, key=lambda r: r["test_acc"]) if rows else None
-    return {"out": str(run.path), "epochs": config.epochs, "last_acc": rows[-1]["test_acc"] if rows else None,
-            "best_acc": best["test_acc"] if best else None, "best_epoch": best["epoch"] if best else 0}
+    key = "val_acc" if config.val_size is not None else "test_acc"
+    best = max(rows, key=lambda r: r[key]) if rows else None
+    out = {"out": str(run.path), "epochs": config.epochs, "selected_by": key,
+           "last_acc": rows[-1][key] if rows else None, "best_acc": best[key] if best else None,
+           "best_epoch": best["epoch"] if best else 0}
+    if config.val_size is not None:
+        out["last_test_acc"] = rows[-1]["test_acc"] if rows else None
+    return out
 
 
 class MeanLogits(nn.Module):

@@ -26,6 +26,7 @@ from realdata.data import (
     normalize,
     pad_to,
     resize_channels,
+    train_val_split,
 )
 from realdata.data import formats as D
 
@@ -506,3 +507,25 @@ def test_balanced_subset_errors():
     for size in (0, 8):
         with pytest.raises(DataError, match="train_size must be in 1..7"):
             balanced_subset(data, size)
+
+
+def test_validation_split_is_balanced_disjoint_and_the_same_for_every_seed():
+    labels = [i % 3 for i in range(60)]  # 20 images per class
+    data = labelled(labels, 3)
+    split = train_val_split(data, train_size=12, val_size=9)
+    train, val = split.train_x[:, 0, 0, 0].long(), split.val_x[:, 0, 0, 0].long()
+    assert torch.equal(train, balanced_subset(data, 12).train_x[:, 0, 0, 0].long())  # the subset is unchanged
+    assert not set(train.tolist()) & set(val.tolist())  # disjoint
+    assert torch.bincount(split.val_y, minlength=3).tolist() == [3, 3, 3] and torch.equal(split.val_y,
+                                                                                          data.train_y[val])
+    assert torch.equal(train_val_split(data, 12, 9).val_x, split.val_x)  # fixed: no run seed enters
+    assert torch.equal(split.test_x, data.test_x) and split.split("val")[0] is split.val_x
+    whole = train_val_split(data, None, 6)  # no subset: the validation images come out of the training set
+    assert len(whole.train_y) == 54 and not set(whole.train_x[:, 0, 0, 0].tolist()) & set(
+        whole.val_x[:, 0, 0, 0].tolist())
+    uneven = labelled([0] * 10 + [1] * 10 + [2] * 4, 3)  # after a subset of 6, class 2 has 2 images left
+    with pytest.raises(DataError, match="val_size 9 needs 3 images of class 2 but t outside the training subset "
+                                        "has 2; pick a smaller val_size"):
+        train_val_split(uneven, 6, 9)
+    with pytest.raises(DataError, match="no val split here; give --val-size"):
+        data.split("val")

@@ -269,3 +269,23 @@ def test_tensorboard_event_files_or_a_clear_error(tmp_path, data_dir):
     else:
         assert r.exit_code == 0, r.output
         assert list((tmp_path / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_val_size_holds_out_a_split_logged_reported_and_plotted(tmp_path, data_dir):
+    out = tmp_path / "val"
+    r = cli("train", "--model", "resnet8", "--val-size", "10", *common(data_dir, out, epochs=2), "--batch-size", "5")
+    assert r.exit_code == 0, r.output
+    assert "val " in r.output and "validation last" in r.output
+    config = TrainConfig.load(out / "config.json")
+    assert config.val_size == 10
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all("val_acc" in row and "test_acc" in row for row in rows)
+    assert rows[-1]["best_acc"] == max(row["val_acc"] for row in rows)  # best.pt is chosen on validation
+    assert torch.load(out / "best.pt", weights_only=False)["val_acc"] == rows[-1]["best_acc"]
+    data, _ = load_data(config, download=False, device=torch.device("cpu"))
+    assert len(data.train_y) == 30 and len(data.val_y) == 10 and len(data.test_y) == 16  # 40 training images
+    r = cli("report", out)
+    assert "| last val acc (%) |" in r.output and r.output.strip().splitlines()[-1].endswith(" (n = 1) |"), r.output
+    assert cli("plot", out, "-o", tmp_path / "c.png").exit_code == 0
+    one_line_error(cli("train", "--model", "resnet8", "--val-size", "1000", *common(data_dir, tmp_path / "v")),
+                   "val_size must be in 1..40 for cifar10")

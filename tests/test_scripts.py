@@ -82,3 +82,39 @@ def test_fashion_mnist_study_script(tmp_path):
     assert summary["seconds"]["students"] > 0
     again = study("0-0", "--methods", "fkd-noreg,crd", "--dry-run")
     assert again.count("[skip]") == 3 + 7 and "[run]" not in again  # all finished: nothing to run again
+
+
+def test_regime_script(tmp_path):
+    """Every phase at tiny size (the TINY overrides pin k and n_train, so every cell shares one data setting)."""
+    run(["scripts/multiview_regime.py", "--out", str(tmp_path), "--until", "ktrend", "--ks", "10", "--select-seeds",
+         "0-0", "--report-seeds", "1-1", "--workers", "2", "--table", str(tmp_path / "t.md"), "--figure",
+         str(tmp_path / "f.png"), *TINY])
+    state = json.loads((tmp_path / "regime.json").read_text())
+    assert len(state["factors_chosen_for_grid"]) == 2 and state["best"] is not None
+    assert {r["method"] for r in state["map"]} >= {"fkd", "fkd:eps=0.316", "fkd:eps_rel=0.1", "kd:kd_weight=1"}
+    assert [r["cell"]["k"] for r in state["ktrend"] if r["method"] == "kd:kd_weight=1"] == [10, 20, 30, 40]
+    assert all(r["seeds"] == [1] for r in state["report"]) and (tmp_path / "f.png").stat().st_size > 10_000
+    table = (tmp_path / "t.md").read_text()
+    assert "| 50/class k10 eps 0.316 lambda 10 | fkd:eps=0.316 | 0 |" in table
+    # resumed: every sweep is read back, none run again
+    again = run(["scripts/multiview_regime.py", "--out", str(tmp_path), "--until", "ktrend", "--ks", "10",
+                 "--select-seeds", "0-0", "--report-seeds", "1-1", "--table", str(tmp_path / "t2.md"), "--figure",
+                 str(tmp_path / "f2.png"), *TINY])
+    assert "wall time this sitting: 0.0 min" in again.stdout and (tmp_path / "t2.md").read_text() == table
+
+
+def test_remake_script(tmp_path):
+    """A committed sweep re-made on the current engine, the two side by side."""
+    import torch
+
+    from multiview.config import Config
+    from multiview.experiment import distill_experiment
+
+    cfg = Config(k=4, d=32, P=8, n_train=60, n_test=60, m=2, max_steps=40, student_steps=20)
+    old = distill_experiment(cfg, [0, 1], [0, 1], ["fkd", "kd:kd_weight=1"], torch.device("cpu"),
+                             tmp_path / "old")
+    run(["scripts/multiview_remake.py", "--old", str(tmp_path / "old" / "results.json"), "--methods",
+         "fkd,kd:kd_weight=1", "--out", str(tmp_path / "new"), "--table", str(tmp_path / "r.md")])
+    table = (tmp_path / "r.md").read_text()
+    assert "| fkd | 1 |" in table and "| kd:kd_weight=1 | 1 |" in table
+    assert json.loads((tmp_path / "r_results.json").read_text())["seeds_done"] == old.seeds_done

@@ -26,6 +26,8 @@ class ImageData:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    val_x: torch.Tensor | None = None  # a validation split taken from the training pool (None: none)
+    val_y: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> ImageData:
         """The same data with every tensor moved to ``device``."""
@@ -35,7 +37,16 @@ class ImageData:
             train_y=self.train_y.to(device),
             test_x=self.test_x.to(device),
             test_y=self.test_y.to(device),
+            val_x=None if self.val_x is None else self.val_x.to(device),
+            val_y=None if self.val_y is None else self.val_y.to(device),
         )
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels of the "test" or "val" split."""
+        x, y = (self.val_x, self.val_y) if name == "val" else (self.test_x, self.test_y)
+        if x is None or y is None:
+            raise DataError(f"{self.name} has no {name} split here; give --val-size N to take one")
+        return x, y
 
     @property
     def in_channels(self) -> int:

@@ -9,32 +9,68 @@ import torch
 from realdata.data.core import DataError, ImageData
 
 
-def balanced_subset(data: ImageData, size: int, seed: int = 0) -> ImageData:
-    """``data`` with a class-balanced subset of ``size`` training images (the test set is kept whole).
+def balanced_indices(y: torch.Tensor, num_classes: int, size: int, seed: int, what: str, source: str,
+                     pool: torch.Tensor | None = None) -> torch.Tensor:
+    """Sorted indices (into ``y``) of a class-balanced sample of ``size`` among the indices ``pool`` (default: all).
 
     Each class gives ``size // num_classes`` images (the first ``size % num_classes`` classes one more): the first
-    ones of that class in a permutation drawn with ``seed``, kept in their original order. The subset depends only
-    on ``seed`` and the data, so teachers and students of one study share it.
+    ones of that class in a permutation of ``pool`` drawn with ``seed``. It depends only on ``seed``, ``pool`` and
+    the labels. ``what`` names the setting and ``source`` the pool in the one-line error when the pool is too small.
     """
-    n, c = len(data.train_y), data.num_classes
+    y = y.cpu()
+    pool = torch.arange(len(y)) if pool is None else pool.cpu()
+    n, c = len(pool), num_classes
     if not 1 <= size <= n:
-        raise DataError(f"train_size must be in 1..{n} for {data.name}, got {size}")
-    y = data.train_y.cpu()
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        raise DataError(f"{what} must be in 1..{n} for {source}, got {size}")
+    perm = pool[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
     labels = y[perm]
     counts = torch.bincount(labels, minlength=c)
     quota = torch.full((c,), size // c, dtype=torch.long)
     quota[: size % c] += 1
     short = (counts < quota).nonzero().flatten().tolist()
     if short:
-        raise DataError(f"train_size {size} needs {int(quota[short[0]])} images of class {short[0]} but "
-                        f"{data.name} has {int(counts[short[0]])}; pick a smaller train_size")
+        raise DataError(f"{what} {size} needs {int(quota[short[0]])} images of class {short[0]} but {source} has "
+                        f"{int(counts[short[0]])}; pick a smaller {what}")
     by_class = torch.argsort(labels, stable=True)  # positions in perm, grouped by class, in perm order
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.empty(n, dtype=torch.long)
     rank[by_class] = torch.arange(n) - starts[labels[by_class]]
-    keep = perm[rank < quota[labels]].sort().values.to(data.train_y.device)
+    return perm[rank < quota[labels]].sort().values
+
+
+def balanced_subset(data: ImageData, size: int, seed: int = 0) -> ImageData:
+    """``data`` with a class-balanced subset of ``size`` training images (the test set is kept whole): the first
+    images of each class in a permutation drawn with ``seed`` (:func:`balanced_indices`), in their original order.
+    The subset depends only on ``seed`` and the data, so teachers and students of one study share it."""
+    keep = balanced_indices(data.train_y, data.num_classes, size, seed, "train_size", data.name)
+    keep = keep.to(data.train_y.device)
     return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
+
+
+#: The seed of the validation split's draw: fixed, so a study's seeds share one split (distinct from the subset's 0).
+VAL_SEED = 1
+
+
+def train_val_split(data: ImageData, train_size: int | None, val_size: int) -> ImageData:
+    """``data`` with a class-balanced validation split of ``val_size`` images from the training pool, disjoint from
+    the training images: with ``train_size``, the training subset is :func:`balanced_subset`'s (unchanged by the
+    split) and the validation images come from the rest; without, the validation images are drawn first and the
+    training set is all the others. Both depend only on the data and the sizes, never on a run's seed."""
+    y, c, n = data.train_y, data.num_classes, len(data.train_y)
+    if train_size is None:
+        val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", data.name)
+        mask = torch.ones(n, dtype=torch.bool)
+        mask[val] = False
+        train = mask.nonzero().flatten()
+    else:
+        train = balanced_indices(y, c, train_size, 0, "train_size", data.name)
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[train] = False
+        val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", f"{data.name} outside the training subset",
+                               pool=rest.nonzero().flatten())
+    train, val = train.to(y.device), val.to(y.device)
+    return dataclasses.replace(data, train_x=data.train_x[train], train_y=y[train], val_x=data.train_x[val],
+                               val_y=y[val])
 
 
 
@@ -75,6 +111,7 @@ def adapt(data: ImageData, channels: int, size: int) -> ImageData:
         data,
         train_x=pad_to(resize_channels(data.train_x, channels), size),
         test_x=pad_to(resize_channels(data.test_x, channels), size),
+        val_x=None if data.val_x is None else pad_to(resize_channels(data.val_x, channels), size),
         mean=tuple(data.mean) * reps,
         std=tuple(data.std) * reps,
     )
