@@ -95,3 +95,13 @@ def test_results_of_another_engine_are_not_resumed(tmp_path):
     distill_experiment(CFG, [0], [0, 1], ["fkd"], CPU, tmp_path, engine=Engine(batched=True))
     with pytest.raises(Exception, match=r"different experiment \(engine differ"):
         distill_experiment(CFG, [0, 1], [0, 1], ["fkd"], CPU, tmp_path)
+
+
+def test_every_job_runs_on_one_thread_with_denormals_flushed():
+    """What makes a network's numbers independent of the worker that trains it; restored after the block."""
+    before = torch.get_num_threads()
+    engine = Engine(workers=2)
+    with engine.numerics():
+        got = engine.map([lambda: (torch.get_num_threads(), float(torch.tensor([1e-39]) * 1.0))] * 4)
+        assert (torch.get_num_threads(), float(torch.tensor([1e-39]) * 1.0)) == (1, 0.0)  # and on the main thread
+    assert got == [(1, 0.0)] * 4 and torch.get_num_threads() == before
