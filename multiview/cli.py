@@ -89,7 +89,7 @@ def train(models: int, seed: int, out: str, device: str, workers: int | None, en
     with user_errors():
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
-        progress = Progress(models * cfg.max_steps, f"training {models} networks on {dev.type}: network-steps")
+        progress = Progress(models * cfg.max_steps, f"training {models} networks on {dev.type}, network-steps")
         r = population_experiment(cfg, models, seed, dev, progress, Engine.for_device(dev, workers, engine))
         progress.close()
         write_results(Path(out) / "results.json", r)
@@ -146,7 +146,7 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
         click.echo(f"resuming from {existing} (seeds already there are not run again; delete it or use another --out "
                    f"to start fresh)", err=True)
     networks = max(counts) + len(students_for(methods, counts))  # teachers, then students
-    progress = Progress(networks * cfg.max_steps * len(mine), f"seeds {mine} on {dev}: network-steps (the cap)")
+    progress = Progress(networks * cfg.max_steps * len(mine), f"seeds {mine} on {dev}, network-steps")
     try:
         results = distill_experiment(cfg, mine, counts, methods, dev, shard_out, progress,
                                      pool=pool or out / "teachers", engine=engine)

@@ -29,7 +29,8 @@ teachers had are <= 5% of the (class, view) cells. Cells measured on seeds 0-3 o
 Cost (CPU, AMD EPYC, the exact engine with 2 workers): see docs/results.md; phase 1 at k = 10 is the cheap part,
 k = 20 and 30 at 100 samples per class cost 4x and 9x a k = 10 cell per seed.
 
-Writes OUT/regime.json (every cell's summary), the table --table and the map figure --figure.
+Writes OUT/regime.json (every cell's summary), the table --table and the map figure --figure; the table, the figure
+and OUT/regime_so_far.json after every sweep, so a stopped run shows what it has. Cells run cheapest data first.
 
     python scripts/multiview_regime.py --out runs/regime --until factors --ks 10      # the k = 10 part of phase 1
     python scripts/multiview_regime.py --out runs/regime --until ktrend             # everything
@@ -241,15 +242,28 @@ def main() -> None:
     engine = Engine.for_device(torch.device("cpu"), a.workers)
 
     done: dict[tuple, dict] = {}  # (cell, method, seeds) -> its summary, in the order first run
+    note = (f"Regime map (CPU; seeds {a.select_seeds} for the map, {a.report_seeds} for the verdict); single-view "
+            "failure, mean ± 95% interval (x the law 2^-(E+1)); the rule: <= 1.25x at every E = 1..4, own views kept "
+            ">= 0.9, multi-view error <= 2%, and by the mechanism views nobody had <= 5%.")
+
+    def checkpoint() -> None:
+        """The table, the figure and OUT/regime_so_far.json of every sweep done so far (a stopped run shows them)."""
+        write_table(list(done.values()), a.table, note)
+        write_json(a.out / "regime_so_far.json", {"rows": list(done.values()), "wall_s_this_sitting": wall})
+        mapped_rows = [r for r in done.values() if r["seeds"] == select]
+        if mapped_rows:
+            plot_map(mapped_rows, a.figure)
 
     def run(cells: list[Cell], seeds: list[int], phase: str) -> list[dict]:
-        """Each cell's FKD, and KD once per data, on ``seeds`` (summaries; each (cell, method, seeds) once)."""
+        """Each cell's FKD, and KD once per data, on ``seeds``, the cheapest data first (summaries; each (cell,
+        method, seeds) once)."""
         rows = []
-        for cell in cells:
+        for cell in sorted(cells, key=lambda c: c.per_class * c.k):
             for key, method in ((cell, cell.fkd), (cell.data_only, KD)):
                 if (key, method, tuple(seeds)) not in done:
                     wall[phase] = wall.get(phase, 0.0) + sweep(a.out, key, method, seeds, a.overrides, engine)
                     done[(key, method, tuple(seeds))] = summary(a.out, key, method, seeds)
+                    checkpoint()
                 rows.append(done[(key, method, tuple(seeds))])
         return rows
 
@@ -276,12 +290,7 @@ def main() -> None:
              "map": rows, "report": reported, "ktrend": trend,
              "wall_s_this_sitting": wall}
     write_json(state_path, state)
-    note = (f"Regime map (CPU; seeds {a.select_seeds} for the map, {a.report_seeds} for the verdict); single-view "
-            "failure, mean ± 95% interval (x the law 2^-(E+1)); the rule: <= 1.25x at every E = 1..4, own views kept "
-            ">= 0.9, multi-view error <= 2%, and by the mechanism views nobody had <= 5%.")
-    write_table(list(done.values()), a.table, note)
-    if rows:
-        plot_map(rows, a.figure)
+    checkpoint()
     print(f"wrote {state_path} and {a.table}; wall time this sitting: {sum(wall.values()) / 60:.1f} min")
 
 

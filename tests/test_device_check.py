@@ -18,7 +18,7 @@ def test_device_check_smoke(tmp_path):
     parts = summary["parts"]
     assert set(parts) >= {"cuda_tests", "agreement", "multiview_speed", "k20_sweep", "engines", "realdata_bf16_cl",
                           "realdata_fp32", "realdata_feeding"}
-    assert parts["engines"]["students"] == 9 and parts["engines"]["exact_over_batched_time"] > 0
+    assert parts["engines"]["students"] == 10 and parts["engines"]["exact_over_batched_time"] > 0
     assert parts["agreement"]["same_views"] and parts["agreement"]["max_failure_difference"] == 0
     assert parts["cuda_tests"]["failures"] == 0 and parts["cuda_tests"]["skipped"] == parts["cuda_tests"]["tests"]
     speed = parts["multiview_speed"]["result"]["results"]
