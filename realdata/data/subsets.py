@@ -56,18 +56,21 @@ def train_val_split(data: ImageData, train_size: int | None, val_size: int) -> I
     the training images: with ``train_size``, the training subset is :func:`balanced_subset`'s (unchanged by the
     split) and the validation images come from the rest; without, the validation images are drawn first and the
     training set is all the others. Both depend only on the data and the sizes, never on a run's seed."""
-    y, c, n = data.train_y, data.num_classes, len(data.train_y)
+    y, c = data.train_y, data.num_classes
+
+    def others(chosen: torch.Tensor) -> torch.Tensor:
+        """The training-pool indices not in ``chosen``, in order."""
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[chosen] = False
+        return keep.nonzero().flatten()
+
     if train_size is None:
         val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", data.name)
-        mask = torch.ones(n, dtype=torch.bool)
-        mask[val] = False
-        train = mask.nonzero().flatten()
+        train = others(val)
     else:
         train = balanced_indices(y, c, train_size, 0, "train_size", data.name)
-        rest = torch.ones(n, dtype=torch.bool)
-        rest[train] = False
         val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", f"{data.name} outside the training subset",
-                               pool=rest.nonzero().flatten())
+                               pool=others(train))
     train, val = train.to(y.device), val.to(y.device)
     return dataclasses.replace(data, train_x=data.train_x[train], train_y=y[train], val_x=data.train_x[val],
                                val_y=y[val])
