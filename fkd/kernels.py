@@ -87,8 +87,13 @@ def factored_kernel_distance(f_s: torch.Tensor, f_t: torch.Tensor, include_diago
     return (sq - diag) / (b * (b - 1))
 
 
-def feature_regularizer(h: torch.Tensor) -> torch.Tensor:
-    """Feature regularisation: mean over samples of ||h||^2.  (..., B, D) -> (...)."""
+def feature_regularizer(h: torch.Tensor, power: int = 2) -> torch.Tensor:
+    """Feature regularisation: mean over samples of ||h||^power (power 2: the squared norm, the method's form;
+    1: the norm).  (..., B, D) -> (...). At a zero row the norm's gradient is taken as 0."""
     check_features(h, "h")
+    if power not in (1, 2):
+        raise ValueError(f"feature_regularizer power must be 1 or 2, got {power!r}")
     h = upcast(h)
+    if power == 1:
+        return torch.linalg.vector_norm(h, dim=-1).mean(-1)
     return (h * h).sum(-1).mean(-1)

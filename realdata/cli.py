@@ -58,6 +58,9 @@ def _common_options(f: Callable) -> Callable:
         click.option("--train-size", type=int, default=None,
                      help="Train on a class-balanced subset of this many training images, the same for every seed "
                           "[default: all]; the test set is always whole."),
+        click.option("--train-part", default=None, metavar="I/N",
+                     help="Train on the I-th of N disjoint class-balanced parts of the training images (teachers "
+                          "that saw different data) [default: all]."),
         click.option("--val-size", type=int, default=None,
                      help="Hold out this many class-balanced training images outside the training subset as a "
                           "validation split, the same for every seed; val_acc every epoch, best.pt chosen by it "
@@ -210,10 +213,13 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
                   if cls.NEEDS_TEACHER) + ".")
 @click.option("--transfer-data", default=None,
               help="Compute the distillation terms on this data set's images (labels unused); CE keeps --dataset.")
+@click.option("--transfer-size", type=int, default=None,
+              help="Compute the distillation terms also on this many unlabelled training images outside the "
+                   "--train-size subset and the validation split; CE keeps the labelled subset.")
 @_common_options
 def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: str, method: str,
             lambda_: float | None, feature_reg: float | None, temperature: float | None, param_list: tuple[str, ...],
-            transfer_data: str | None, **opts: Any) -> None:
+            transfer_data: str | None, transfer_size: int | None, **opts: Any) -> None:
     """Distil a student from one teacher or an ensemble."""
     with user_errors():
         base = base_fields(opts)
@@ -240,7 +246,7 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
         if params:
             params = {**(base.get("params") or {}), **params}
     _train({"model": student, "method": method, "teachers": paths or None, "teacher_archs": archs or None,
-            "params": params or None, "transfer_data": transfer_data}, opts)
+            "params": params or None, "transfer_data": transfer_data, "transfer_size": transfer_size}, opts)
 
 
 @main.command()

@@ -56,7 +56,10 @@ class TrainConfig:
     every seed (:func:`realdata.data.balanced_subset` with seed 0); the test set is always whole. ``val_size`` (None:
     none) holds out that many class-balanced training images outside the training subset as a validation split
     (:func:`realdata.data.train_val_split`, the same for every seed), evaluated every epoch (``val_acc``); best.pt is
-    then chosen by validation accuracy, never by the test set.
+    then chosen by validation accuracy, never by the test set. ``train_part`` ("i/n", instead of ``train_size``)
+    trains on the i-th of n disjoint class-balanced parts of the training pool (teachers that saw different data).
+    ``transfer_size`` (with ``train_size``) computes the distillation terms also on that many unlabelled training
+    images outside the training subset and the validation split (:func:`realdata.data.split_pool`).
 
     ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
     on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
@@ -71,7 +74,9 @@ class TrainConfig:
     teacher_archs: tuple[str | None, ...] = ()
     params: dict[str, float] = field(default_factory=dict)
     transfer_data: str | None = None
+    transfer_size: int | None = None
     train_size: int | None = None
+    train_part: str | None = None
     val_size: int | None = None
     epochs: int = BASE_EPOCHS
     batch_size: int = 64
@@ -125,6 +130,20 @@ class TrainConfig:
                               f"--transfer-data; drop it or pick another method")
         if not method.NEEDS_TEACHER and self.transfer_data is not None:
             raise ConfigError(f"method {self.method!r} uses no teacher, so --transfer-data has nothing to transfer")
+        if self.transfer_size is not None:
+            _check_int("transfer_size", self.transfer_size, 1)
+            if self.transfer_data is not None:
+                raise ConfigError("give --transfer-data (another data set) or --transfer-size (unlabelled images of "
+                                  "this one), not both")
+            if self.train_size is None:
+                raise ConfigError("--transfer-size takes unlabelled images outside the training subset: give "
+                                  "--train-size too")
+            if not method.NEEDS_TEACHER or not method.SUPPORTS_TRANSFER:
+                raise ConfigError(f"method {self.method!r} cannot use unlabelled images; drop --transfer-size")
+        if self.train_part is not None:
+            if self.train_size is not None:
+                raise ConfigError("give --train-size or --train-part, not both")
+            self.part()  # validates
         try:
             fix("params", method.resolve_params(self.params))
         except ValueError as e:
@@ -155,6 +174,16 @@ class TrainConfig:
             fix("milestones", ms)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    def part(self) -> tuple[int, int] | None:
+        """``train_part`` "i/n" as (i, n); None without one."""
+        if self.train_part is None:
+            return None
+        i, sep, n = str(self.train_part).partition("/")
+        if not (sep and i.strip().isdigit() and n.strip().isdigit() and 1 <= int(i) <= int(n) and int(n) >= 2):
+            raise ConfigError(f"train_part must be i/n with 1 <= i <= n and n >= 2 (e.g. 2/4), got "
+                              f"{self.train_part!r}")
+        return int(i), int(n)
 
     # ------------------------------------------------------------------------------------------------- JSON
 

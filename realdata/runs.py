@@ -65,7 +65,8 @@ def model_checkpoint(model: nn.Module, arch: str, num_classes: int, in_channels:
                      dataset: str, **extra: Any) -> dict[str, Any]:
     """A self-describing model checkpoint (plus ``extra`` entries)."""
     return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": num_classes,
-            "in_channels": in_channels, "image_size": image_size, "dataset": dataset, **extra}
+            "in_channels": in_channels, "image_size": image_size, "dataset": dataset,
+            "unit_features": bool(getattr(model, "unit_features", False)), **extra}
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -161,6 +162,7 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
     model = build(arch, num_classes=num_classes, in_channels=in_channels)
     check_state_dict(model, state, path, arch, recorded)
     model.load_state_dict(state, strict=True)
+    model.unit_features = ckpt.get("unit_features") is True  # the head reads unit-length features (FKD's norm_head)
     return LoadedModel(model, arch, num_classes, in_channels, ckpt.get("image_size"), ckpt.get("dataset"), str(path))
 
 
@@ -332,8 +334,10 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
             unfinished.append(f"{run.path} ({rows[-1]['epoch'] if rows else 0}/{config.epochs} epochs)")
             continue
         pair = f"{'+'.join(a or '?' for a in config.teacher_archs) or '-'} -> {config.model}"
-        size = "all" if config.train_size is None else str(config.train_size)
-        key = (config.dataset, _params_label(config), pair, config.transfer_data or "-", size, config.epochs)
+        size = str(config.train_size) if config.train_size is not None else \
+            f"part {config.train_part}" if config.train_part is not None else "all"
+        transfer = config.transfer_data or (f"{config.transfer_size} unlabelled" if config.transfer_size else "-")
+        key = (config.dataset, _params_label(config), pair, transfer, size, config.epochs)
         if config.seed in seeds.setdefault(key, {}):
             raise RunError(f"{run.path} and {seeds[key][config.seed]} are the same run (seed {config.seed}); "
                            f"report one of them")

@@ -40,12 +40,11 @@ from realdata.data import (
     ImageData,
     adapt,
     augment,
-    balanced_subset,
     eval_batches,
     load_dataset,
     normalize,
     resize_channels,
-    train_val_split,
+    split_pool,
 )
 from realdata.methods import METHODS, Distiller, in_channels_of
 from realdata.models import build
@@ -343,13 +342,10 @@ def load_data(config: TrainConfig, download: bool, device: torch.device) -> tupl
     """The labelled data set and the transfer set (if any), on ``device``; with a transfer set both are brought to
     the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
     take both in one batch."""
-    data = load_dataset(config.dataset, config.data_dir, download)
-    if config.val_size is not None:
-        data = train_val_split(data, config.train_size, config.val_size)
-    elif config.train_size is not None:
-        data = balanced_subset(data, config.train_size)
+    data, unlabelled = split_pool(load_dataset(config.dataset, config.data_dir, download), config.train_size,
+                                  config.val_size, config.part(), config.transfer_size)
     if config.transfer_data is None:
-        return data.to(device), None
+        return data.to(device), None if unlabelled is None else unlabelled.to(device)
     transfer = load_dataset(config.transfer_data, config.data_dir, download)
     channels = max(data.in_channels, transfer.in_channels)
     size = max(data.image_size, transfer.image_size)

@@ -33,21 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fkdapp.stats import mean_ci
+from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
-from realdata.runs import RunDir
 
 STUDENT, PAIR_TEACHER, MEMBER = "resnet8", "resnet20", "resnet8"
 #: The methods table's rows: name -> (method, extra flags).
@@ -56,46 +51,6 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "fkd-noreg": ("fkd", ["--param", "feature_reg=0"]),
 }
 ENSEMBLE_METHODS = ("fkd", "kd")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One ``realdata`` command writing the run folder ``out``."""
-
-    args: tuple[str, ...]
-    out: Path
-
-    def finished(self) -> bool:
-        return last_row(self.out) is not None
-
-
-def realdata() -> str:
-    return shutil.which("realdata", path=os.path.dirname(sys.executable)) or "realdata"
-
-
-def run_jobs(jobs: list[Job], workers: int, threads: int, dry_run: bool) -> float:
-    """Run the unfinished jobs, ``workers`` at a time; the first failure stops the script with its log's tail."""
-    todo = [j for j in jobs if not j.finished()]
-    for j in jobs:
-        print(f"{'[run] ' if j in todo else '[skip]'} realdata {' '.join(j.args)}", flush=True)
-    if dry_run or not todo:
-        return 0.0
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-
-    def one(job: Job) -> None:
-        job.out.parent.mkdir(parents=True, exist_ok=True)
-        log = job.out.with_suffix(".log")
-        with open(log, "a") as f:
-            rc = subprocess.run([realdata(), *job.args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
-        if rc != 0:
-            tail = log.read_text().strip().splitlines()[-3:]
-            raise SystemExit(f"Error: realdata {' '.join(job.args)} failed (exit {rc}); {log}:\n" + "\n".join(tail))
-        print(f"done: {job.out}", flush=True)
-
-    start = time.time()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(one, todo))
-    return time.time() - start
 
 
 def plan(args: argparse.Namespace) -> tuple[list[Job], list[Job], dict[int, list[Path]]]:
@@ -131,27 +86,6 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[Job], dict[int, list
                 students.append(Job(("distill", *tt, "--student", STUDENT, "--method", method, *s, "--out",
                                      str(folder), *student), folder))
     return teachers, students, {e: [m.out / "last.pt" for m in members[:e]] for e in args.ensemble}
-
-
-def last_row(folder: Path) -> dict | None:
-    """The last metrics row of the finished run in ``folder`` (None if unfinished or absent)."""
-    run = RunDir(folder)
-    if not run.is_run():
-        return None
-    rows = run.read_metrics()
-    return rows[-1] if rows and rows[-1]["epoch"] == run.config().epochs else None
-
-
-def last_rows(folder: Path) -> list[tuple[Path, dict]]:
-    """(seed folder, last metrics row) of every finished run in ``folder``'s seed folders s0, s1, ... (not their
-    logs s0.log, ...)."""
-    runs = sorted(p for p in folder.glob("s*") if p.is_dir())
-    return [(run, row) for run in runs if (row := last_row(run)) is not None]
-
-
-def last_accs(folder: Path) -> list[float]:
-    """The last-epoch test accuracy of every finished run in ``folder``'s seed folders."""
-    return [row["test_acc"] for _, row in last_rows(folder)]
 
 
 def last_distances(folder: Path) -> list[float]:

@@ -26,6 +26,7 @@ from realdata.data import (
     normalize,
     pad_to,
     resize_channels,
+    split_pool,
     train_val_split,
 )
 from realdata.data import formats as D
@@ -529,3 +530,23 @@ def test_validation_split_is_balanced_disjoint_and_the_same_for_every_seed():
         train_val_split(uneven, 6, 9)
     with pytest.raises(DataError, match="no val split here; give --val-size"):
         data.split("val")
+
+
+def test_split_pool_parts_and_unlabelled_images_are_disjoint_balanced_and_fixed():
+    data = labelled([i % 3 for i in range(60)], 3)  # 20 images per class
+    ids = lambda d: d.train_x[:, 0, 0, 0].long().tolist()  # noqa: E731 - each image's index in the full set
+    parts = [split_pool(data, val_size=6, train_part=(i, 4))[0] for i in range(1, 5)]
+    val = set(parts[0].val_x[:, 0, 0, 0].long().tolist())
+    seen = [set(ids(p)) for p in parts]
+    assert sum(map(len, seen)) == 54 and set().union(*seen) == set(range(60)) - val  # a partition of the rest
+    for p in parts:
+        assert set(torch.bincount(p.train_y, minlength=3).tolist()) <= {4, 5}  # 18 per class in 4 parts
+        assert set(p.val_x[:, 0, 0, 0].long().tolist()) == val  # the same split for every part
+    assert ids(split_pool(data, val_size=6, train_part=(2, 4))[0]) == ids(parts[1])  # fixed
+    labelled_, unlabelled = split_pool(data, train_size=12, val_size=9, transfer_size=15)
+    assert ids(labelled_) == ids(train_val_split(data, 12, 9))  # the labelled subset and split are unchanged
+    u = set(ids(unlabelled))
+    assert len(u) == 15 and not u & set(ids(labelled_)) and not u & set(labelled_.val_x[:, 0, 0, 0].tolist())
+    assert torch.bincount(unlabelled.train_y, minlength=3).tolist() == [5, 5, 5]
+    with pytest.raises(DataError, match="transfer_size must be in 1..39 for t outside the training and validation"):
+        split_pool(data, train_size=12, val_size=9, transfer_size=40)

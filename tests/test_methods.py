@@ -47,7 +47,8 @@ def test_registry_and_standard_weights():
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}
     assert METHODS["sp"].PARAMS["sp_weight"] == 3000 and METHODS["pkt"].PARAMS["pkt_weight"] == 30000
     assert METHODS["rkd"].PARAMS == {"ce_weight": 1.0, "rkd_weight": 1.0, "w_d": 25.0, "w_a": 50.0}
-    assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "feature_reg"}
+    assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "feature_reg", "reg_power", "norm_head"}
+    assert METHODS["fkd"].PARAMS["reg_power"] == 2 and METHODS["fkd"].PARAMS["norm_head"] == 0  # the method's form
     assert METHODS["crd"].PARAMS == {"ce_weight": 1.0, "crd_weight": 0.8, "feat_dim": 128, "negatives": 16384,
                                      "temperature": 0.07, "momentum": 0.5}
     # run configs written before the parameters were named for what they weigh still load
@@ -166,3 +167,21 @@ def test_params_are_checked():
         METHODS["fkd"](net(), [])
     with pytest.raises(ValueError, match="uses no teacher"):
         METHODS["ce"](net(), [net()])
+
+
+def test_fkd_recipe_choices_regulariser_form_and_a_head_on_unit_features():
+    data = image_data(n_train=8)
+    x, y = data.train_x.float() / 255, data.train_y
+    plain, variant = make("fkd"), make("fkd", reg_power=1, norm_head=1, feature_reg=0.5)
+    assert not plain.student.unit_features and variant.student.unit_features
+    logits, pooled, _ = variant.student.forward_features(x)
+    assert torch.allclose(logits, variant.student.classify(pooled / pooled.norm(dim=1, keepdim=True)), atol=1e-5)
+    _, losses = variant(x, y)
+    assert torch.allclose(losses["reg"], 0.5 * pooled.norm(dim=1).mean(), rtol=1e-5)  # the norm, not its square
+    _, pooled_plain, _ = plain.student.forward_features(x)
+    assert torch.allclose(plain(x, y)[1]["reg"], 1e-4 * (pooled_plain ** 2).sum(1).mean(), rtol=1e-5)
+    for bad in ({"norm_head": 0.5}, {"reg_power": 3}):
+        with pytest.raises(ValueError, match="must be one of"):
+            METHODS["fkd"].resolve_params(bad)
+    with pytest.raises(ValueError, match="norm_head=1 needs a zoo model"):
+        METHODS["fkd"](torch.nn.Linear(2, 2), [net()], norm_head=1)

@@ -289,3 +289,31 @@ def test_val_size_holds_out_a_split_logged_reported_and_plotted(tmp_path, data_d
     assert cli("plot", out, "-o", tmp_path / "c.png").exit_code == 0
     one_line_error(cli("train", "--model", "resnet8", "--val-size", "1000", *common(data_dir, tmp_path / "v")),
                    "val_size must be in 1..40 for cifar10")
+
+
+def test_teachers_on_parts_and_a_student_with_unlabelled_images_and_fkd_recipe_choices(tmp_path, data_dir):
+    teacher = tmp_path / "teacher"
+    r = cli("train", "--model", "resnet8", "--train-part", "2/2", *common(data_dir, teacher, epochs=1))
+    assert r.exit_code == 0, r.output
+    config = TrainConfig.load(teacher / "config.json")
+    halves = [load_data(config.with_updates(train_part=f"{i}/2"), False, torch.device("cpu"))[0] for i in (1, 2)]
+    assert config.train_part == "2/2" and len(halves[0].train_y) + len(halves[1].train_y) == 40  # a partition
+    out = tmp_path / "student"
+    r = cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", "--train-size", "10", "--val-size",
+            "3", "--transfer-size", "2", "--param", "norm_head=1", "--param", "reg_power=1",
+            *common(data_dir, out, epochs=1), "--batch-size", "5")
+    assert r.exit_code == 0, r.output
+    config = TrainConfig.load(out / "config.json")
+    assert config.transfer_size == 2 and config.params["norm_head"] == 1 and config.params["reg_power"] == 1
+    data, unlabelled = load_data(config, False, torch.device("cpu"))
+    assert (len(data.train_y), len(data.val_y), len(unlabelled.train_y)) == (10, 3, 2)  # tiny, uneven classes
+    assert read_checkpoint(out / "last.pt")["unit_features"] is True  # evaluate rebuilds the same head
+    test_acc = json.loads((out / "metrics.jsonl").read_text())["test_acc"]
+    r = cli("evaluate", out / "last.pt", "--data-dir", data_dir, "--device", "cpu", "--json", tmp_path / "e.json")
+    assert r.exit_code == 0 and json.loads((tmp_path / "e.json").read_text())["test_acc"] == test_acc, r.output
+    assert "2 unlabelled" in cli("report", out).output and "part 2/2" in cli("report", teacher).output
+    for bad, match in ((["--train-part", "3/2"], "train_part must be i/n"),
+                       (["--train-part", "1/2", "--train-size", "10"], "--train-size or --train-part, not both")):
+        one_line_error(cli("train", "--model", "resnet8", *bad, *common(data_dir, tmp_path / "x")), match)
+    one_line_error(cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", "--transfer-size", "5",
+                       *common(data_dir, tmp_path / "y")), "--transfer-size takes unlabelled images")

@@ -84,6 +84,40 @@ def test_fashion_mnist_study_script(tmp_path):
     assert again.count("[skip]") == 3 + 7 and "[run]" not in again  # all finished: nothing to run again
 
 
+def test_fashion_mnist_verdict_script(tmp_path):
+    """Every phase at tiny size: selection on validation, report, recipe rows, differing teachers, fewer labels."""
+    from tiny_images import write_fashion_mnist
+
+    data = write_fashion_mnist(tmp_path / "data", n_train=400, n_test=16)
+
+    def verdict(*extra: str) -> str:
+        return run(["scripts/fashion_mnist_verdict.py", "--out", str(tmp_path / "out"), "--figures",
+                    str(tmp_path / "fig"), "--methods", "kd,fkd,sp", "--settings", "1", "--select-seeds", "0",
+                    "--report-seeds", "1", "--ensemble", "1,2", "--big-batch", "20", "--train-size", "20",
+                    "--val-size", "20", "--low-labels", "10", "--unlabelled", "20", "--epochs", "1",
+                    "--teacher-epochs", "1", "--batch-size", "10", "--eval-batch-size", "8", "--data-dir", str(data),
+                    *extra]).stdout
+
+    verdict()
+    summary = json.loads((tmp_path / "fig" / "fashion_mnist_verdict.json").read_text())
+    assert summary["selection"]["fkd"]["records"][0]["setting"] == "lambda=25,feature_reg=0.0001"
+    assert summary["best_other"] == "sp" and set(summary["test"]) == {"kd", "fkd", "sp"}
+    assert len(summary["fkd_minus_kd"]) == 1 and set(summary["recipe"]) == {
+        "fkd, norm_head=1", "fkd, reg_power=1", "fkd, batch 20", "kd, batch 20"}
+    assert set(summary["ensemble"]["teacher_ensemble"]) == {"1", "2"}
+    assert set(summary["lowlabel"]) == {"fkd", "kd", "sp", "fkd + unlabelled", "kd + unlabelled", "sp + unlabelled"}
+    out = tmp_path / "out"
+    member = json.loads((out / "teachers" / "wrn_16_2-part2of4" / "config.json").read_text())
+    assert member["train_part"] == "2/4"
+    low = json.loads((out / "lowlabel" / "kd-unlabelled" / "s1" / "config.json").read_text())
+    assert (low["train_size"], low["transfer_size"], low["val_size"]) == (10, 20, 20)
+    select = json.loads((out / "select" / "fkd" / "set0" / "s0" / "config.json").read_text())
+    assert select["params"]["lambda"] == 25 and select["seed"] == 0 and select["val_size"] == 20
+    assert "| fkd, norm_head=1 |" in (tmp_path / "fig" / "fashion_mnist_verdict.md").read_text()
+    again = verdict("--dry-run")
+    assert "[run]" not in again and again.count("[skip]") == 1 + 3 + 3 + 4 + 2 + 4 + 6  # all finished
+
+
 def test_regime_script(tmp_path):
     """Every phase at tiny size (the TINY overrides pin k and n_train, so every cell shares one data setting)."""
     run(["scripts/multiview_regime.py", "--out", str(tmp_path), "--until", "ktrend", "--ks", "10", "--select-seeds",

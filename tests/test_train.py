@@ -81,7 +81,7 @@ def test_run_folder_files(tmp_path, data_dir):
     config = json.loads((out / "config.json").read_text())
     assert config["teachers"] == [str(teacher)] and config["teacher_archs"] == ["resnet8"]
     assert config["seed"] == 0 and config["method"] == "fkd"
-    assert set(config["params"]) == {"ce_weight", "lambda", "feature_reg"}
+    assert set(config["params"]) == {"ce_weight", "lambda", "feature_reg", "reg_power", "norm_head"}
     env = json.loads((out / "environment.json").read_text())
     assert {"python", "torch", "numpy", "device_name", "hostname"} <= set(env)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

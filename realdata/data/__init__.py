@@ -10,7 +10,7 @@
 from realdata.data.augment import augment, batches, eval_batches, normalize
 from realdata.data.core import DataError, ImageData
 from realdata.data.formats import ARCHIVES, DATASETS, FASHION_MNIST_FILES, FASHION_MNIST_SYSTEM_DIR, load_dataset
-from realdata.data.subsets import adapt, balanced_subset, pad_to, resize_channels, train_val_split
+from realdata.data.subsets import adapt, balanced_subset, pad_to, resize_channels, split_pool, train_val_split
 
 __all__ = [
     "ARCHIVES",
@@ -28,5 +28,6 @@ __all__ = [
     "normalize",
     "pad_to",
     "resize_channels",
+    "split_pool",
     "train_val_split",
 ]

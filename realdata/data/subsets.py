@@ -47,37 +47,72 @@ def balanced_subset(data: ImageData, size: int, seed: int = 0) -> ImageData:
     return dataclasses.replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
 
 
-#: The seed of the validation split's draw: fixed, so a study's seeds share one split (distinct from the subset's 0).
-VAL_SEED = 1
+#: The seeds of the fixed draws of a study's splits (distinct from the training subset's 0): the validation split,
+#: the teachers' parts and the unlabelled transfer images.
+VAL_SEED, PART_SEED, TRANSFER_SEED = 1, 2, 3
+
+
+def _others(n: int, *chosen: torch.Tensor | None) -> torch.Tensor:
+    """The indices in 0..n-1 not in any of ``chosen``, in order."""
+    keep = torch.ones(n, dtype=torch.bool)
+    for c in chosen:
+        if c is not None:
+            keep[c] = False
+    return keep.nonzero().flatten()
+
+
+def part_indices(y: torch.Tensor, num_classes: int, part: int, parts: int, pool: torch.Tensor) -> torch.Tensor:
+    """Sorted indices of part ``part`` (1-based) of ``parts`` disjoint class-balanced parts of ``pool``: each class's
+    images, in a permutation drawn with PART_SEED, cut into ``parts`` near-equal consecutive runs."""
+    y, pool = y.cpu(), pool.cpu()
+    perm = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(PART_SEED))]
+    labels = y[perm]
+    counts = torch.bincount(labels, minlength=num_classes)
+    by_class = torch.argsort(labels, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(len(perm), dtype=torch.long)
+    rank[by_class] = torch.arange(len(perm)) - starts[labels[by_class]]
+    return perm[rank * parts // counts[labels] == part - 1].sort().values
+
+
+def split_pool(data: ImageData, train_size: int | None = None, val_size: int | None = None,
+               train_part: tuple[int, int] | None = None,
+               transfer_size: int | None = None) -> tuple[ImageData, ImageData | None]:
+    """The training pool of ``data`` split into disjoint sets, each a function of the data and the sizes only (never
+    of a run's seed): the training images (all; ``train_size`` class-balanced ones drawn with seed 0, the same as
+    :func:`balanced_subset`; or part ``i`` of ``n`` class-balanced parts, ``train_part=(i, n)``), a validation split
+    of ``val_size`` (drawn after a ``train_size`` subset, else first) and ``transfer_size`` unlabelled transfer
+    images from what is left. -> (``data`` with its training and validation images, the transfer set or None)."""
+    y, c, n = data.train_y, data.num_classes, len(data.train_y)
+    train = None if train_size is None else balanced_indices(y, c, train_size, 0, "train_size", data.name)
+    val = None
+    if val_size is not None:
+        source = data.name if train is None else f"{data.name} outside the training subset"
+        val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", source, pool=_others(n, train))
+    if train is None:
+        rest = _others(n, val)
+        train = rest if train_part is None else part_indices(y, c, *train_part, rest)
+    transfer = None
+    if transfer_size is not None:
+        transfer = balanced_indices(y, c, transfer_size, TRANSFER_SEED, "transfer_size",
+                                    f"{data.name} outside the training and validation images",
+                                    pool=_others(n, train, val)).to(y.device)
+    train = train.to(y.device)
+    out = dataclasses.replace(data, train_x=data.train_x[train], train_y=y[train])
+    if val is not None:
+        val = val.to(y.device)
+        out = dataclasses.replace(out, val_x=data.train_x[val], val_y=y[val])
+    unlabelled = None if transfer is None else dataclasses.replace(
+        data, train_x=data.train_x[transfer], train_y=y[transfer])
+    return out, unlabelled
 
 
 def train_val_split(data: ImageData, train_size: int | None, val_size: int) -> ImageData:
     """``data`` with a class-balanced validation split of ``val_size`` images from the training pool, disjoint from
     the training images: with ``train_size``, the training subset is :func:`balanced_subset`'s (unchanged by the
     split) and the validation images come from the rest; without, the validation images are drawn first and the
-    training set is all the others. Both depend only on the data and the sizes, never on a run's seed."""
-    y, c = data.train_y, data.num_classes
-
-    def others(chosen: torch.Tensor) -> torch.Tensor:
-        """The training-pool indices not in ``chosen``, in order."""
-        keep = torch.ones(len(y), dtype=torch.bool)
-        keep[chosen] = False
-        return keep.nonzero().flatten()
-
-    if train_size is None:
-        val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", data.name)
-        train = others(val)
-    else:
-        train = balanced_indices(y, c, train_size, 0, "train_size", data.name)
-        val = balanced_indices(y, c, val_size, VAL_SEED, "val_size", f"{data.name} outside the training subset",
-                               pool=others(train))
-    train, val = train.to(y.device), val.to(y.device)
-    return dataclasses.replace(data, train_x=data.train_x[train], train_y=y[train], val_x=data.train_x[val],
-                               val_y=y[val])
-
-
-
-
+    training set is all the others (:func:`split_pool`)."""
+    return split_pool(data, train_size, val_size)[0]
 
 
 def resize_channels(x: torch.Tensor, channels: int) -> torch.Tensor:

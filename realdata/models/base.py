@@ -5,13 +5,21 @@ from abc import ABC, abstractmethod
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fkd.kernels import unit_rows
+
 
 class ZooModel(nn.Module, ABC):
     """A classifier split into a convolutional body, global average pooling and a linear head.
 
     Subclasses give `feature_map` (the body) and `classify` (the head); pooling is adaptive, so any input size
     that survives the body's downsampling works (CRD's fixed 8x8 / 4x4 pools equal it on 32x32 inputs).
+
+    With ``unit_features`` True the head reads the pooled features scaled to unit length (a choice of some FKD
+    recipes: FKD's ``norm_head``); the pooled features returned for distillation stay as they are. Checkpoints record
+    it (:func:`realdata.runs.model_checkpoint`), so a rebuilt model computes the same logits.
     """
+
+    unit_features: bool = False
 
     def __init__(self, arch: str, penultimate_dim: int) -> None:
         super().__init__()
@@ -35,13 +43,18 @@ class ZooModel(nn.Module, ABC):
         """(B, in_channels, H, W) -> logits (B, num_classes), pooled (B, penultimate_dim), fmap (B, C, H', W')."""
         fmap = self.feature_map(x)
         pooled = F.adaptive_avg_pool2d(fmap, 1).flatten(1)
-        return self.classify(pooled), pooled, fmap
+        return self.head(pooled), pooled, fmap
 
     def forward_stages(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """(B, in_channels, H, W) -> logits, pooled, the maps after every stage (the last one is ``fmap``)."""
         stages = self.feature_stages(x)
         pooled = F.adaptive_avg_pool2d(stages[-1], 1).flatten(1)
-        return self.classify(pooled), pooled, stages
+        return self.head(pooled), pooled, stages
+
+    def head(self, pooled: Tensor) -> Tensor:
+        """(B, penultimate_dim) pooled features -> (B, num_classes) logits, through unit length if
+        ``unit_features``."""
+        return self.classify(unit_rows(pooled).to(pooled.dtype) if self.unit_features else pooled)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, in_channels, H, W) -> logits (B, num_classes)."""
