@@ -8,7 +8,9 @@ inside :func:`user_errors`, which prints that line as ``Error: ...`` with exit s
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -35,3 +37,26 @@ def user_errors() -> Iterator[None]:
         if not is_main():
             raise click.exceptions.Exit(1) from None
         raise click.ClickException(str(e)) from None
+
+
+class OneLineGroup(click.Group):
+    """A command group whose every error, usage errors included, is one line ``Error: ...`` (click prints usage
+    errors as three: the usage, a hint and the error); exit status 1 (2 for usage errors, as click's)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.UsageError as e:
+            command = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{command}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"Error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)

@@ -20,12 +20,20 @@ import torch
 from fkdapp.errors import UserError
 from fkdapp.ranks import is_main, rank, world_size
 
-__all__ = ["DeviceError", "atomic_write", "atomic_write_text", "device_name", "environment", "is_main", "rank",
-           "resolve_device", "world_size", "write_json"]
+__all__ = ["DeviceError", "WriteError", "atomic_write", "atomic_write_text", "device_name", "environment", "is_main",
+           "rank", "read_jsonl", "resolve_device", "world_size", "write_json"]
 
 
 class DeviceError(UserError):
     """A device that does not exist here (one line, says what to use instead)."""
+
+
+class WriteError(UserError):
+    """A file could not be written (disk full, no permission); the previous version of it is intact."""
+
+
+class RecordsError(UserError):
+    """A records file that is corrupt before its last line (a torn last line is tolerated, not an error)."""
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -99,16 +107,21 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write a file through ``write`` into a temporary file beside ``path``, fsync, then rename it over ``path``:
     a reader (or a killed process) never sees a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous version is intact" if path.is_file() else "nothing was written"
+        raise WriteError(f"cannot write {path}: {e.strerror or e}; {kept}") from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -119,3 +132,31 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """``atomic_write`` of ``data`` as indented JSON."""
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+_warned: set[str] = set()
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (none if it is absent). A last line cut short (a process killed, or a full
+    disk, in the middle of an append) is dropped with a one-line warning on stderr, once per file and process; a
+    bad line before the last is a one-line RecordsError."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if any(rest.strip() for rest in lines[i + 1:]):
+                raise RecordsError(f"{path}: line {i + 1} is not a JSON record; remove or repair that line") from None
+            if str(path) not in _warned:
+                _warned.add(str(path))
+                print(f"Warning: {path}: the last line is cut short (a write was interrupted); kept the {len(rows)} "
+                      "complete records", file=sys.stderr)
+    return rows

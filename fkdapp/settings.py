@@ -29,7 +29,9 @@ def check_known(keys: Iterable[str], known: Iterable[str], what: str = "config k
     known = list(known)
     for key in keys:
         if key not in known:
-            hint = did_you_mean(key, known) or f"; known: {', '.join(sorted(known))}"
+            names = ", ".join(sorted(known))
+            hint = did_you_mean(key, known) or (f"; known: {names}" if len(names) <= 100 else
+                                                f"; {len(known)} known, e.g. {names[:60].rsplit(', ', 1)[0]}, ...")
             raise ConfigError(f"unknown {what} {key!r}{hint}")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 import torch
 
-from fkdapp.errors import UserError, user_errors
+from fkdapp.errors import OneLineGroup, UserError, user_errors
 from fkdapp.progress import Progress
 from fkdapp.runtime import is_main, rank, resolve_device, world_size
 from multiview.config import Config
@@ -31,7 +31,7 @@ def set_numerics() -> None:
     torch.set_flush_denormal(True)
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=OneLineGroup, context_settings=CONTEXT)
 def main() -> None:
     """Simulate the multi-view theory: the per-class lottery and distillation from E teachers."""
     set_numerics()

@@ -115,6 +115,13 @@ class Config:
             for key in [k for k in data if k in LEGACY_KEYS or "." in k]:
                 method, param = LEGACY_KEYS.get(key) or key.split(".", 1)
                 params.setdefault(method, {})[param] = data.pop(key)
+        names = {f.name for f in fields(cls)}
+        for key in data:
+            owners = [name for name, m in METHODS.items() if key in m.DEFAULTS]
+            if key not in names and owners:
+                value = json.dumps(data[key]) if not isinstance(data[key], str) else data[key]
+                raise ConfigError(f"{key!r} is a method parameter now ({', '.join(owners)}): --set {owners[0]}.{key}="
+                                  f"{value} or --methods {owners[0]}:{key}={value}")
         return build(cls, {**data, "method_params": params})
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import torch
 
 from fkdapp.errors import UserError
+from fkdapp.lock import FolderLock
 from fkdapp.runtime import atomic_write, environment
 from multiview.config import Config
 from multiview.data import MultiViewData, derive_seed, make_data
@@ -336,17 +338,18 @@ def distill_experiment(
     path = out / "results.json" if out else None
     if pool is None and out is not None:
         pool = out / "teachers"
-    if path is not None and path.exists():
-        existing = read_distill(path)
-        check_compatible(existing, results)
-        results.add(existing)
-    for seed in seeds:
-        if seed in results.seeds_done:
-            continue
-        r = distill_seed(cfg, seed, teacher_counts, methods, device, progress, pool, engine)
-        results.add(r)
-        if path is not None:
-            write_results(path, results)
-        if on_seed is not None:
-            on_seed(r)
+    with FolderLock(out, f"--out {out}") if out is not None else contextlib.nullcontext():
+        if path is not None and path.exists():
+            existing = read_distill(path)
+            check_compatible(existing, results)
+            results.add(existing)
+        for seed in seeds:
+            if seed in results.seeds_done:
+                continue
+            r = distill_seed(cfg, seed, teacher_counts, methods, device, progress, pool, engine)
+            results.add(r)
+            if path is not None:
+                write_results(path, results)
+            if on_seed is not None:
+                on_seed(r)
     return results

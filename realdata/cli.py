@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from fkdapp.errors import ConfigError, user_errors
+from fkdapp.errors import ConfigError, OneLineGroup, user_errors
 from fkdapp.runtime import is_main
 from fkdapp.settings import read_json_object
 from realdata import distributed
@@ -34,7 +34,7 @@ from realdata.train import Progress, evaluate_checkpoint, run_training
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Train teachers and distil students on images with FKD and its baselines.
 

@@ -38,7 +38,11 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
     suffix), with a zoom on the second half (from 4 epochs on) and, where the runs logged it, the kernel distance
     between student and teachers on a fixed test batch; the legend gives each group's method, pair and number of
     seeds. Returns the groups drawn."""
-    groups, _ = collect(paths)
+    groups, unfinished = collect(paths)
+    if not groups:
+        more = f" and {len(unfinished) - 1} more" if len(unfinished) > 1 else ""
+        what = f" (unfinished: {unfinished[0]}{more})" if unfinished else ""
+        raise RunError(f"no finished run to plot{what}")
     curves = [curve(g) for g in groups]
     vals = [curve(g, "val_acc") if "val_acc" in g.metrics[0][0] else None for g in groups]
     kernels = [kernel_curve(g) for g in groups]

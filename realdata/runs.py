@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from fkdapp.errors import UserError
-from fkdapp.runtime import atomic_write, atomic_write_text
+from fkdapp.lock import LOCK_NAME
+from fkdapp.runtime import atomic_write, atomic_write_text, read_jsonl
 from fkdapp.stats import mean_ci
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
@@ -86,7 +87,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; any of them means the same to the user
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason[:200]}") from None
+        if "weights only load failed" in reason.lower():
+            reason = "not a plain torch checkpoint (its weights-only load failed)"
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason[:80]}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise CheckpointError(f"{path} is not a model checkpoint (expected a dict with a 'model' state dict)")
     bad = [k for k, v in ckpt["model"].items() if not isinstance(v, torch.Tensor)]
@@ -149,8 +152,8 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
     ckpt = read_checkpoint(path)
     recorded = ckpt.get("arch")
     if arch is None and recorded is None:
-        raise CheckpointError(f"checkpoint {path} does not record its architecture: name it with --teacher-arch NAME "
-                              f"(or --teacher {path}:NAME; for evaluate, --arch NAME)")
+        raise CheckpointError(f"checkpoint {path} does not record its architecture: add --teacher-arch NAME "
+                              "(evaluate: --arch NAME)")
     arch = arch or recorded
     if arch not in MODELS:
         raise CheckpointError(f"checkpoint {path}: unknown arch {arch!r}; choose one of: {', '.join(MODELS)}")
@@ -194,7 +197,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"--out {self.path} is a file, not a folder")
         if not self.is_run():
-            if self.path.is_dir() and any(self.path.iterdir()):
+            if self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
                 raise RunError(f"--out {self.path} is not empty and holds no run (no config.json); choose another "
                                f"--out")
             return False
@@ -236,23 +239,34 @@ class RunDir:
         atomic_write_text(self.environment_path, json.dumps(record, indent=2) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.is_file():
-            return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        """The metrics rows (a torn last line, from a write cut short, is dropped with a warning)."""
+        rows = read_jsonl(self.metrics_path)
+        bad = next((r for r in rows if not isinstance(r, dict) or not isinstance(r.get("epoch"), int)), None)
+        if bad is not None:
+            raise RunError(f"{self.metrics_path} holds a row without an epoch ({str(bad)[:60]}); remove that line")
+        return rows
 
     def append_metrics(self, row: dict[str, Any]) -> None:
-        """One epoch's metrics, appended to metrics.jsonl; metrics.csv (the same, flat, for other tools) rewritten."""
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        self._write_csv(self.read_metrics())
+        """One epoch's metrics added to metrics.jsonl, and metrics.csv (the same, flat, for other tools), each
+        rewritten atomically: a kill or a failing write leaves the previous files whole."""
+        self._write_metrics([*self.read_metrics(), row])
 
-    def truncate_metrics(self, epoch: int) -> None:
-        """Drop metrics of epochs after ``epoch`` (written by a run killed before its checkpoint)."""
+    def truncate_metrics(self, epoch: int, last_row: dict[str, Any] | None = None) -> None:
+        """Make the metrics agree with a checkpoint of ``epoch``: each epoch 1..``epoch`` once (the last row written
+        for it; epoch ``epoch``'s from ``last_row``, the copy the checkpoint keeps, where a torn line lost it), none
+        after (written by a run killed before its checkpoint), no torn line."""
         rows = self.read_metrics()
-        keep = [r for r in rows if r["epoch"] <= epoch]
-        if len(keep) != len(rows):
-            atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
-            self._write_csv(keep)
+        by_epoch = {r["epoch"]: r for r in rows if r["epoch"] <= epoch}
+        if epoch not in by_epoch and last_row is not None and last_row.get("epoch") == epoch:
+            by_epoch[epoch] = last_row
+        keep = [by_epoch[e] for e in sorted(by_epoch)]
+        text = "".join(json.dumps(r) + "\n" for r in keep)
+        if self.metrics_path.is_file() and text != self.metrics_path.read_text(errors="replace"):
+            self._write_metrics(keep)
+
+    def _write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        self._write_csv(rows)
 
     @property
     def csv_path(self) -> Path:

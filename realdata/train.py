@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from fkd import fkd_loss
 from fkdapp.errors import ConfigError, UserError
+from fkdapp.lock import FolderLock
 from fkdapp.progress import Progress, clock
 from fkdapp.runtime import environment, resolve_device
 from realdata import distributed
@@ -182,6 +183,7 @@ class Trainer:
         self.stop: _StopSignal | None = None
         #: where a stopped epoch stopped (see train_epoch); saved in last.pt
         self.partial: dict[str, Any] | None = None
+        self.last_row: dict[str, Any] | None = None  # the last finished epoch's metrics, kept in last.pt
         self.epoch = 0
         self.best_acc = -math.inf
         self.best_epoch = 0
@@ -323,7 +325,7 @@ class Trainer:
         return self.checkpoint(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                                rng=rng_state(self.generator), best_acc=self.best_acc, best_epoch=self.best_epoch,
                                config=self.config.to_dict(), heads=self.distiller.heads.state_dict(),
-                               partial=self.partial)
+                               partial=self.partial, metrics_row=self.last_row)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.student.load_state_dict(state["model"])
@@ -333,6 +335,7 @@ class Trainer:
         set_rng_state(state["rng"], self.generator)
         self.epoch, self.best_acc, self.best_epoch = state["epoch"], state["best_acc"], state["best_epoch"]
         self.partial = state.get("partial")  # an epoch stopped part-way (None: stopped between epochs)
+        self.last_row = state.get("metrics_row")  # the metrics of epoch ``self.epoch``, if a torn file lost them
 
 
 # ------------------------------------------------------------------------------------------------- one run
@@ -379,9 +382,16 @@ def run_training(
     Raises a one-line UserError (ConfigError, RunError, DataError, CheckpointError, NonFiniteLoss) on bad input.
     """
     device = distributed.setup(config.device)
-    main = distributed.is_main()
     teachers, config = load_teachers(config)
-    run = RunDir(out)
+    with FolderLock(out, f"--out {out}"):
+        return _run_locked(config, RunDir(out), device, teachers, resume, download, progress, on_epoch_end)
+
+
+def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers: list[LoadedModel], resume: bool,
+                download: bool, progress: Progress | None,
+                on_epoch_end: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    """run_training's body, with the run folder locked."""
+    main = distributed.is_main()
     resuming = run.check_start(config, resume)
     data, transfer = load_data_once(config, download, device)
     trainer = build_trainer(config, teachers, data, transfer, device)
@@ -428,7 +438,7 @@ def build_trainer(config: TrainConfig, teachers: list[LoadedModel], data: ImageD
 def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.device, resuming: bool) -> None:
     """Rank 0: drop metrics past the checkpoint being resumed, record the config and environment."""
     if resuming:
-        run.truncate_metrics(trainer.epoch)
+        run.truncate_metrics(trainer.epoch, trainer.last_row)
     run.start(config, {**environment(device), "world_size": trainer.world},
               resumed_at=trainer.epoch if resuming else None)
 
@@ -496,6 +506,7 @@ def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Prog
     if improved:
         trainer.best_acc, trainer.best_epoch = chosen, trainer.epoch
     row.update(**accs, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+    trainer.last_row = row
     run.append_metrics(row)
     if improved:
         atomic_save(trainer.checkpoint(**accs), run.best_path)

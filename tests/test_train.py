@@ -156,7 +156,7 @@ def test_checkpoint_errors_are_one_line(tmp_path):
     crd = save_teacher(tmp_path / "crd.pt", record_arch=False)
     with pytest.raises(CheckpointError, match=r"does not fit arch 'resnet14' \(the checkpoint says 'resnet8'\)"):
         load_model(ours, "resnet14")
-    with pytest.raises(CheckpointError, match="does not record its architecture: name it with --teacher-arch"):
+    with pytest.raises(CheckpointError, match="does not record its architecture: add --teacher-arch"):
         load_model(crd)
     with pytest.raises(CheckpointError, match=r"crd.pt does not fit arch 'resnet14': found \d+ missing entries"):
         load_model(crd, "resnet14")

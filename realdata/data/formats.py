@@ -116,7 +116,7 @@ def _load_cifar(key: str, data_dir: Path, download: bool) -> tuple[torch.Tensor,
         if all((data_dir / f).is_file() for f in needed):  # data_dir is the extracted folder itself
             folder = data_dir
         else:
-            _fetch_cifar(key, data_dir, download, missing=[f for f in needed if not (folder / f).is_file()])
+            _fetch_cifar(key, data_dir, download)
     num_classes = _STATS[key][2]
     train = [_read_cifar_pickle(folder / f, label_key, num_classes, key) for f in train_names]
     test_x, test_y = _read_cifar_pickle(folder / test_name, label_key, num_classes, key)
@@ -125,16 +125,13 @@ def _load_cifar(key: str, data_dir: Path, download: bool) -> tuple[torch.Tensor,
     return train_x, train_y, test_x, test_y
 
 
-def _fetch_cifar(key: str, data_dir: Path, download: bool, missing: list[str]) -> None:
+def _fetch_cifar(key: str, data_dir: Path, download: bool) -> None:
     """Make ``data_dir/<folder>`` complete: from the archive in ``data_dir`` if there, else by downloading it."""
     spec = ARCHIVES[key]
     archive = data_dir / spec["filename"]
     if not archive.is_file():
         if not download:
-            raise DataError(
-                f"{key}: {', '.join(missing)} not found in {data_dir / spec['folder']} (nor {archive} in {data_dir}); "
-                f"run with --download to fetch {spec['url']}, or put {spec['filename']} in {data_dir}"
-            )
+            raise DataError(f"{key} not found in {data_dir}; run with --download, or put {spec['url']} there")
         _download(spec["url"], archive, spec["md5"])
     else:
         _check_md5(archive, spec["md5"], hint=_redownload_hint(key))
@@ -219,11 +216,8 @@ def _load_fashion_mnist(data_dir: Path, download: bool) -> tuple[torch.Tensor, .
             break
     if found is None:
         if not download:
-            raise DataError(
-                f"fashion_mnist: {', '.join(s + '.gz' for s in stems)} not found in any of "
-                f"{', '.join(str(d) for d in dirs)}; run with --download, or `apt-get install dataset-fashion-mnist`, "
-                f"or fetch them from {_FMNIST_BASE}"
-            )
+            raise DataError(f"fashion_mnist not found in {data_dir} (nor {FASHION_MNIST_SYSTEM_DIR}); run with "
+                            "--download, or apt-get install dataset-fashion-mnist")
         target = data_dir / _FMNIST_SUBDIR
         found = {}
         for s in stems:
