@@ -8,6 +8,7 @@ from fkd.kernels import (
     normalized_kernel,
     unit_rows,
 )
+from fkd.module import FeatureTap, FKDLoss, FKDTerms, layer_names
 from fkd.objectives import (
     at_loss,
     attention_map,
@@ -25,6 +26,9 @@ from fkd.objectives import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "FKDLoss",
+    "FKDTerms",
+    "FeatureTap",
     "at_loss",
     "attention_map",
     "crd_loss",
@@ -35,6 +39,7 @@ __all__ = [
     "fkd_loss",
     "kd_loss",
     "kernel_distance",
+    "layer_names",
     "normalized_kernel",
     "pkt_loss",
     "rkd_loss",

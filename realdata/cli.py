@@ -58,6 +58,9 @@ def _common_options(f: Callable) -> Callable:
         click.option("--train-size", type=int, default=None,
                      help="Train on a class-balanced subset of this many training images, the same for every seed "
                           "[default: all]; the test set is always whole."),
+        click.option("--feature-layer", default=None, metavar="NAME",
+                     help="For a package.module:factory model: the layer whose output FKD and the other feature "
+                          "methods read, e.g. layer4 or avgpool [default: the input of its last nn.Linear]."),
         click.option("--train-part", default=None, metavar="I/N",
                      help="Train on the I-th of N disjoint class-balanced parts of the training images (teachers "
                           "that saw different data) [default: all]."),
@@ -173,7 +176,8 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
 
 
 @main.command()
-@click.option("--model", default=None, help=f"Architecture: {', '.join(MODELS)} (required, here or in --config).")
+@click.option("--model", default=None, help=f"Architecture: {', '.join(MODELS)}, or your own as package.module:factory "
+              "(called with num_classes) (required, here or in --config).")
 @_common_options
 def train(model: str | None, **opts: Any) -> None:
     """Train a network with cross-entropy alone (a teacher, or a student without distillation)."""
@@ -198,7 +202,8 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
                    "that does not record it (a published CRD checkpoint).")
 @click.option("--teacher-arch", "teacher_archs", multiple=True,
               help="Architecture of checkpoints that do not record it: once for all teachers, or once per teacher.")
-@click.option("--student", default=None, help=f"Student architecture: {', '.join(MODELS)} (required, here or in "
+@click.option("--student", default=None, help=f"Student architecture: {', '.join(MODELS)}, or package.module:factory "
+              "(required, here or in "
               "--config).")
 @click.option("--method", default=None, help=f"One of: {', '.join(METHODS)} [default: fkd].")
 @click.option("--lambda", "lambda_", type=float, default=None,

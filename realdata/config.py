@@ -24,7 +24,7 @@ from fkdapp.errors import ConfigError
 from fkdapp.settings import build, check_known, did_you_mean
 from realdata.data import DATASETS
 from realdata.methods import METHODS
-from realdata.models import MODELS
+from realdata.models import MODELS, is_spec, known
 
 BASE_EPOCHS = 240
 BASE_MILESTONES = (150, 180, 210)
@@ -77,6 +77,7 @@ class TrainConfig:
     transfer_size: int | None = None
     train_size: int | None = None
     train_part: str | None = None
+    feature_layer: str | None = None
     val_size: int | None = None
     epochs: int = BASE_EPOCHS
     batch_size: int = 64
@@ -98,8 +99,14 @@ class TrainConfig:
         def fix(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model {self.model!r}{_hint(self.model, MODELS)}")
+        if not _known_model(self.model):
+            raise ConfigError(f"unknown model {self.model!r}{_hint(self.model, MODELS)} (or package.module:factory)")
+        if self.feature_layer is not None:
+            if not isinstance(self.feature_layer, str) or not self.feature_layer:
+                raise ConfigError(f"feature_layer must be a layer name, got {self.feature_layer!r}")
+            if not is_spec(self.model):
+                raise ConfigError("--feature-layer applies to a package.module:factory model; zoo models read their "
+                                  "own")
         dataset = self.dataset.strip().lower().replace("-", "_")
         if dataset not in DATASETS:
             raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)}")
@@ -118,9 +125,13 @@ class TrainConfig:
         if len(archs) != len(self.teachers):
             raise ConfigError(f"{len(self.teachers)} teachers but {len(archs)} teacher archs")
         for arch in archs:
-            if arch is not None and arch not in MODELS:
-                raise ConfigError(f"unknown teacher arch {arch!r}; choose one of: {', '.join(MODELS)}")
+            if arch is not None and not _known_model(arch):
+                raise ConfigError(f"unknown teacher arch {arch!r}; a zoo name ({', '.join(list(MODELS)[:4])}, ...) "
+                                  "or package.module:factory")
         fix("teacher_archs", archs)
+        if method.USES_STAGES and any(is_spec(a) for a in (self.model, *(a for a in archs if a))):
+            raise ConfigError(f"method {self.method!r} compares the maps after every stage, which only the zoo's "
+                              "models give; pick another method")
         if method.NEEDS_TEACHER and not self.teachers:
             raise ConfigError(f"method {self.method!r} needs at least one --teacher checkpoint")
         if not method.NEEDS_TEACHER and self.teachers:
@@ -223,6 +234,14 @@ class TrainConfig:
     def with_updates(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied and validated again."""
         return dataclasses.replace(self, **changes)
+
+
+def _known_model(name: str) -> bool:
+    """A zoo name, or a package.module:factory that imports (else a one-line ConfigError saying why not)."""
+    try:
+        return known(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _hint(name: str, choices: Any) -> str:

@@ -38,7 +38,7 @@ from fkdapp.runtime import atomic_write, atomic_write_text, read_jsonl
 from fkdapp.stats import mean_ci
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
-from realdata.models import MODELS, build
+from realdata.models import build, known
 
 CHECKPOINT_FORMAT = 1
 
@@ -67,7 +67,8 @@ def model_checkpoint(model: nn.Module, arch: str, num_classes: int, in_channels:
     """A self-describing model checkpoint (plus ``extra`` entries)."""
     return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "arch": arch, "num_classes": num_classes,
             "in_channels": in_channels, "image_size": image_size, "dataset": dataset,
-            "unit_features": bool(getattr(model, "unit_features", False)), **extra}
+            "unit_features": bool(getattr(model, "unit_features", False)),
+            "feature_layer": getattr(model, "feature_layer", None), **extra}
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -155,14 +156,20 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
         raise CheckpointError(f"checkpoint {path} does not record its architecture: add --teacher-arch NAME "
                               "(evaluate: --arch NAME)")
     arch = arch or recorded
-    if arch not in MODELS:
-        raise CheckpointError(f"checkpoint {path}: unknown arch {arch!r}; choose one of: {', '.join(MODELS)}")
+    try:
+        if not known(arch):
+            raise CheckpointError(f"checkpoint {path}: unknown arch {arch!r}; a zoo name or package.module:factory")
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
     state = ckpt["model"]
     if isinstance(ckpt.get("num_classes"), int) and isinstance(ckpt.get("in_channels"), int):
         num_classes, in_channels = ckpt["num_classes"], ckpt["in_channels"]
     else:
         num_classes, in_channels = _infer_shape(arch, state)
-    model = build(arch, num_classes=num_classes, in_channels=in_channels)
+    try:
+        model = build(arch, num_classes=num_classes, in_channels=in_channels, feature_layer=ckpt.get("feature_layer"))
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
     check_state_dict(model, state, path, arch, recorded)
     model.load_state_dict(state, strict=True)
     model.unit_features = ckpt.get("unit_features") is True  # the head reads unit-length features (FKD's norm_head)

@@ -48,7 +48,7 @@ from realdata.data import (
     split_pool,
 )
 from realdata.methods import METHODS, Distiller, in_channels_of
-from realdata.models import build
+from realdata.models import ExternalModel, build
 from realdata.runs import (
     LoadedModel,
     RunDir,
@@ -424,13 +424,33 @@ def load_data_once(config: TrainConfig, download: bool, device: torch.device) ->
     return loaded
 
 
+def check_runs_on(model: nn.Module, name: str, data: ImageData) -> None:
+    """One line where ``model`` cannot take two of ``data``'s images (a user's model built for other shapes), or
+    its feature layer does not run."""
+    if not isinstance(model, ExternalModel):
+        return
+    x = data.train_x[:2].float()
+    try:
+        with torch.no_grad():
+            model.eval().forward_features(x)
+    except Exception as e:  # the user's model may fail in any way
+        shape = "x".join(map(str, x.shape[1:]))
+        raise RunError(f"model {name!r} does not run on {shape} images: {type(e).__name__}: {str(e)[:80]}") from None
+    model.train()
+
+
 def build_trainer(config: TrainConfig, teachers: list[LoadedModel], data: ImageData, transfer: ImageData | None,
                   device: torch.device) -> Trainer:
     """The student (seeded), its method around the frozen teachers, and the trainer."""
     method = METHODS[config.method]
     check_teachers(method, teachers, data)
     torch.manual_seed(config.seed)
-    student = build(config.model, num_classes=data.num_classes, in_channels=data.in_channels)
+    try:
+        student = build(config.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                        feature_layer=config.feature_layer)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    check_runs_on(student, config.model, data)
     distiller = method(student, [t.model for t in teachers], **config.params)
     return Trainer(config, distiller, data, transfer, device)
 

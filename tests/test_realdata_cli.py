@@ -317,3 +317,37 @@ def test_teachers_on_parts_and_a_student_with_unlabelled_images_and_fkd_recipe_c
         one_line_error(cli("train", "--model", "resnet8", *bad, *common(data_dir, tmp_path / "x")), match)
     one_line_error(cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", "--transfer-size", "5",
                        *common(data_dir, tmp_path / "y")), "--transfer-size takes unlabelled images")
+
+
+def test_a_users_own_architecture_trains_resumes_evaluates_and_teaches(tmp_path, data_dir):
+    teacher = tmp_path / "teacher"
+    r = cli("train", "--model", "user_models:small_cnn", *common(data_dir, teacher, epochs=2))
+    assert r.exit_code == 0, r.output
+    config = TrainConfig.load(teacher / "config.json")
+    assert config.model == "user_models:small_cnn" and read_checkpoint(teacher / "last.pt")["arch"] == config.model
+    r = cli("evaluate", teacher / "last.pt", "--data-dir", data_dir, "--device", "cpu", "--json", tmp_path / "e.json")
+    last = json.loads((teacher / "metrics.jsonl").read_text().splitlines()[-1])
+    assert r.exit_code == 0 and json.loads((tmp_path / "e.json").read_text())["test_acc"] == last["test_acc"]
+    # a zoo student learns from it (its features: the input of its last nn.Linear), and a user's student with
+    # --feature-layer from a zoo teacher, killed after epoch 1 and resumed
+    r = cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", *common(data_dir, tmp_path / "s1"))
+    assert r.exit_code == 0, r.output
+    student = tmp_path / "s2"
+    args = ("distill", "--teacher", tmp_path / "s1" / "last.pt", "--student", "user_models:small_cnn",
+            "--feature-layer", "body.relu", "--method", "fkd", *common(data_dir, student, epochs=2))
+    train_until_killed(TrainConfig(model="user_models:small_cnn", dataset="cifar10", method="fkd",
+                                   feature_layer="body.relu", teachers=(str(tmp_path / "s1" / "last.pt"),), epochs=2,
+                                   batch_size=16, device="cpu", data_dir=str(data_dir)), student)
+    assert cli("resume", student, "--no-progress").exit_code == 0
+    assert read_checkpoint(student / "last.pt")["feature_layer"] == "body.relu"
+    assert cli(*args, "--out", tmp_path / "s3").exit_code == 0  # the same from the command line
+    for bad, says in ((["--model", "user_models:nothing"], "user_models has no 'nothing'"),
+                      (["--model", "no_such_module:f"], "cannot import no_such_module"),
+                      (["--model", "user_models:NOT_CALLABLE"], "NOT_CALLABLE is not callable"),
+                      (["--model", "user_models:broken"], "did not build with num_classes=10"),
+                      (["--model", "user_models:grey_cnn"], "does not run on 3x32x32 images"),
+                      (["--model", "user_models:small_cnn", "--feature-layer", "body.relu2"], "closest: body.relu"),
+                      (["--model", "resnet8", "--feature-layer", "layer1"], "--feature-layer applies to")):
+        one_line_error(cli("train", *bad, *common(data_dir, tmp_path / "x")), says)
+    one_line_error(cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", "--method", "at",
+                       *common(data_dir, tmp_path / "y")), "compares the maps after every stage")

@@ -152,3 +152,12 @@ def test_remake_script(tmp_path):
     table = (tmp_path / "r.md").read_text()
     assert "| fkd | 1 |" in table and "| kd:kd_weight=1 | 1 |" in table
     assert json.loads((tmp_path / "r_results.json").read_text())["seeds_done"] == old.seeds_done
+
+
+def test_the_fkd_in_your_loop_example(tmp_path):
+    from tiny_images import write_fashion_mnist
+
+    data = write_fashion_mnist(tmp_path / "data", n_train=40, n_test=16)
+    out = run(["examples/fkd_in_your_loop.py", "--data-dir", str(data), "--train-size", "20", "--steps", "3",
+               "--batch", "8"]).stdout
+    assert "teacher: " in out and "student alone: " in out and "student with FKD: " in out, out

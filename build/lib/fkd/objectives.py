@@ -1,0 +1,277 @@
+"""Distillation objectives on (..., B, D) features or (..., B, C) logits, as pure functions.
+
+Every objective reduces the last two dims (samples, features) and keeps any leading dims, so a population of
+M students is one call. Teacher tensors are used as given: freezing the teacher is the caller's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from fkd._checks import check_features, check_same_batch, upcast
+from fkd.kernels import DEFAULT_EPS, factored_kernel_distance, feature_kernel, kernel_distance, unit_rows
+
+Features = torch.Tensor | Sequence[torch.Tensor]
+ENSEMBLE_MODES = ("mean", "concat")
+
+
+def _as_list(h: Features, name: str) -> list[torch.Tensor]:
+    hs = [h] if isinstance(h, torch.Tensor) else list(h)
+    if not hs:
+        raise ValueError(f"{name} is an empty sequence: give at least one teacher tensor")
+    for i, t in enumerate(hs):
+        check_features(t, f"{name}[{i}]" if len(hs) > 1 else name)
+        check_same_batch(hs[0], t, (f"{name}[0]", f"{name}[{i}]"))
+    return hs
+
+
+def teacher_factor(
+    h_t: Features, normalize: bool = True, ensemble: str = "mean", eps: float = DEFAULT_EPS
+) -> torch.Tensor:
+    """Features F (..., B, D_F) whose kernel F F^T is the target kernel of one teacher or an ensemble.
+
+    ``ensemble="mean"``: the mean of the teachers' (normalised) kernels, F = [u_1, ..., u_E] / sqrt(E) with u_e the
+    unit rows (or raw features) of teacher e. ``ensemble="concat"``: the kernel of the concatenated features, each
+    teacher's block first divided by its root-mean-square row norm over the batch, so every teacher weighs the same
+    on average while a sample with stronger features in one teacher leans on that teacher.
+    """
+    hs = _as_list(h_t, "h_t")
+    if ensemble not in ENSEMBLE_MODES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLE_MODES}, got {ensemble!r}")
+    if ensemble == "concat" and len(hs) > 1:
+        blocks = [upcast(h) * torch.rsqrt((upcast(h) ** 2).sum(-1).mean(-1)[..., None, None] + eps**2) for h in hs]
+        cat = torch.cat(blocks, dim=-1)
+        return unit_rows(cat, eps) if normalize else cat
+    parts = [unit_rows(h, eps) if normalize else upcast(h) for h in hs]
+    return torch.cat(parts, dim=-1) / len(parts) ** 0.5 if len(parts) > 1 else parts[0]
+
+
+def teacher_kernel(
+    h_t: Features, normalize: bool = True, ensemble: str = "mean", eps: float = DEFAULT_EPS
+) -> torch.Tensor:
+    """The target kernel of one teacher or an ensemble (see ``teacher_factor``).  E x (..., B, D_e) -> (..., B, B).
+
+    With ``normalize`` the diagonal is 1, as for ``normalized_kernel``.
+    """
+    f = teacher_factor(h_t, normalize, ensemble, eps)
+    k = feature_kernel(f)
+    if not normalize:
+        return k
+    eye = torch.eye(k.shape[-1], dtype=torch.bool, device=k.device)
+    return torch.where(eye, torch.ones((), dtype=k.dtype, device=k.device), k)
+
+
+def fkd_loss(
+    h_s: torch.Tensor,
+    h_t: Features,
+    normalize: bool = True,
+    ensemble: str = "mean",
+    eps: float = DEFAULT_EPS,
+) -> torch.Tensor:
+    """Feature-kernel distance between student and teacher(s).  (..., B, D_s), E x (..., B, D_e) -> (...).
+
+    ``normalize=True``: off-diagonal mean squared difference of the cosine-normalised kernels (the method).
+    ``normalize=False``: the raw-kernel ablation, mean over all B^2 entries, diagonal included.
+    Computed in feature space when that is cheaper (B > D_s + D_t), as B x B kernels otherwise: same value.
+    """
+    check_features(h_s, "h_s")
+    hs = _as_list(h_t, "h_t")
+    check_same_batch(h_s, hs[0], ("h_s", "h_t"))
+    f_t = teacher_factor(hs, normalize, ensemble, eps)
+    f_s = unit_rows(h_s, eps) if normalize else upcast(h_s)
+    if f_s.shape[-2] > f_s.shape[-1] + f_t.shape[-1]:
+        return factored_kernel_distance(f_s, f_t, include_diagonal=not normalize)
+    return kernel_distance(feature_kernel(f_s), feature_kernel(f_t), include_diagonal=not normalize)
+
+
+def _teacher_logits(logits_s: torch.Tensor, logits_t: Features, temperature: float) -> torch.Tensor:
+    """The (mean) teacher logits (..., B, C), after checking the temperature and the shapes against the student's."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_features(logits_s, "logits_s")
+    ts = _as_list(logits_t, "logits_t")
+    for t in ts:
+        if t.shape[-1] != logits_s.shape[-1]:
+            raise ValueError(f"student and teacher logits need the same classes, got {tuple(logits_s.shape)} "
+                             f"and {tuple(t.shape)}")
+        check_same_batch(logits_s, t, ("logits_s", "logits_t"))
+    return torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])
+
+
+def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0) -> torch.Tensor:
+    """Hinton KD: T^2 KL(p_t || p_s) of the softened outputs, summed over classes and averaged over the batch.
+
+    (..., B, C), E x (..., B, C) -> (...). An ensemble of teachers is the mean of their logits.
+    """
+    lt = _teacher_logits(logits_s, logits_t, temperature)
+    log_ps = F.log_softmax(upcast(logits_s) / temperature, dim=-1)
+    log_pt = F.log_softmax(lt / temperature, dim=-1)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
+    return kl.mean(-1) * temperature**2
+
+
+def dkd_loss(
+    logits_s: torch.Tensor,
+    logits_t: Features,
+    labels: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    temperature: float = 4.0,
+) -> torch.Tensor:
+    """Decoupled KD (Zhao et al., CVPR 2022): alpha TCKD + beta NCKD, each T^2-scaled and averaged over the batch.
+
+    (..., B, C) logits, E x (..., B, C) teacher logits (an ensemble: their mean), labels (B,) -> (...).
+    TCKD is the KL divergence between the binary distributions (target class, all others) of teacher and student;
+    NCKD the KL divergence between their distributions over the non-target classes (softmax with the target class
+    masked out by subtracting 1000 from its logit, as in the authors' code).
+    """
+    lt = _teacher_logits(logits_s, logits_t, temperature) / temperature
+    if labels.shape != logits_s.shape[-2:-1]:
+        raise ValueError(f"labels must have shape ({logits_s.shape[-2]},), got {tuple(labels.shape)}")
+    ls = upcast(logits_s) / temperature
+    gt = F.one_hot(labels, ls.shape[-1]).to(torch.bool).expand_as(ls)
+    p_s, p_t = ls.softmax(-1), lt.softmax(-1)
+
+    def binary(p: torch.Tensor) -> torch.Tensor:
+        target = (p * gt).sum(-1, keepdim=True)
+        return torch.cat([target, (p * ~gt).sum(-1, keepdim=True)], -1)
+
+    b_s, b_t = binary(p_s), binary(p_t)
+    tckd = (b_t * (b_t.log() - b_s.log())).sum(-1).mean(-1)
+    log_q_s = (ls - 1000.0 * gt).log_softmax(-1)
+    q_t = (lt - 1000.0 * gt).softmax(-1)
+    nckd = (q_t * (torch.log(q_t.clamp_min(1e-30)) - log_q_s)).sum(-1).mean(-1)
+    return (alpha * tckd + beta * nckd) * temperature**2
+
+
+def attention_map(fmap: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """(..., C, H, W) -> (..., H W): the channel mean of |f|^p, flattened, L2-normalised per sample."""
+    return F.normalize(upcast(fmap).abs().pow(p).mean(-3).flatten(-2), dim=-1)
+
+
+def at_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Attention transfer (Zagoruyko & Komodakis) for one stage: the mean squared difference of the attention maps.
+
+    (..., B, C_s, H_s, W_s), (..., B, C_t, H_t, W_t) -> (...): channel counts may differ; the larger map is
+    average-pooled to the smaller's size first (RepDistiller's code pools in the same way).
+    """
+    if fmap_s.shape[:-3] != fmap_t.shape[:-3]:
+        raise ValueError(f"student and teacher maps need the same batch, got {tuple(fmap_s.shape)} and "
+                         f"{tuple(fmap_t.shape)}")
+    hs, ht = fmap_s.shape[-1], fmap_t.shape[-1]
+
+    def pooled(f: torch.Tensor, size: int) -> torch.Tensor:
+        if f.shape[-1] == size:
+            return f
+        flat = f.reshape(-1, *f.shape[-3:])
+        return F.adaptive_avg_pool2d(flat, size).reshape(*f.shape[:-2], size, size)
+
+    a_s, a_t = attention_map(pooled(fmap_s, min(hs, ht)), p), attention_map(pooled(fmap_t, min(hs, ht)), p)
+    return (a_s - a_t).square().mean((-2, -1))
+
+
+def _pair(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    check_features(f_s, "f_s")
+    check_features(f_t, "f_t")
+    check_same_batch(f_s, f_t, ("f_s", "f_t"))
+    return upcast(f_s), upcast(f_t)
+
+
+def sp_loss(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    """Similarity-Preserving KD (Tung & Mori): ||row-normalised G_s - row-normalised G_t||_F^2 / B^2.
+
+    (..., B, D_s), (..., B, D_t) -> (...); G = F F^T; flatten feature maps to (B, C*H*W) first.
+    """
+    f_s, f_t = _pair(f_s, f_t)
+    b = f_s.shape[-2]
+    g_s = F.normalize(f_s @ f_s.transpose(-1, -2), dim=-1)
+    g_t = F.normalize(f_t @ f_t.transpose(-1, -2), dim=-1)
+    return (g_s - g_t).square().sum((-2, -1)) / (b * b)
+
+
+def pkt_loss(f_s: torch.Tensor, f_t: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Probabilistic Knowledge Transfer (Passalis & Tefas), as in the CRD code.  -> (...).
+
+    Cosine kernels mapped to [0, 1], rows normalised to probabilities, then the mean over all B^2 entries of
+    p_t log((p_t + eps) / (p_s + eps)).
+    """
+    f_s, f_t = _pair(f_s, f_t)
+
+    def probs(f: torch.Tensor) -> torch.Tensor:
+        f = f / (f.norm(dim=-1, keepdim=True) + eps)
+        sim = (f @ f.transpose(-1, -2) + 1.0) / 2.0
+        return sim / sim.sum(-1, keepdim=True)
+
+    p_s, p_t = probs(f_s), probs(f_t)
+    return (p_t * torch.log((p_t + eps) / (p_s + eps))).mean((-2, -1))
+
+
+def _pairwise_distance(f: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Euclidean distances (..., B, B) with a zero diagonal, as RKD's pdist."""
+    sq = (f * f).sum(-1)
+    d2 = (sq[..., :, None] + sq[..., None, :] - 2 * f @ f.transpose(-1, -2)).clamp_min(eps)
+    eye = torch.eye(f.shape[-2], dtype=torch.bool, device=f.device)
+    return torch.where(eye, torch.zeros((), dtype=f.dtype, device=f.device), d2.sqrt())
+
+
+def _angles(f: torch.Tensor) -> torch.Tensor:
+    """cos of the angle at anchor i between x_j and x_k: (..., B, B, B) indexed [i, j, k]."""
+    diff = F.normalize(f[..., None, :, :] - f[..., :, None, :], p=2, dim=-1)
+    return diff @ diff.transpose(-1, -2)
+
+
+def rkd_loss(f_s: torch.Tensor, f_t: torch.Tensor, w_d: float = 25.0, w_a: float = 50.0) -> torch.Tensor:
+    """Relational KD (Park et al.): w_d * Huber(distances / their mean) + w_a * Huber(angles).  -> (...).
+
+    Distances are divided by their mean over the B(B-1) off-diagonal pairs; Huber is smooth L1 with beta 1,
+    averaged over all entries, as in the authors' code.
+    """
+    f_s, f_t = _pair(f_s, f_t)
+    b = f_s.shape[-2]
+
+    def scaled(f: torch.Tensor) -> torch.Tensor:
+        d = _pairwise_distance(f)
+        return d / (d.sum((-2, -1), keepdim=True) / (b * (b - 1)))
+
+    def huber(a: torch.Tensor, c: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        return F.smooth_l1_loss(a, c, reduction="none").mean(dims)
+
+    zero = f_s.new_zeros(f_s.shape[:-2])
+    loss_d = huber(scaled(f_s), scaled(f_t), (-2, -1)) if w_d else zero
+    loss_a = huber(_angles(f_s), _angles(f_t), (-3, -2, -1)) if w_a else zero  # (..., B, B, B): skipped when unused
+    return w_d * loss_d + w_a * loss_a
+
+
+def crd_loss(
+    scores_s: torch.Tensor,
+    scores_t: torch.Tensor,
+    z_s: float,
+    z_t: float,
+    n_data: int,
+    temperature: float = 0.07,
+    eps: float = 1e-7,
+) -> torch.Tensor:
+    """Contrastive representation distillation (Tian et al., ICLR 2020): the two-sided NCE loss.  -> ().
+
+    ``scores_s`` (B, K+1): the inner products of the student's L2-normalised embedding of each sample with the
+    teacher's memory rows at the sample's own index (first) and at its K negatives; ``scores_t`` the teacher's
+    embedding against the student's memory at the same indices. Each side's probabilities are
+    p = exp(score / T) / z (z_s, z_t: the normalisation constants), its NCE loss with the uniform noise
+    distribution 1 / n_data is -(log p_0 / (p_0 + K / n_data) + sum_j log (K / n_data) / (p_j + K / n_data)),
+    averaged over the batch, and the loss is the sum of the two sides.
+    """
+    if scores_s.ndim != 2 or scores_s.shape != scores_t.shape or scores_s.shape[1] < 2:
+        raise ValueError(f"crd_loss needs two (B, K+1) score tensors with K >= 1, got {tuple(scores_s.shape)} and "
+                         f"{tuple(scores_t.shape)}")
+    noise = (scores_s.shape[1] - 1) / n_data
+
+    def nce(scores: torch.Tensor, z: float) -> torch.Tensor:
+        p = torch.exp(upcast(scores) / temperature) / z
+        pos = torch.log(p[:, 0] / (p[:, 0] + noise + eps))
+        neg = torch.log(noise / (p[:, 1:] + noise + eps))
+        return -(pos.sum() + neg.sum()) / p.shape[0]
+
+    return nce(scores_s, z_s) + nce(scores_t, z_t)

@@ -1,0 +1,117 @@
+"""Config dataclasses from JSON files and ``--set KEY=VALUE`` overrides, with type checks and did-you-mean.
+
+Both packages keep every setting in one frozen dataclass that validates its ranges in ``__post_init__``; this module
+does what comes before that, the same way for both: reading a JSON object, parsing overrides, refusing unknown keys
+(with the closest known one suggested) and values of the wrong type (worded as types: "must be an integer").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fkdapp.errors import ConfigError
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_known(keys: Iterable[str], known: Iterable[str], what: str = "config key") -> None:
+    """A ConfigError for the first key not in ``known``, with a suggestion."""
+    known = list(known)
+    for key in keys:
+        if key not in known:
+            names = ", ".join(sorted(known))
+            hint = did_you_mean(key, known) or (f"; known: {names}" if len(names) <= 100 else
+                                                f"; {len(known)} known, e.g. {names[:60].rsplit(', ', 1)[0]}, ...")
+            raise ConfigError(f"unknown {what} {key!r}{hint}")
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["k=20", "mu=0.1"]`` -> ``{"k": 20, "mu": 0.1}``: values parsed as JSON, else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def read_json_object(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A JSON object from ``path``; a missing, unreadable or non-object file is a one-line ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} {p} not found" + (" (it is a folder)" if p.is_dir() else ""))
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{what} {p} is not valid JSON ({e}); fix or regenerate it") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {p} must hold a JSON object of config fields")
+    return data
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# annotation head -> (check, words)
+_TYPES = {
+    "int": (_is_int, "an integer"),
+    "float": (_is_number, "a finite number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "tuple": (lambda v: isinstance(v, (list, tuple)), "a list"),
+    "dict": (lambda v: isinstance(v, dict), "a JSON object"),
+}
+
+
+def type_error(name: str, value: Any, annotation: str) -> str | None:
+    """The message for ``value`` not matching a dataclass field's (string) annotation, or None when it matches."""
+    options = [a.strip() for a in annotation.split("|")]
+    if "None" in options and value is None:
+        return None
+    words = []
+    for head in (o.split("[")[0] for o in options if o != "None"):
+        check, word = _TYPES.get(head, (lambda v: True, head))
+        if check(value):
+            return None
+        words.append(word)
+    if "None" in options:
+        words.append("null")
+    return f"config value {name}={value!r} must be {' or '.join(words)}"
+
+
+def check_types(cls: type, data: dict[str, Any]) -> None:
+    """ConfigError for the first value of ``data`` whose type does not match ``cls``'s field annotation."""
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        message = type_error(name, value, annotations[name]) if name in annotations else None
+        if message:
+            raise ConfigError(message)
+
+
+def build(cls: type, data: dict[str, Any]) -> Any:
+    """``cls(**data)`` after the key and type checks; a missing required field is a one-line ConfigError."""
+    check_known(data, [f.name for f in dataclasses.fields(cls)])
+    check_types(cls, data)
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise ConfigError(f"incomplete config: {e}") from None

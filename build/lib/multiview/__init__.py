@@ -1,0 +1,1 @@
+"""multiview: Allen-Zhu & Li's multi-view data and two-layer networks, simulated, with Feature Kernel Distillation."""

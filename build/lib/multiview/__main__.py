@@ -1,0 +1,3 @@
+from multiview.cli import main
+
+main()

@@ -1,0 +1,122 @@
+"""The multi-view data distribution (Allen-Zhu & Li), generated as tensors, deterministically from a seed.
+
+Shapes: inputs (N, P, d) (P patches in R^d), labels (N,), single-view flag (N,), view shown (N,) with values
+0 or 1 for single-view samples and -1 for multi-view ones. Feature f = 2 j + l is view l of class j.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from multiview.config import Config
+
+CHUNK = 4096  # samples generated at once: memory stays bounded for large N
+
+
+def derive_seed(seed: int, *stream: int) -> int:
+    """An independent 63-bit seed for a named stream of the experiment seed (data, teacher e, student, ...)."""
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A set of samples: x (N, P, d), y (N,), single (N,) bool, view (N,) long (-1 when both views show)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    single: torch.Tensor
+    view: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def to(self, device: torch.device | str) -> Samples:
+        return Samples(*(t.to(device) for t in (self.x, self.y, self.single, self.view)))
+
+
+@dataclass(frozen=True)
+class MultiViewData:
+    """Features V (2k, d), orthonormal rows; a training set and single- and multi-view test sets."""
+
+    features: torch.Tensor
+    train: Samples
+    test_multi: Samples
+    test_single: Samples
+
+
+def make_features(cfg: Config, generator: torch.Generator) -> torch.Tensor:
+    """2k orthonormal feature vectors in a random basis of R^d.  -> (2k, d)."""
+    q, r = torch.linalg.qr(torch.randn(cfg.d, cfg.n_features, generator=generator, dtype=torch.float64))
+    return (q * torch.sign(torch.diagonal(r))).T.contiguous().float()
+
+
+def _uniform(lo_hi: tuple[float, float], shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
+    lo, hi = lo_hi
+    return lo + (hi - lo) * torch.rand(shape, generator=g)
+
+
+def _coefficients(
+    cfg: Config, y: torch.Tensor, single: torch.Tensor, view: torch.Tensor, g: torch.Generator
+) -> torch.Tensor:
+    """Feature coefficients per patch, (n, P, 2k): views of the label class and other-class features placed."""
+    n, k, P, C = y.shape[0], cfg.k, cfg.P, cfg.C_p
+    rows = torch.arange(n)
+    coef = torch.zeros(n, P, 2 * k)
+    slots = torch.argsort(torch.rand(n, P, generator=g), dim=1)  # slot s of sample i is patch slots[i, s]
+    # the two views of the label class: view l on slots [l C_p, (l+1) C_p), total coefficient split evenly
+    total = _uniform(cfg.view_coef, (n, 2), g)
+    present = torch.stack([view != 1, view != 0], dim=1) | ~single[:, None]  # (n, 2): which views show fully
+    total = torch.where(present, total, torch.full_like(total, cfg.rho))
+    for l in range(2):
+        patches = slots[:, l * C : (l + 1) * C]  # (n, C)
+        coef[rows[:, None], patches, (2 * y + l)[:, None]] = (total[:, l] / C)[:, None]
+    # other-class features: each present with probability s/k, one patch each, on the free slots in random order
+    feat_class = torch.arange(2 * k) // 2
+    own = feat_class[None, :] == y[:, None]
+    shows = (torch.rand(n, 2 * k, generator=g) < cfg.s / k) & ~own
+    keys = torch.where(shows, torch.rand(n, 2 * k, generator=g), torch.full((n, 2 * k), 2.0))
+    rank = torch.argsort(torch.argsort(keys, dim=1), dim=1)  # 0.. for present features, in random order
+    placed = shows & (rank < P - 2 * C)
+    slot = (2 * C + rank).clamp(max=P - 1)
+    patch = slots.gather(1, slot)  # (n, 2k)
+    value = torch.where(
+        single[:, None], _uniform(cfg.other_coef_single, (n, 2 * k), g), _uniform(cfg.other_coef_multi, (n, 2 * k), g)
+    )
+    feats = torch.arange(2 * k).expand(n, -1)
+    coef[rows[:, None].expand(-1, 2 * k)[placed], patch[placed], feats[placed]] = value[placed]
+    if cfg.gamma > 0:  # feature noise: alpha v' on every patch, alpha ~ U[0, gamma]
+        coef += cfg.gamma * torch.rand(n, P, 2 * k, generator=g)
+    return coef
+
+
+def _draw(cfg: Config, features: torch.Tensor, n: int, mu: float, g: torch.Generator) -> Samples:
+    y = torch.randint(cfg.k, (n,), generator=g)
+    single = torch.rand(n, generator=g) < mu
+    view = torch.where(single, torch.randint(2, (n,), generator=g), torch.full((n,), -1))
+    x = _coefficients(cfg, y, single, view, g) @ features
+    noise = cfg.sigma_p * torch.randn(n, cfg.P, cfg.d, generator=g)
+    if cfg.noise_off_features:
+        noise -= (noise @ features.T) @ features
+    return Samples(x + noise, y, single, view)
+
+
+def draw_samples(cfg: Config, features: torch.Tensor, n: int, mu: float, g: torch.Generator) -> Samples:
+    """n samples, a fraction mu of them single-view, generated in chunks of CHUNK on the CPU."""
+    parts = [_draw(cfg, features, min(CHUNK, n - i), mu, g) for i in range(0, n, CHUNK)]
+    return Samples(*(torch.cat(t) for t in zip(*((p.x, p.y, p.single, p.view) for p in parts), strict=True)))
+
+
+def make_data(cfg: Config, seed: int, device: torch.device | str = "cpu") -> MultiViewData:
+    """Features, a training set (fraction cfg.mu single-view) and two test sets, all on ``device``.
+
+    Drawn on the CPU from ``seed`` so that every device gets the same numbers.
+    """
+    g = torch.Generator().manual_seed(derive_seed(seed, 0))
+    features = make_features(cfg, g)
+    train = draw_samples(cfg, features, cfg.n_train, cfg.mu, g)
+    test_multi = draw_samples(cfg, features, cfg.n_test, 0.0, g)
+    test_single = draw_samples(cfg, features, cfg.n_test, 1.0, g)
+    return MultiViewData(features.to(device), train.to(device), test_multi.to(device), test_single.to(device))

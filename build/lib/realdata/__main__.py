@@ -1,0 +1,3 @@
+from realdata.cli import main
+
+main()

@@ -1,0 +1,267 @@
+"""The configuration of one training run (a teacher or a student): one validated dataclass, to and from JSON.
+
+Every default of the standard CIFAR-100 recipe (CRD benchmark, reused by FKD) lives here:
+SGD with momentum 0.9, weight decay 5e-4, batch 64, lr 0.05 (0.01 for MobileNetV2 / ShuffleV1 / ShuffleV2), 240
+epochs, lr x0.1 after epochs 150, 180 and 210.
+
+Milestones follow the length of training: unless given explicitly, milestone_i = round(m_i * epochs / 240) for
+m = (150, 180, 210) (rounding half up), keeping only the distinct values in 1..epochs-1. So 240 epochs give
+150/180/210, 24 epochs give 15/18/21, 2 epochs give 1, and 1 epoch gives none. Explicit ``milestones`` are used
+as given (each must lie in 1..epochs-1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fkdapp.errors import ConfigError
+from fkdapp.settings import build, check_known, did_you_mean
+from realdata.data import DATASETS
+from realdata.methods import METHODS
+from realdata.models import MODELS, is_spec, known
+
+BASE_EPOCHS = 240
+BASE_MILESTONES = (150, 180, 210)
+DEFAULT_LR = 0.05
+#: Students trained with lr 0.01 in the standard recipe.
+SMALL_LR_MODELS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
+SMALL_LR = 0.01
+
+#: Fields that may change between a run and its resumption (where and how it runs, not what it computes).
+RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard")
+
+
+def scale_milestones(epochs: int) -> tuple[int, ...]:
+    """The standard milestones (150, 180, 210 of 240) scaled to ``epochs`` (see the module docstring)."""
+    scaled = (math.floor(m * epochs / BASE_EPOCHS + 0.5) for m in BASE_MILESTONES)
+    return tuple(sorted({m for m in scaled if 1 <= m < epochs}))
+
+
+def default_lr(model: str) -> float:
+    """The recipe's learning rate for a student ``model``."""
+    return SMALL_LR if model in SMALL_LR_MODELS else DEFAULT_LR
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run: the student (or teacher) ``model`` trained on ``dataset`` with ``method``.
+
+    ``train_size`` (None: all) trains on a class-balanced subset of that many training images, the same subset for
+    every seed (:func:`realdata.data.balanced_subset` with seed 0); the test set is always whole. ``val_size`` (None:
+    none) holds out that many class-balanced training images outside the training subset as a validation split
+    (:func:`realdata.data.train_val_split`, the same for every seed), evaluated every epoch (``val_acc``); best.pt is
+    then chosen by validation accuracy, never by the test set. ``train_part`` ("i/n", instead of ``train_size``)
+    trains on the i-th of n disjoint class-balanced parts of the training pool (teachers that saw different data).
+    ``transfer_size`` (with ``train_size``) computes the distillation terms also on that many unlabelled training
+    images outside the training subset and the validation split (:func:`realdata.data.split_pool`).
+
+    ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
+    on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
+    architectures (None where still to be read from the checkpoint: :func:`realdata.runs.load_teachers` fills
+    them in).
+    """
+
+    model: str
+    dataset: str
+    method: str = "ce"
+    teachers: tuple[str, ...] = ()
+    teacher_archs: tuple[str | None, ...] = ()
+    params: dict[str, float] = field(default_factory=dict)
+    transfer_data: str | None = None
+    transfer_size: int | None = None
+    train_size: int | None = None
+    train_part: str | None = None
+    feature_layer: str | None = None
+    val_size: int | None = None
+    epochs: int = BASE_EPOCHS
+    batch_size: int = 64
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[int, ...] | None = None
+    lr_decay: float = 0.1
+    seed: int = 0
+    amp: bool = True
+    channels_last: bool = True
+    data_dir: str = "data"
+    device: str = "auto"
+    compile: bool = False
+    eval_batch_size: int = 1000
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        def fix(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if not _known_model(self.model):
+            raise ConfigError(f"unknown model {self.model!r}{_hint(self.model, MODELS)} (or package.module:factory)")
+        if self.feature_layer is not None:
+            if not isinstance(self.feature_layer, str) or not self.feature_layer:
+                raise ConfigError(f"feature_layer must be a layer name, got {self.feature_layer!r}")
+            if not is_spec(self.model):
+                raise ConfigError("--feature-layer applies to a package.module:factory model; zoo models read their "
+                                  "own")
+        dataset = self.dataset.strip().lower().replace("-", "_")
+        if dataset not in DATASETS:
+            raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)}")
+        fix("dataset", dataset)
+        if self.transfer_data is not None:
+            transfer = self.transfer_data.strip().lower().replace("-", "_")
+            if transfer not in DATASETS:
+                raise ConfigError(f"unknown transfer data set {self.transfer_data!r}; choose one of: "
+                                  f"{', '.join(DATASETS)}")
+            fix("transfer_data", transfer)
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}{_hint(self.method, METHODS)}")
+        method = METHODS[self.method]
+        fix("teachers", tuple(os.path.abspath(t) for t in self.teachers))
+        archs = tuple(self.teacher_archs) or (None,) * len(self.teachers)
+        if len(archs) != len(self.teachers):
+            raise ConfigError(f"{len(self.teachers)} teachers but {len(archs)} teacher archs")
+        for arch in archs:
+            if arch is not None and not _known_model(arch):
+                raise ConfigError(f"unknown teacher arch {arch!r}; a zoo name ({', '.join(list(MODELS)[:4])}, ...) "
+                                  "or package.module:factory")
+        fix("teacher_archs", archs)
+        if method.USES_STAGES and any(is_spec(a) for a in (self.model, *(a for a in archs if a))):
+            raise ConfigError(f"method {self.method!r} compares the maps after every stage, which only the zoo's "
+                              "models give; pick another method")
+        if method.NEEDS_TEACHER and not self.teachers:
+            raise ConfigError(f"method {self.method!r} needs at least one --teacher checkpoint")
+        if not method.NEEDS_TEACHER and self.teachers:
+            raise ConfigError(f"method {self.method!r} uses no teacher; drop --teacher or pick a distillation method")
+        if self.transfer_data is not None and not method.SUPPORTS_TRANSFER:
+            raise ConfigError(f"method {self.method!r} needs the labels of the images it distils, so it cannot use "
+                              f"--transfer-data; drop it or pick another method")
+        if not method.NEEDS_TEACHER and self.transfer_data is not None:
+            raise ConfigError(f"method {self.method!r} uses no teacher, so --transfer-data has nothing to transfer")
+        if self.transfer_size is not None:
+            _check_int("transfer_size", self.transfer_size, 1)
+            if self.transfer_data is not None:
+                raise ConfigError("give --transfer-data (another data set) or --transfer-size (unlabelled images of "
+                                  "this one), not both")
+            if self.train_size is None:
+                raise ConfigError("--transfer-size takes unlabelled images outside the training subset: give "
+                                  "--train-size too")
+            if not method.NEEDS_TEACHER or not method.SUPPORTS_TRANSFER:
+                raise ConfigError(f"method {self.method!r} cannot use unlabelled images; drop --transfer-size")
+        if self.train_part is not None:
+            if self.train_size is not None:
+                raise ConfigError("give --train-size or --train-part, not both")
+            self.part()  # validates
+        try:
+            fix("params", method.resolve_params(self.params))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+        _check_int("epochs", self.epochs, 1)
+        if self.train_size is not None:
+            _check_int("train_size", self.train_size, 1)
+        if self.val_size is not None:
+            _check_int("val_size", self.val_size, 1)
+        _check_int("batch_size", self.batch_size, 2)  # BatchNorm and the batch kernels need two samples
+        _check_int("eval_batch_size", self.eval_batch_size, 1)
+        _check_int("seed", self.seed, 0)
+        fix("lr", default_lr(self.model) if self.lr is None else self.lr)
+        _check_number("lr", self.lr, low=0.0, low_open=True)
+        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_number("weight_decay", self.weight_decay, low=0.0)
+        _check_number("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
+        if self.milestones is None:
+            fix("milestones", scale_milestones(self.epochs))
+        else:
+            ms = tuple(self.milestones)
+            for m in ms:
+                _check_int("milestone", m, 1)
+            if list(ms) != sorted(set(ms)) or (ms and ms[-1] >= self.epochs):
+                raise ConfigError(f"milestones must be increasing epochs in 1..{self.epochs - 1}, got "
+                                  f"{','.join(map(str, ms))}")
+            fix("milestones", ms)
+        if not isinstance(self.device, str) or not self.device:
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    def part(self) -> tuple[int, int] | None:
+        """``train_part`` "i/n" as (i, n); None without one."""
+        if self.train_part is None:
+            return None
+        i, sep, n = str(self.train_part).partition("/")
+        if not (sep and i.strip().isdigit() and n.strip().isdigit() and 1 <= int(i) <= int(n) and int(n) >= 2):
+            raise ConfigError(f"train_part must be i/n with 1 <= i <= n and n >= 2 (e.g. 2/4), got "
+                              f"{self.train_part!r}")
+        return int(i), int(n)
+
+    # ------------------------------------------------------------------------------------------------- JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["teachers"] = list(self.teachers)
+        d["teacher_archs"] = list(self.teacher_archs)
+        d["milestones"] = list(self.milestones or ())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
+        check_known(d, [f.name for f in dataclasses.fields(cls)])
+        d = dict(d)
+        for key in ("teachers", "teacher_archs", "milestones"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
+        return build(cls, d)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from None
+        return cls.from_dict(d)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide what a run computes (everything but :data:`RUNTIME_FIELDS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+    def with_updates(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied and validated again."""
+        return dataclasses.replace(self, **changes)
+
+
+def _known_model(name: str) -> bool:
+    """A zoo name, or a package.module:factory that imports (else a one-line ConfigError saying why not)."""
+    try:
+        return known(name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _hint(name: str, choices: Any) -> str:
+    """A did-you-mean suggestion, else the list of choices."""
+    return did_you_mean(name, choices) or f"; choose one of: {', '.join(choices)}"
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_number(
+    name: str, value: Any, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low)
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = f"{'(' if low_open else '['}{low:g}"
+        hi = f"{high:g}{')' if high_open else ']'}" if high is not None else "inf)"
+        raise ConfigError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}")

@@ -1,0 +1,82 @@
+"""Studies made of many ``realdata`` runs: each run a command writing its own folder, run side by side and resumably.
+
+A :class:`Job` is finished when its folder holds a run whose metrics reach the configured epochs; a study script
+lists its jobs, :func:`run_jobs` runs the unfinished ones (every command should pass ``--resume``, so a stopped
+study continues its runs from their last.pt), and :func:`last_rows` reads the finished runs back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from realdata.runs import RunDir
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ``realdata`` command writing the run folder ``out``."""
+
+    args: tuple[str, ...]
+    out: Path
+
+    def finished(self) -> bool:
+        return last_row(self.out) is not None
+
+
+def realdata() -> str:
+    """The ``realdata`` console script beside this interpreter (else the one on PATH)."""
+    return shutil.which("realdata", path=os.path.dirname(sys.executable)) or "realdata"
+
+
+def run_jobs(jobs: list[Job], workers: int, threads: int, dry_run: bool) -> float:
+    """Run the unfinished jobs, ``workers`` at a time at ``threads`` threads each, each logging to OUT.log; the first
+    failure stops the script with its log's tail. Prints every job as [run] or [skip]; returns the wall time (s)."""
+    todo = [j for j in jobs if not j.finished()]
+    for j in jobs:
+        print(f"{'[run] ' if j in todo else '[skip]'} realdata {' '.join(j.args)}", flush=True)
+    if dry_run or not todo:
+        return 0.0
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+    def one(job: Job) -> None:
+        job.out.parent.mkdir(parents=True, exist_ok=True)
+        log = job.out.with_suffix(".log")
+        with open(log, "a") as f:
+            rc = subprocess.run([realdata(), *job.args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        if rc != 0:
+            tail = log.read_text().strip().splitlines()[-3:]
+            raise SystemExit(f"Error: realdata {' '.join(job.args)} failed (exit {rc}); {log}:\n" + "\n".join(tail))
+        print(f"done: {job.out}", flush=True)
+
+    start = time.time()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, todo))
+    return time.time() - start
+
+
+def last_row(folder: Path) -> dict | None:
+    """The last metrics row of the finished run in ``folder`` (None if unfinished or absent)."""
+    run = RunDir(folder)
+    if not run.is_run():
+        return None
+    rows = run.read_metrics()
+    return rows[-1] if rows and rows[-1]["epoch"] == run.config().epochs else None
+
+
+def last_rows(folder: Path) -> list[tuple[Path, dict]]:
+    """(seed folder, last metrics row) of every finished run in ``folder``'s seed folders s0, s1, ... (not their
+    logs s0.log, ...)."""
+    runs = sorted(p for p in folder.glob("s*") if p.is_dir())
+    return [(run, row) for run in runs if (row := last_row(run)) is not None]
+
+
+def last_accs(folder: Path, split: str = "test") -> list[float]:
+    """The last-epoch accuracy (%) on ``split`` (test or val) of every finished run in ``folder``'s seed folders."""
+    return [row[f"{split}_acc"] for _, row in last_rows(folder)]

@@ -1,0 +1,32 @@
+"""The distribution: a wheel built from the repository installs and exports the documented API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_a_wheel_built_from_the_repository_exports_the_public_names(tmp_path):
+    dist, site = tmp_path / "dist", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)], check=True,
+                   capture_output=True)
+    wheels = list(dist.glob("fkd-*.whl"))
+    assert len(wheels) == 1
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheels[0])], check=True,
+                   capture_output=True)
+    assert (site / "fkd" / "py.typed").is_file()
+    probe = ("import json, fkd, multiview.cli, realdata.cli; "
+             "print(json.dumps({'file': fkd.__file__, 'all': fkd.__all__, "
+             "'ok': all(hasattr(fkd, n) for n in fkd.__all__)}))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    got = json.loads(out.stdout)
+    import fkd
+
+    assert got["file"].startswith(str(site)) and got["ok"] and got["all"] == fkd.__all__

@@ -1,0 +1,25 @@
+"""Models of a user's own, for ``realdata --model package.module:factory`` in the tests."""
+
+from collections import OrderedDict
+
+from torch import nn
+
+
+def small_cnn(num_classes: int) -> nn.Module:
+    """(B, 3, H, W) -> logits; layers named body.conv, body.relu, pool, flatten, fc."""
+    body = nn.Sequential(OrderedDict([("conv", nn.Conv2d(3, 8, 3, padding=1)), ("bn", nn.BatchNorm2d(8)),
+                                      ("relu", nn.ReLU())]))
+    return nn.Sequential(OrderedDict([("body", body), ("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
+                                      ("fc", nn.Linear(8, num_classes))]))
+
+
+def grey_cnn(num_classes: int) -> nn.Module:
+    """Takes 1-channel images only."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
+def broken(num_classes: int) -> nn.Module:
+    raise RuntimeError("this factory fails")
+
+
+NOT_CALLABLE = 3
