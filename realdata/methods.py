@@ -35,7 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fkd import at_loss, crd_loss, dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
+from fkd import (
+    at_loss,
+    cc_loss,
+    crd_loss,
+    dkd_loss,
+    feature_regularizer,
+    fkd_loss,
+    kd_loss,
+    nst_loss,
+    pkt_loss,
+    pool_pair,
+    rkd_loss,
+    sp_loss,
+    vid_loss,
+)
 from realdata.data import ImageData, normalize, resize_channels
 from realdata.distributed import global_batch
 
@@ -163,6 +177,19 @@ class Distiller(nn.Module):
             logits, pooled, stages = net.forward_stages(x)
             return Outputs(logits, pooled, stages[-1], tuple(stages))
         return Outputs(*net.forward_features(x))
+
+    def _example_outputs(self, data: ImageData) -> tuple[Outputs, list[Outputs]]:
+        """The student's and the teachers' outputs on two of ``data``'s training images (to size heads from)."""
+        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        with torch.no_grad():
+            return self._outputs(self.student, example), [
+                self._outputs(t, resize_channels(example, c)) for t, c in zip(self.teachers, self.teacher_channels,
+                                                                               strict=True)]
+
+    def _stage_pairs(self, student: Outputs, teacher: Outputs) -> list[tuple[Tensor, Tensor]]:
+        """The last n stage maps of student and teacher, paired (n the smaller stage count)."""
+        n = min(len(student.stages), len(teacher.stages))
+        return list(zip(student.stages[-n:], teacher.stages[-n:], strict=True))
 
     def _gathered(self, out: Outputs) -> Outputs:
         return out._replace(**{name: global_batch(getattr(out, name)) for name in self.GATHERED})
@@ -320,9 +347,7 @@ class AT(Distiller):
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
         def one(t: Outputs) -> Tensor:
-            n = min(len(student.stages), len(t.stages))
-            pairs = zip(student.stages[-n:], t.stages[-n:], strict=True)
-            return torch.stack([at_loss(s, f, self.params["p"]) for s, f in pairs]).sum()
+            return torch.stack([at_loss(s, f, self.params["p"]) for s, f in self._stage_pairs(student, t)]).sum()
 
         return {"at": self.params["at_weight"] * torch.stack([one(t) for t in teachers]).mean()}
 
@@ -340,11 +365,7 @@ class FitNet(Distiller):
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         """Create the regressors from the shapes of the maps on two of ``data``'s training images (their weights
         from torch's global generator, seeded with the run)."""
-        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
-        with torch.no_grad():
-            s = self._outputs(self.student, example)
-            ts = [self._outputs(t, resize_channels(example, c))
-                  for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
+        s, ts = self._example_outputs(data)
         c_s = s.stages[len(s.stages) // 2].shape[1]
         for i, t in enumerate(ts):
             c_t = t.stages[len(t.stages) // 2].shape[1]
@@ -358,6 +379,88 @@ class FitNet(Distiller):
             x = hint if hint.shape[-1] == target.shape[-1] else F.adaptive_avg_pool2d(hint, target.shape[-2:])
             losses.append(F.mse_loss(self.heads[f"regressor{i}"](x.float()), target.float()))  # outside autocast
         return {"hint": self.params["hint_weight"] * torch.stack(losses).mean()}
+
+
+class CC(Distiller):
+    """Correlation congruence: CE + 0.02 x cc_loss of learned linear embeddings (feat_dim = 128) of the student's
+    and each teacher's pooled features, both trained with the student (the benchmark's CC); an ensemble averages the
+    loss over its teachers. Consecutive samples are compared, so under torchrun over the global batch."""
+
+    NAME = "cc"
+    PARAMS = {"ce_weight": 1.0, "cc_weight": 0.02, "feat_dim": 128.0}
+    POSITIVE_PARAMS = ("feat_dim",)
+    GATHERED = ("pooled",)
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        s, ts = self._example_outputs(data)
+        dim = int(self.params["feat_dim"])
+        self.heads["embed_s"] = nn.Linear(s.pooled.shape[1], dim)
+        for i, t in enumerate(ts):
+            self.heads[f"embed_t{i}"] = nn.Linear(t.pooled.shape[1], dim)
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        def embed(name: str, x: Tensor) -> Tensor:  # in the heads' precision (float32 under autocast)
+            return self.heads[name](x.to(self.heads[name].weight.dtype))
+
+        e_s = embed("embed_s", student.pooled)
+        loss = torch.stack([cc_loss(e_s, embed(f"embed_t{i}", t.pooled)) for i, t in enumerate(teachers)]).mean()
+        return {"cc": self.params["cc_weight"] * loss}
+
+
+class _VIDHead(nn.Module):
+    """VID's regressor (three 1x1 convolutions, ReLUs between, no biases) from the student's channels to the
+    teacher's, and the per-channel log scales of its variance (softplus(log_scale) + 1e-5 starts at ``init_var``)."""
+
+    def __init__(self, c_s: int, c_t: int, init_var: float, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.regressor = nn.Sequential(nn.Conv2d(c_s, c_t, 1, bias=False), nn.ReLU(),
+                                       nn.Conv2d(c_t, c_t, 1, bias=False), nn.ReLU(),
+                                       nn.Conv2d(c_t, c_t, 1, bias=False))
+        self.log_scale = nn.Parameter(torch.full((c_t,), math.log(math.expm1(init_var - eps))))
+
+
+class VID(Distiller):
+    """Variational information distillation: CE + 1 x the sum over paired stages (the last n of each, as AT) of
+    vid_loss, each stage's teacher map predicted from the student's (the larger pooled to the smaller) by a
+    :class:`_VIDHead` trained with the student; an ensemble averages the loss over its teachers."""
+
+    NAME = "vid"
+    PARAMS = {"ce_weight": 1.0, "vid_weight": 1.0, "init_var": 5.0}
+    POSITIVE_PARAMS = ("init_var",)
+    USES_STAGES = True
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        s, ts = self._example_outputs(data)
+        for i, t in enumerate(ts):
+            for j, (ms, mt) in enumerate(self._stage_pairs(s, t)):
+                self.heads[f"vid{i}_{j}"] = _VIDHead(ms.shape[1], mt.shape[1], self.params["init_var"])
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        def one(i: int, t: Outputs) -> Tensor:
+            terms = []
+            for j, (ms, mt) in enumerate(self._stage_pairs(student, t)):
+                head = self.heads[f"vid{i}_{j}"]
+                dtype = head.log_scale.dtype  # the heads' precision (float32 under autocast)
+                ms, mt = pool_pair(ms.to(dtype), mt.to(dtype))
+                terms.append(vid_loss(head.regressor(ms), mt, head.log_scale))
+            return torch.stack(terms).sum()
+
+        return {"vid": self.params["vid_weight"] * torch.stack([one(i, t) for i, t in enumerate(teachers)]).mean()}
+
+
+class NST(Distiller):
+    """Neuron selectivity transfer: CE + 50 x the sum over paired stages (the last n of each, as AT) of nst_loss;
+    an ensemble averages the loss over its teachers."""
+
+    NAME = "nst"
+    PARAMS = {"ce_weight": 1.0, "nst_weight": 50.0}
+    USES_STAGES = True
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        def one(t: Outputs) -> Tensor:
+            return torch.stack([nst_loss(s, f) for s, f in self._stage_pairs(student, t)]).sum()
+
+        return {"nst": self.params["nst_weight"] * torch.stack([one(t) for t in teachers]).mean()}
 
 
 class ContrastMemory(nn.Module):
@@ -459,15 +562,11 @@ class CRD(Distiller):
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         """Create the embeddings (sized from the networks' pooled features) and the memories over ``data``; the
         negatives' draws are seeded by ``seed`` (the run's), the same on every rank."""
-        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        s, ts = self._example_outputs(data)
         dim, k = int(self.params["feat_dim"]), int(self.params["negatives"])
-        with torch.no_grad():
-            d_s = self.student.forward_features(example)[1].shape[1]
-            d_t = [t.forward_features(resize_channels(example, c))[1].shape[1]
-                   for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
-        for i, d in enumerate(d_t):
-            self.heads[f"embed_s{i}"] = nn.Linear(d_s, dim)
-            self.heads[f"embed_t{i}"] = nn.Linear(d, dim)
+        for i, t in enumerate(ts):
+            self.heads[f"embed_s{i}"] = nn.Linear(s.pooled.shape[1], dim)
+            self.heads[f"embed_t{i}"] = nn.Linear(t.pooled.shape[1], dim)
             self.heads[f"memory{i}"] = ContrastMemory(data.train_y, dim, k, seed + i)
 
     def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
@@ -486,4 +585,4 @@ class CRD(Distiller):
 
 #: Method name -> Distiller class: the one place a method is looked up by name.
 METHODS: dict[str, type[Distiller]] = {cls.NAME: cls
-                                       for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD)}
+                                       for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST)}

@@ -74,8 +74,8 @@ def _check_losses(rank: int) -> None:
             assert_close(grad, single.grad, f"{name}: gradient (scaled={scaled}) on rank {rank}")
 
 
-DISTILLERS = ("fkd", "sp", "pkt", "rkd", "kd", "crd")
-RELATIONAL = ("fkd", "sp", "pkt", "rkd", "crd")
+DISTILLERS = ("fkd", "sp", "pkt", "rkd", "kd", "crd", "cc")
+RELATIONAL = ("fkd", "sp", "pkt", "rkd", "crd", "cc")
 
 
 def _distiller_case(method: str):

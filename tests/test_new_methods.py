@@ -13,6 +13,7 @@ from tiny_images import image_data, write_tiny_data
 from fkd import at_loss
 from realdata.cli import main
 from realdata.config import ConfigError, TrainConfig
+from realdata.data import ImageData
 from realdata.methods import METHODS
 from realdata.models import build
 from realdata.runs import atomic_save, model_checkpoint, read_checkpoint
@@ -84,7 +85,7 @@ def test_dkd_warms_up_and_refuses_transfer_data(data_dir, teachers):
                     transfer_data="cifar100")
 
 
-@pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd"])
+@pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst"])
 def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
     common = ["--student", "resnet8", "--method", method, "--dataset", "cifar10", "--data-dir", str(data_dir),
               "--epochs", "2", "--batch-size", "16", "--device", "cpu", "--no-progress"]
@@ -101,6 +102,38 @@ def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, te
         assert a[key].keys() == b[key].keys()
         for k in a[key]:  # tensors, and CRD's memory's step count and constants
             assert torch.equal(a[key][k], b[key][k]) if torch.is_tensor(a[key][k]) else a[key][k] == b[key][k], k
-    assert bool(a["heads"]) == (method in ("fitnet", "crd"))
+    assert bool(a["heads"]) == (method in ("fitnet", "crd", "cc", "vid"))
     rows = [__import__("json").loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert len(rows[-1]["kernel_distance"]) == 2 and all(v >= 0 for v in rows[-1]["kernel_distance"])
+
+
+def test_cc_vid_nst_are_the_cores_with_the_benchmarks_weights():
+    from fkd import cc_loss, nst_loss, pool_pair, vid_loss
+
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    data = ImageData("cifar10", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y, torch.zeros(2, 3, 32, 32,
+                     dtype=torch.uint8), y[:2], 10, (0.5,) * 3, (0.5,) * 3)
+    torch.manual_seed(0)
+    cc = METHODS["cc"](build("resnet8", num_classes=10), [build("vgg8", num_classes=10)])
+    cc.build_heads(data)
+    _, losses = cc(x, y)
+    hs, ht = cc.student.forward_features(x)[1], cc.teachers[0].forward_features(x)[1]
+    want = 0.02 * cc_loss(cc.heads["embed_s"](hs), cc.heads["embed_t0"](ht))
+    assert float(losses["cc"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    assert cc.heads["embed_s"].out_features == 128
+    vid = METHODS["vid"](build("resnet8", num_classes=10), [build("resnet20", num_classes=10)])
+    vid.build_heads(data)
+    _, losses = vid(x, y)
+    st, tt = vid.student.forward_stages(x)[2], vid.teachers[0].forward_stages(x)[2]
+    want = 0
+    for j, (a, b) in enumerate(zip(st, tt, strict=True)):
+        head = vid.heads[f"vid0_{j}"]
+        a, b = pool_pair(a, b)
+        want = want + vid_loss(head.regressor(a), b, head.log_scale)
+    assert float(losses["vid"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    assert torch.allclose(F.softplus(vid.heads["vid0_0"].log_scale) + 1e-5, torch.full((16,), 5.0))  # init var 5
+    nst = METHODS["nst"](build("resnet8", num_classes=10), [build("resnet20", num_classes=10)])
+    _, losses = nst(x, y)
+    st, tt = nst.student.forward_stages(x)[2], nst.teachers[0].forward_stages(x)[2]
+    want = 50 * sum(nst_loss(a, b) for a, b in zip(st, tt, strict=True))
+    assert float(losses["nst"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)

@@ -136,7 +136,7 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
     atomic_save({"model": read_checkpoint(ckpt)["model"]}, crd)
     run = ["--student", "resnet8", *common(data_dir, tmp_path / "s", epochs=1)]
     one_line_error(cli("train", "--model", "resnet9", *common(data_dir, tmp_path / "x")), "unknown model 'resnet9'")
-    one_line_error(cli("distill", "--teacher", ckpt, "--method", "vid", *run), "unknown method 'vid'")
+    one_line_error(cli("distill", "--teacher", ckpt, "--method", "vvd", *run), "unknown method 'vvd'")
     one_line_error(cli("distill", "--teacher", ckpt, "--lambda", "1", "--method", "kd", *run),
                    "method 'kd' has no parameter 'lambda'")
     one_line_error(cli("train", "--model", "resnet8", *common(tmp_path / "empty", tmp_path / "x")),

@@ -1,0 +1,125 @@
+"""The other objectives of the CIFAR-100 distillation benchmark (Tian et al., CRD, ICLR 2020), in its forms: CC, VID,
+NST, FT, AB and FSP. Feature maps are (B, C, H, W); where two maps of different sizes meet, the larger is average-
+pooled to the smaller (as the benchmark does). Computed in float32 or float64 (half inputs are upcast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from fkd._checks import upcast
+
+
+def _maps(*maps: torch.Tensor, what: str = "feature maps") -> None:
+    for m in maps:
+        if m.ndim != 4:
+            raise ValueError(f"{what} must be (B, C, H, W), got shape {tuple(m.shape)}")
+    if len({m.shape[0] for m in maps}) > 1:
+        raise ValueError(f"{what} must share the batch size, got {[tuple(m.shape) for m in maps]}")
+
+
+def pool_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (B, C, H, W) maps with the larger average-pooled to the smaller's size (the benchmark's rule)."""
+    ha, hb = a.shape[-2], b.shape[-2]
+    if ha > hb:
+        a = F.adaptive_avg_pool2d(a, b.shape[-2:])
+    elif hb > ha:
+        b = F.adaptive_avg_pool2d(b, a.shape[-2:])
+    return a, b
+
+
+def cc_loss(emb_s: torch.Tensor, emb_t: torch.Tensor) -> torch.Tensor:
+    """Correlation congruence (Peng et al., ICCV 2019), the benchmark's form: with d = |e_s - e_t| per sample, the
+    mean over consecutive samples i of <d_i, d_{i+1}>.  (B, D), (B, D) -> (); B >= 2."""
+    if emb_s.ndim != 2 or emb_s.shape != emb_t.shape or emb_s.shape[0] < 2:
+        raise ValueError(f"cc_loss needs two (B, D) embeddings of one shape with B >= 2, got {tuple(emb_s.shape)} "
+                         f"and {tuple(emb_t.shape)}")
+    d = (upcast(emb_s) - upcast(emb_t)).abs()
+    return (d[:-1] * d[1:]).sum(1).mean()
+
+
+def vid_loss(pred_mean: torch.Tensor, target: torch.Tensor, log_scale: torch.Tensor, eps: float = 1e-5
+             ) -> torch.Tensor:
+    """Variational information distillation (Ahn et al., CVPR 2019): the Gaussian negative log-likelihood
+    0.5 ((mu - t)^2 / var + log var), var = softplus(log_scale) + eps per channel, averaged over all elements.
+    (B, C, ...) predicted means and targets, (C,) log scales -> ()."""
+    if pred_mean.shape != target.shape or pred_mean.ndim < 2 or log_scale.shape != (pred_mean.shape[1],):
+        raise ValueError(f"vid_loss needs means and targets of one (B, C, ...) shape and (C,) log scales, got "
+                         f"{tuple(pred_mean.shape)}, {tuple(target.shape)}, {tuple(log_scale.shape)}")
+    var = (F.softplus(upcast(log_scale)) + eps).view(-1, *([1] * (pred_mean.ndim - 2)))
+    return (0.5 * ((upcast(pred_mean) - upcast(target)) ** 2 / var + torch.log(var))).mean()
+
+
+def nst_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor) -> torch.Tensor:
+    """Neuron selectivity transfer (Huang & Wang, 2017): the squared MMD with the degree-2 polynomial kernel
+    k(a, b) = <a, b>^2 between the channels of the two maps, each channel's map L2-normalised over its positions:
+    mean k(t, t') + mean k(s, s') - 2 mean k(s, t).  (B, C_s, H, W), (B, C_t, H', W') -> ()."""
+    _maps(fmap_s, fmap_t)
+    s, t = pool_pair(upcast(fmap_s), upcast(fmap_t))
+    s, t = F.normalize(s.flatten(2), dim=2), F.normalize(t.flatten(2), dim=2)
+
+    def k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a @ b.transpose(1, 2)).pow(2).mean()
+
+    return k(t, t) + k(s, s) - 2 * k(s, t)
+
+
+def ft_factor(fmap: torch.Tensor, p1: float = 2.0) -> torch.Tensor:
+    """FT's factor of a map: the channel mean of its p1-th power, flattened and L2-normalised.  (B, C, H, W) ->
+    (B, H W)."""
+    return F.normalize(upcast(fmap).pow(p1).mean(1).flatten(1), dim=1)
+
+
+def ft_loss(factor_s: torch.Tensor, factor_t: torch.Tensor, p1: float = 2.0, p2: float = 1.0) -> torch.Tensor:
+    """Factor transfer (Kim et al., NeurIPS 2018), the benchmark's form: the mean |difference|^p2 (p2 = 1: the mean
+    absolute difference) of the two maps' factors (:func:`ft_factor`).  (B, C_s, H, W), (B, C_t, H', W') -> ()."""
+    _maps(factor_s, factor_t, what="factors")
+    s, t = pool_pair(upcast(factor_s), upcast(factor_t))
+    diff = ft_factor(s, p1) - ft_factor(t, p1)
+    return diff.abs().mean() if p2 == 1 else diff.pow(p2).mean()
+
+
+def ab_loss(maps_s: Sequence[torch.Tensor], maps_t: Sequence[torch.Tensor], margin: float = 1.0) -> torch.Tensor:
+    """Activation boundaries (Heo et al., AAAI 2019), the benchmark's form, per paired stage i of n: the sum over
+    elements of (s + m)^2 where s > -m and t <= 0, plus (s - m)^2 where s <= m and t > 0 (s: the student's
+    connected pre-activation map, t: the teacher's), weighted 2^(i - n + 1), divided by B and scaled by 3 / 1000.
+    Sequences of n (B, C, H, W) maps of equal shapes pairwise -> (n,) the per-stage terms."""
+    if len(maps_s) != len(maps_t) or not maps_s:
+        raise ValueError(f"ab_loss needs as many student as teacher maps (>= 1), got {len(maps_s)} and {len(maps_t)}")
+    n, out = len(maps_s), []
+    for i, (s, t) in enumerate(zip(maps_s, maps_t, strict=True)):
+        if s.shape != t.shape:
+            raise ValueError(f"ab_loss pairs maps of one shape, got {tuple(s.shape)} and {tuple(t.shape)} at stage "
+                             f"{i}; connect the student's map to the teacher's first")
+        s, t = upcast(s), upcast(t)
+        off = (s + margin).pow(2) * ((s > -margin) & (t <= 0)) + (s - margin).pow(2) * ((s <= margin) & (t > 0))
+        out.append(2.0 ** (i - n + 1) * off.sum() / s.shape[0] * 3 / 1000)
+    return torch.stack(out)
+
+
+def fsp_matrices(maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """FSP matrices of consecutive maps: for (bottom, top), the mean over positions of bottom_c * top_c'
+    (the larger map pooled to the smaller first).  n maps (B, C_i, H_i, W_i) -> n - 1 (B, C_{i+1}, C_i)."""
+    _maps(*maps)
+    out = []
+    for bot, top in zip(maps[:-1], maps[1:], strict=True):
+        bot, top = pool_pair(upcast(bot), upcast(top))
+        out.append(top.flatten(2) @ bot.flatten(2).transpose(1, 2) / bot[0, 0].numel())
+    return out
+
+
+def fsp_loss(maps_s: Sequence[torch.Tensor], maps_t: Sequence[torch.Tensor]) -> torch.Tensor:
+    """FSP (Yim et al., CVPR 2017): the mean squared difference of the student's and the teacher's FSP matrices,
+    per consecutive pair of stages. n maps each, with the same channel counts pairwise (else a ValueError) -> (n-1,)."""
+    if len(maps_s) != len(maps_t) or len(maps_s) < 2:
+        raise ValueError(f"fsp_loss needs as many student as teacher maps (>= 2), got {len(maps_s)} and "
+                         f"{len(maps_t)}")
+    cs, ct = [m.shape[1] for m in maps_s], [m.shape[1] for m in maps_t]
+    if cs != ct:
+        raise ValueError(f"FSP needs the student's and the teacher's stages to have the same channels, got {cs} and "
+                         f"{ct}")
+    return torch.stack([(s - t).pow(2).mean() for s, t in zip(fsp_matrices(maps_s), fsp_matrices(maps_t),
+                                                               strict=True)])
