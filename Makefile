@@ -18,7 +18,7 @@ demo: setup
 	$(BIN)/multiview simulate --teachers 2 --out runs/demo
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2  # two workers: the suite is mostly single-threaded subprocesses
 	$(BIN)/ruff check .
 
 lint: setup

@@ -179,28 +179,34 @@ def test_a_run_whose_checkpoint_cannot_be_written_stops_in_one_line_and_resumes(
 
 
 def test_a_run_killed_at_random_moments_ends_as_a_run_never_killed(tmp_path, data_dir):
-    """SIGKILL at seeded random moments of a run's span (before the folder exists, mid-epoch, mid-write), each time
-    the original command run again, then to the end: the weights and metrics of a run never killed."""
+    """SIGKILL at seeded random moments (once in the start-up, before the folder is written; then each time at a
+    random point of the epoch after a chosen one: mid-step, mid-evaluation or mid-write), the original command run
+    again each time, then to the end: the weights and metrics of a run never killed."""
     whole, out = tmp_path / "whole", tmp_path / "run"
     exe = str(Path(sys.executable).parent / "realdata")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    assert subprocess.run([exe, *train_args(data_dir, whole, epochs=6)], env=env).returncode == 0
-    wall = time.perf_counter() - start  # the kills land between the start-up and the end, on any machine
-    command = [exe, *train_args(data_dir, out, epochs=6), "--resume"]  # --resume starts a fresh run where none is
+    assert subprocess.run([exe, *train_args(data_dir, whole, epochs=8)], env=env).returncode == 0
+    rows = RunDir(whole).read_metrics()
+    epoch = max(r["seconds"] + r["eval_seconds"] for r in rows)
+    startup = time.perf_counter() - start - sum(r["seconds"] + r["eval_seconds"] for r in rows)
+    command = [exe, *train_args(data_dir, out, epochs=8), "--resume"]  # --resume starts a fresh run where none is
     rng = random.Random(25)
-    kills, epochs_at_kill = 0, []
-    for _ in range(5):
+    for attempt in range(4):
         p = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 0.95) * wall)
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
+        if attempt == 0:
+            time.sleep(rng.uniform(0.1, 0.5) * startup)
+        else:
+            target = len(RunDir(out).read_metrics()) + rng.randint(0, 1)
+            deadline = time.time() + 120
+            while len(RunDir(out).read_metrics()) < target and p.poll() is None and time.time() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 1.0) * epoch)
+        assert p.poll() is None, f"attempt {attempt} finished before its kill"
+        p.send_signal(signal.SIGKILL)
         p.wait()
-        epochs_at_kill.append(len(RunDir(out).read_metrics()))
-    assert kills >= 3, (kills, wall, epochs_at_kill)
     assert subprocess.run(command, env=env, capture_output=True).returncode == 0
-    assert untimed(RunDir(out).read_metrics()) == untimed(RunDir(whole).read_metrics())
+    assert untimed(RunDir(out).read_metrics()) == untimed(rows)
     a, b = read_checkpoint(out / "last.pt")["model"], read_checkpoint(whole / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a) and not (out / ".lock").exists()
 

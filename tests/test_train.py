@@ -62,7 +62,7 @@ def test_config_defaults_validation_and_json(tmp_path):
     d.save(tmp_path / "c.json")
     assert TrainConfig.load(tmp_path / "c.json") == d
     bad = [({"epochs": 0}, "epochs must be an integer >= 1"), ({"model": "resnet9"}, "unknown model 'resnet9'"),
-           ({"dataset": "mnist"}, "unknown data set"), ({"method": "vid"}, "unknown method 'vid'"),
+           ({"dataset": "mnist"}, "unknown data set"), ({"method": "vvd"}, "unknown method 'vvd'"),
            ({"lr": -0.1}, "lr must be"), ({"lr": float("nan")}, "lr must be"), ({"momentum": 1.0}, "momentum"),
            ({"method": "fkd"}, "needs at least one --teacher"), ({"milestones": (5, 3)}, "milestones must be"),
            ({"batch_size": 1}, "batch_size"), ({"params": {"lambda": 1.0}}, "has no parameter 'lambda'")]

@@ -1,3 +1,0 @@
-from multiview.cli import main
-
-main()

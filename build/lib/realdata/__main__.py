@@ -1,3 +1,0 @@
-from realdata.cli import main
-
-main()
