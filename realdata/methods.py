@@ -42,6 +42,8 @@ from fkd import (
     dkd_loss,
     feature_regularizer,
     fkd_loss,
+    fsp_loss,
+    ft_loss,
     kd_loss,
     nst_loss,
     pkt_loss,
@@ -50,6 +52,7 @@ from fkd import (
     sp_loss,
     vid_loss,
 )
+from fkdapp.errors import ConfigError
 from realdata.data import ImageData, normalize, resize_channels
 from realdata.distributed import global_batch
 
@@ -177,6 +180,26 @@ class Distiller(nn.Module):
             logits, pooled, stages = net.forward_stages(x)
             return Outputs(logits, pooled, stages[-1], tuple(stages))
         return Outputs(*net.forward_features(x))
+
+    def init_epochs(self) -> int:
+        """Epochs of the method's initialisation stage before distillation (0: none; FT, FSP: ``init_epochs``)."""
+        return int(self.params.get("init_epochs", 0))
+
+    def init_parameters(self) -> list[nn.Parameter]:
+        """What the initialisation stage trains."""
+        return []
+
+    def init_loss(self, images: Tensor) -> Tensor:
+        """The initialisation stage's loss on a batch of normalised images."""
+        raise NotImplementedError(f"method {self.NAME!r} has no initialisation stage")
+
+    def end_init(self) -> None:
+        """Called once the initialisation stage is over (and after a resume past it)."""
+
+    def _teacher_outputs(self, images: Tensor) -> list[Outputs]:
+        with torch.no_grad():
+            return [self._outputs(t, resize_channels(images, c)) for t, c in zip(self.teachers,
+                                                                                 self.teacher_channels, strict=True)]
 
     def _example_outputs(self, data: ImageData) -> tuple[Outputs, list[Outputs]]:
         """The student's and the teachers' outputs on two of ``data``'s training images (to size heads from)."""
@@ -463,6 +486,106 @@ class NST(Distiller):
         return {"nst": self.params["nst_weight"] * torch.stack([one(t) for t in teachers]).mean()}
 
 
+def _lrelu_convs(channels: list[int], bn: bool, transpose: bool = False) -> list[nn.Module]:
+    """3x3 convolutions (stride 1, padding 1) between consecutive channel counts, each followed by (BatchNorm and)
+    LeakyReLU 0.1: FT's paraphraser and translator blocks."""
+    conv = nn.ConvTranspose2d if transpose else nn.Conv2d
+    layers: list[nn.Module] = []
+    for a, b in zip(channels[:-1], channels[1:], strict=True):
+        layers += [conv(a, b, 3, 1, 1), *([nn.BatchNorm2d(b)] if bn else []), nn.LeakyReLU(0.1)]
+    return layers
+
+
+class _Paraphraser(nn.Module):
+    """FT's paraphraser of a teacher's last map (C channels): an encoder to C/2 factor channels and a decoder back,
+    3x3 convolutions with LeakyReLU 0.1, no BatchNorm (the benchmark's)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        h = int(c * 0.5)
+        self.encoder = nn.Sequential(*_lrelu_convs([c, c, h, h], bn=False))
+        self.decoder = nn.Sequential(*_lrelu_convs([h, h, c, c], bn=False, transpose=True))
+
+
+class FT(Distiller):
+    """Factor transfer: each teacher's paraphraser is first trained alone for ``init_epochs`` (30) to reconstruct
+    the teacher's last map (MSE; SGD at ``init_lr`` 0.01, the benchmark's for resnet and wrn students), then frozen;
+    a translator (3x3 convolutions with BatchNorm and LeakyReLU 0.1, the student's last map to the factor channels)
+    trains with the student: CE + 200 x ft_loss(translator(student map), encoder(teacher map)); an ensemble averages
+    the loss over its teachers. Paraphrasers and translators are saved in last.pt."""
+
+    NAME = "ft"
+    PARAMS = {"ce_weight": 1.0, "ft_weight": 200.0, "init_epochs": 30.0, "init_lr": 0.01}
+    POSITIVE_PARAMS = ("init_lr",)
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        s, ts = self._example_outputs(data)
+        c_s = s.fmap.shape[1]
+        for i, t in enumerate(ts):
+            c_t = t.fmap.shape[1]
+            self.heads[f"paraphraser{i}"] = _Paraphraser(c_t)
+            self.heads[f"translator{i}"] = nn.Sequential(*_lrelu_convs([c_s, c_s, int(c_t * 0.5), int(c_t * 0.5)],
+                                                                       bn=True))
+
+    def init_parameters(self) -> list[nn.Parameter]:
+        return [p for name, h in self.heads.items() if name.startswith("paraphraser") for p in h.parameters()]
+
+    def init_loss(self, images: Tensor) -> Tensor:
+        losses = []
+        for i, t in enumerate(self._teacher_outputs(images)):
+            p = self.heads[f"paraphraser{i}"]
+            target = t.fmap.to(p.encoder[0].weight.dtype)
+            losses.append(F.mse_loss(p.decoder(p.encoder(target)), target))
+        return torch.stack(losses).mean()
+
+    def end_init(self) -> None:
+        for name, h in self.heads.items():
+            if name.startswith("paraphraser"):
+                h.requires_grad_(False)
+
+    def distill(self, student: Outputs, teachers: list[Outputs]) -> dict[str, Tensor]:
+        losses = []
+        for i, t in enumerate(teachers):
+            translator, p = self.heads[f"translator{i}"], self.heads[f"paraphraser{i}"]
+            dtype = p.encoder[0].weight.dtype  # the heads' precision (float32 under autocast)
+            with torch.no_grad():
+                factor_t = p.encoder(t.fmap.to(dtype))
+            losses.append(ft_loss(translator(student.fmap.to(dtype)), factor_t))
+        return {"ft": self.params["ft_weight"] * torch.stack(losses).mean()}
+
+
+class FSP(Distiller):
+    """FSP: the student's layers (all but its classifier) are first trained for ``init_epochs`` (30) to match each
+    teacher's FSP matrices (the sum over consecutive stages of fsp_loss, averaged over an ensemble; SGD at
+    ``init_lr`` 0.05), then trained with CE alone, as in the benchmark, whose main stage has no FSP term. The
+    stages must have the teacher's channels pairwise (else a one-line error). The benchmark also pairs the stem's
+    output with the first stage; here the pairs start at the first stage (one pair fewer)."""
+
+    NAME = "fsp"
+    PARAMS = {"ce_weight": 1.0, "init_epochs": 30.0, "init_lr": 0.05}
+    POSITIVE_PARAMS = ("init_lr",)
+    USES_STAGES = True
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        """No heads: checks on two images that every teacher's stages have the student's channels."""
+        s, ts = self._example_outputs(data)
+        cs = [m.shape[1] for m in s.stages]
+        for t in ts:
+            ct = [m.shape[1] for m in t.stages]
+            if ct != cs:
+                raise ConfigError(f"fsp needs the teacher's stage channels to equal the student's, got {ct} and {cs}; "
+                                  "pick a pair with equal channels (e.g. resnet32x4 -> resnet8x4) or another method")
+
+    def init_parameters(self) -> list[nn.Parameter]:
+        heads = {id(p) for m in self.student.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
+        return [p for p in self.student.parameters() if id(p) not in heads]
+
+    def init_loss(self, images: Tensor) -> Tensor:
+        stages = self._outputs(self.student, images).stages
+        return torch.stack([fsp_loss([m.float() for m in stages], [m.float() for m in t.stages]).sum()
+                            for t in self._teacher_outputs(images)]).mean()
+
+
 class ContrastMemory(nn.Module):
     """CRD's memory over the training set: one L2-normalised row per image for the student's and the teacher's
     embeddings (initialised uniform in +-sqrt(3 / dim), as in the authors' code), updated with momentum from each
@@ -585,4 +708,5 @@ class CRD(Distiller):
 
 #: Method name -> Distiller class: the one place a method is looked up by name.
 METHODS: dict[str, type[Distiller]] = {cls.NAME: cls
-                                       for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST)}
+                                       for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST,
+                                                   FT, FSP)}

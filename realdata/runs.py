@@ -253,6 +253,16 @@ class RunDir:
             raise RunError(f"{self.metrics_path} holds a row without an epoch ({str(bad)[:60]}); remove that line")
         return rows
 
+    @property
+    def init_path(self) -> Path:
+        return self.path / "init.jsonl"
+
+    def append_init(self, row: dict[str, Any]) -> None:
+        """One init epoch's row (methods with an initialisation stage), init.jsonl rewritten atomically; a row of an
+        init epoch already there (written before a kill) is replaced."""
+        rows = [r for r in read_jsonl(self.init_path) if r.get("init_epoch") != row["init_epoch"]]
+        atomic_write_text(self.init_path, "".join(json.dumps(r) + "\n" for r in [*rows, row]))
+
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One epoch's metrics added to metrics.jsonl, and metrics.csv (the same, flat, for other tools), each
         rewritten atomically: a kill or a failing write leaves the previous files whole."""

@@ -184,6 +184,9 @@ class Trainer:
         #: where a stopped epoch stopped (see train_epoch); saved in last.pt
         self.partial: dict[str, Any] | None = None
         self.last_row: dict[str, Any] | None = None  # the last finished epoch's metrics, kept in last.pt
+        #: the initialisation stage of methods that have one (FT, FSP): epochs done, and its own optimiser
+        self.init_done = 0
+        self.init_optimizer: torch.optim.Optimizer | None = None
         self.epoch = 0
         self.best_acc = -math.inf
         self.best_epoch = 0
@@ -325,7 +328,9 @@ class Trainer:
         return self.checkpoint(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
                                rng=rng_state(self.generator), best_acc=self.best_acc, best_epoch=self.best_epoch,
                                config=self.config.to_dict(), heads=self.distiller.heads.state_dict(),
-                               partial=self.partial, metrics_row=self.last_row)
+                               partial=self.partial, metrics_row=self.last_row, init_done=self.init_done,
+                               init_optimizer=None if self.init_optimizer is None else
+                               self.init_optimizer.state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.student.load_state_dict(state["model"])
@@ -336,6 +341,53 @@ class Trainer:
         self.epoch, self.best_acc, self.best_epoch = state["epoch"], state["best_acc"], state["best_epoch"]
         self.partial = state.get("partial")  # an epoch stopped part-way (None: stopped between epochs)
         self.last_row = state.get("metrics_row")  # the metrics of epoch ``self.epoch``, if a torn file lost them
+        self.init_done = state.get("init_done", 0)
+        if state.get("init_optimizer") is not None:
+            self._init_optimizer().load_state_dict(state["init_optimizer"])
+        if self.init_done >= self.distiller.init_epochs():
+            self.distiller.end_init()
+
+    def _init_optimizer(self) -> torch.optim.Optimizer:
+        if self.init_optimizer is None:
+            self.init_optimizer = torch.optim.SGD(self.distiller.init_parameters(), lr=self.distiller.params["init_lr"],
+                                                  momentum=self.config.momentum,
+                                                  weight_decay=self.config.weight_decay)
+        return self.init_optimizer
+
+    def init_epoch(self) -> dict[str, Any]:
+        """One epoch of the method's initialisation stage (its modules trained on its init loss with their own SGD,
+        no schedule, in the training set's batches); a stop signal ends it after the step (the stage then resumes
+        from the last finished init epoch, to the same numbers)."""
+        cfg, data, opt = self.config, self.data, self._init_optimizer()
+        epoch = self.init_done + 1
+        self.distiller.train()
+        order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        total, start = 0.0, time.perf_counter()
+        for step in range(1, self.steps_per_epoch + 1):
+            idx = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
+            images = self._images(data.train_x[idx], data)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                loss = self.distiller.init_loss(images)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.world > 1:  # the stage runs outside DDP: average its gradients over the ranks here
+                for p in params:
+                    if p.grad is not None:
+                        p.grad = distributed.all_reduce_sum(p.grad) / self.world
+            opt.step()
+            value = float(distributed.all_reduce_sum(loss.detach().float().reshape(1))[0]) / self.world
+            if not math.isfinite(value):
+                raise NonFiniteLoss(f"the {self.distiller.NAME} initialisation loss is {value} at init epoch {epoch}, "
+                                    f"step {step}")
+            total += value
+            if self.stop is not None and self.stop.received is not None:
+                raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {step}")
+        self.init_done = epoch
+        if epoch >= self.distiller.init_epochs():
+            self.distiller.end_init()
+        return {"init_epoch": epoch, "init_loss": total / self.steps_per_epoch,
+                "seconds": time.perf_counter() - start}
 
 
 # ------------------------------------------------------------------------------------------------- one run
@@ -402,6 +454,7 @@ def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers
     if main:
         open_run(run, config, trainer, device, resuming)
     with _StopSignal() as trainer.stop:
+        init_stage(trainer, run, progress if main else None)
         for _ in range(trainer.epoch + 1, config.epochs + 1):
             row = train_epoch_or_stop(trainer, run, progress if main else None)
             if main:
@@ -461,6 +514,27 @@ def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.d
         run.truncate_metrics(trainer.epoch, trainer.last_row)
     run.start(config, {**environment(device), "world_size": trainer.world},
               resumed_at=trainer.epoch if resuming else None)
+
+
+def init_stage(trainer: Trainer, run: RunDir, progress: Progress | None) -> None:
+    """The method's initialisation stage (FT's paraphraser, FSP's student stages), before the first epoch: each
+    init epoch logged to init.jsonl and saved in last.pt, so a stopped stage resumes from its last finished epoch."""
+    n = trainer.distiller.init_epochs()
+    while trainer.init_done < n:
+        try:
+            row = trainer.init_epoch()
+        except Interrupted as e:
+            kept = f"{run.last_path} holds init epoch {trainer.init_done}" if trainer.init_done else \
+                "no init epoch finished"
+            raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
+        if distributed.is_main():
+            run.append_init(row)
+            atomic_save(trainer.state_dict(), run.last_path)
+            if progress is not None:
+                progress.update(f"init epoch {row['init_epoch']}/{n}: {trainer.distiller.NAME} initialisation loss "
+                                f"{row['init_loss']:.4f}", force=True)
+                progress.close()
+        distributed.barrier()
 
 
 def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None) -> dict[str, Any]:
