@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fkd import (
+    ab_loss,
     at_loss,
     cc_loss,
     crd_loss,
@@ -586,6 +587,68 @@ class FSP(Distiller):
                             for t in self._teacher_outputs(images)]).mean()
 
 
+def _connector(s: Tensor, t: Tensor) -> nn.Module:
+    """AB's connector from a student map's shape to a teacher map's: the identity where they match, else a
+    convolution (3x3 stride 2 to halve the size, 4x4 transposed to double it, else a valid kxk one) and BatchNorm."""
+    (c_s, h_s, w_s), (c_t, h_t, w_t) = s.shape[1:], t.shape[1:]
+    if (c_s, h_s) == (c_t, h_t):
+        return nn.Identity()
+    if h_s == 2 * h_t:
+        conv: nn.Module = nn.Conv2d(c_s, c_t, 3, 2, 1)
+    elif 2 * h_s == h_t:
+        conv = nn.ConvTranspose2d(c_s, c_t, 4, 2, 1)
+    elif h_s >= h_t:
+        conv = nn.Conv2d(c_s, c_t, (1 + h_s - h_t, 1 + w_s - w_t))
+    else:
+        raise ConfigError(f"ab cannot connect a {h_s}x{w_s} student map to a {h_t}x{w_t} teacher map; pick another "
+                          "pair or method")
+    return nn.Sequential(conv, nn.BatchNorm2d(c_t))
+
+
+def _preact(net: nn.Module, x: Tensor) -> list[Tensor]:
+    if not hasattr(net, "preact_stages"):
+        raise ConfigError(f"ab compares pre-activation maps, which {getattr(net, 'arch', type(net).__name__)} does "
+                          "not give (CIFAR ResNets, WRNs and VGGs do); pick another pair or method")
+    return net.preact_stages(x)
+
+
+class AB(Distiller):
+    """Activation boundaries: connectors (one per paired stage, the last n of each; identity where the shapes match)
+    and the student's layers (all but its classifier) are first trained for ``init_epochs`` (30) on ab_loss between
+    the connected pre-activation maps of the student and the teacher's (margin 1, the benchmark's per-stage weights,
+    summed; averaged over an ensemble; SGD at ``init_lr`` 0.05), then the student trains with CE alone, as in the
+    benchmark, whose main stage has no AB term. Needs pre-activation maps: CIFAR ResNets, WRNs and VGGs."""
+
+    NAME = "ab"
+    PARAMS = {"ce_weight": 1.0, "init_epochs": 30.0, "init_lr": 0.05, "margin": 1.0}
+    POSITIVE_PARAMS = ("init_lr", "margin")
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        with torch.no_grad():
+            s = _preact(self.student, example)
+            for i, (t, c) in enumerate(zip(self.teachers, self.teacher_channels, strict=True)):
+                tt = _preact(t, resize_channels(example, c))
+                n = min(len(s), len(tt))
+                for j, (ms, mt) in enumerate(zip(s[-n:], tt[-n:], strict=True)):
+                    self.heads[f"connector{i}_{j}"] = _connector(ms, mt)
+
+    def init_parameters(self) -> list[nn.Parameter]:
+        heads = {id(p) for m in self.student.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
+        return [*(p for p in self.student.parameters() if id(p) not in heads), *self.heads.parameters()]
+
+    def init_loss(self, images: Tensor) -> Tensor:
+        s = _preact(self.student, images)
+        losses = []
+        for i, (t, c) in enumerate(zip(self.teachers, self.teacher_channels, strict=True)):
+            with torch.no_grad():
+                tt = _preact(t, resize_channels(images, c))
+            n = min(len(s), len(tt))
+            connected = [self.heads[f"connector{i}_{j}"](m.float()) for j, m in enumerate(s[-n:])]
+            losses.append(ab_loss(connected, [m.float() for m in tt[-n:]], self.params["margin"]).sum())
+        return torch.stack(losses).mean()
+
+
 class ContrastMemory(nn.Module):
     """CRD's memory over the training set: one L2-normalised row per image for the student's and the teacher's
     embeddings (initialised uniform in +-sqrt(3 / dim), as in the authors' code), updated with momentum from each
@@ -709,4 +772,4 @@ class CRD(Distiller):
 #: Method name -> Distiller class: the one place a method is looked up by name.
 METHODS: dict[str, type[Distiller]] = {cls.NAME: cls
                                        for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST,
-                                                   FT, FSP)}
+                                                   FT, AB, FSP)}

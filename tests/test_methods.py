@@ -42,7 +42,7 @@ def config(method: str, **kw) -> TrainConfig:
 
 def test_registry_and_standard_weights():
     assert list(METHODS) == ["ce", "kd", "dkd", "fkd", "sp", "pkt", "rkd", "at", "fitnet", "crd", "cc", "vid", "nst",
-                             "ft", "fsp"]
+                             "ft", "ab", "fsp"]
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
     assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}
@@ -73,7 +73,7 @@ def test_each_method_lowers_its_loss(method):
         named = [k for k in row if k not in ("total", "correct")]
         assert row["total"].item() == pytest.approx(sum(row[k].item() for k in named), rel=1e-5)
         totals.append(row["total"].item())
-    assert named[0] == "ce" and (method in ("ce", "fsp")) == (len(named) == 1)  # fsp: CE after its init stage
+    assert named[0] == "ce" and (method in ("ce", "fsp", "ab")) == (len(named) == 1)  # CE after their init stage
     assert 0 <= row["correct"].item() <= x.shape[0]
     assert sum(totals[-2:]) < sum(totals[:2]), totals
 

@@ -86,3 +86,16 @@ def test_trains_in_place(name: str) -> None:
 def test_unknown_name() -> None:
     with pytest.raises(ValueError, match=r"unknown model 'x'; choose one of \[.*'resnet8'"):
         build("x")
+
+
+@pytest.mark.parametrize("arch", ["resnet8", "resnet32x4", "vgg8", "vgg13", "wrn_16_2"])
+def test_pre_activation_stages_are_the_stages_before_their_relu(arch):
+    torch.manual_seed(0)
+    model = build(arch, num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        pre, post = model.preact_stages(x), model.feature_stages(x)
+    assert [p.shape for p in pre] == [p.shape for p in post]
+    pairs = list(zip(pre, post, strict=True))[-1:] if arch.startswith("wrn") else zip(pre, post, strict=True)
+    assert all(torch.allclose(a.relu(), b, atol=1e-6) for a, b in pairs)  # a WRN's earlier stages end in a conv
+    assert any((p < 0).any() for p in pre)

@@ -143,12 +143,12 @@ class _KilledInInit(Exception):
     pass
 
 
-@pytest.mark.parametrize("method", ["ft", "fsp"])
+@pytest.mark.parametrize("method", ["ft", "fsp", "ab"])
 def test_an_initialisation_stage_runs_first_and_resumes_bit_for_bit(tmp_path, data_dir, teachers, method,
                                                                     monkeypatch):
-    """FT's paraphraser and FSP's student stages train for init_epochs before the first epoch (init.jsonl, saved
-    in last.pt each init epoch); a run stopped after init epoch 1, and one stopped after main epoch 1, resume to the
-    weights and metrics of a run never stopped; FT's paraphraser stays frozen through the main epochs."""
+    """FT's paraphraser, FSP's student stages and AB's connectors and stages train for init_epochs first
+    (init.jsonl, saved in last.pt each init epoch); a run stopped after init epoch 1, and one stopped after main
+    epoch 1, resume to the weights and metrics of a run never stopped; FT's paraphraser stays frozen after it."""
     import json
 
     from realdata.train import Trainer
@@ -213,3 +213,24 @@ def test_ft_is_the_core_with_the_benchmarks_weight_and_fsp_refuses_unequal_chann
     fsp = METHODS["fsp"](build("resnet8", num_classes=10), [build("vgg8", num_classes=10)])
     with pytest.raises(ConfigError, match="fsp needs the teacher's stage channels to equal the student's"):
         fsp.build_heads(data)
+
+
+def test_ab_connects_pre_activation_maps_and_refuses_models_without_them():
+    from fkd import ab_loss
+
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    data = ImageData("cifar10", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y, torch.zeros(2, 3, 32, 32,
+                     dtype=torch.uint8), y[:2], 10, (0.5,) * 3, (0.5,) * 3)
+    torch.manual_seed(0)
+    ab = METHODS["ab"](build("resnet8", num_classes=10), [build("resnet32x4", num_classes=10)])
+    ab.build_heads(data)
+    assert [type(ab.heads[f"connector0_{j}"][0]).__name__ for j in range(3)] == ["Conv2d"] * 3  # 16 -> 64 channels...
+    s, t = ab.student.preact_stages(x), ab.teachers[0].preact_stages(x)
+    want = ab_loss([ab.heads[f"connector0_{j}"](m) for j, m in enumerate(s)], t).sum()
+    assert float(ab.init_loss(x).detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+    same = METHODS["ab"](build("resnet8", num_classes=10), [build("resnet20", num_classes=10)])
+    same.build_heads(data)
+    assert all(isinstance(same.heads[f"connector0_{j}"], torch.nn.Identity) for j in range(3))  # shapes match
+    shuffle = METHODS["ab"](build("resnet8", num_classes=10), [build("ShuffleV1", num_classes=10)])
+    with pytest.raises(ConfigError, match="ab compares pre-activation maps, which ShuffleV1 does not give"):
+        shuffle.build_heads(data)

@@ -17,7 +17,7 @@ from realdata.runs import atomic_save, read_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar100.py"
 TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD", "CRD",
-          "CC", "VID", "NST", "FT", "FSP")
+          "CC", "VID", "NST", "FT", "AB", "FSP")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert script.main(args(data_dir, out, "--dry-run")) == 0
     plan = capsys.readouterr().out
-    assert "1 teachers to train, 16 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
+    assert "1 teachers to train, 17 student runs" in plan and "fkd-noreg, seed 0: to do" in plan
     assert not out.exists()  # a dry run writes nothing
 
     assert script.main(args(data_dir, out)) == 0
@@ -65,7 +65,7 @@ def test_the_whole_table_on_tiny_data(script, data_dir, tmp_path, capsys):
     capsys.readouterr()
     assert script.main(args(data_dir, out)) == 0  # everything finished: skipped
     again = capsys.readouterr().out
-    assert again.count("[skip]") == 17 and "[run]" not in again  # the teacher and 16 student runs
+    assert again.count("[skip]") == 18 and "[run]" not in again  # the teacher and 17 student runs
 
 
 def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):

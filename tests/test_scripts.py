@@ -63,7 +63,7 @@ def test_fashion_mnist_study_script(tmp_path):
                     "--data-dir", str(data), *extra]).stdout
 
     plan = study("0-1", "--dry-run")  # every method
-    assert plan.count("[run] ") == 3 + 2 * (1 + 15 + 2 * 2) and not (tmp_path / "out").exists()
+    assert plan.count("[run] ") == 3 + 2 * (1 + 16 + 2 * 2) and not (tmp_path / "out").exists()
     study("0-0", "--methods", "fkd-noreg,crd")
     summary = json.loads((tmp_path / "fig" / "fashion_mnist_study.json").read_text())
     assert set(summary["methods_last_acc"]) == {"ce", "fkd-noreg", "crd"}

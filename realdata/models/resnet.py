@@ -36,9 +36,13 @@ class BasicBlock(nn.Module):
         if stride != 1 or in_planes != planes:
             self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def preact(self, x: Tensor) -> Tensor:
+        """The block's output before its last ReLU."""
         out = self.bn1(self.conv1(x)).relu()
-        return (self.bn2(self.conv2(out)) + self.downsample(x)).relu()
+        return self.bn2(self.conv2(out)) + self.downsample(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.preact(x).relu()
 
 
 class CifarResNet(ZooModel):
@@ -67,6 +71,14 @@ class CifarResNet(ZooModel):
         f1 = self.layer1(x)
         f2 = self.layer2(f1)
         return [f1, f2, self.layer3(f2)]
+
+    def preact_stages(self, x: Tensor) -> list[Tensor]:
+        """The stages' maps before their last ReLU (what AB compares); ``relu`` of each is ``feature_stages``'s."""
+        x, out = self.bn1(self.conv1(x)).relu(), []
+        for layer in (self.layer1, self.layer2, self.layer3):
+            out.append(layer[-1].preact(layer[:-1](x)))
+            x = out[-1].relu()
+        return out
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.fc(pooled)

@@ -52,5 +52,13 @@ class VGG(ZooModel):
             x = F.max_pool2d(out[-1], 2)
         return [*out, self.block4(self.block3(x).relu()).relu()]
 
+    def preact_stages(self, x: Tensor) -> list[Tensor]:
+        """The stages' maps before their last ReLU (what AB compares); ``relu`` of each is ``feature_stages``'s."""
+        out = []
+        for block in (self.block0, self.block1, self.block2):
+            out.append(block(x))
+            x = F.max_pool2d(out[-1].relu(), 2)
+        return [*out, self.block4(self.block3(x).relu())]
+
     def classify(self, pooled: Tensor) -> Tensor:
         return self.classifier(pooled)

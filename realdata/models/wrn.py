@@ -66,5 +66,12 @@ class WideResNet(ZooModel):
         f2 = self.block2(f1)
         return [f1, f2, self.bn1(self.block3(f2)).relu()]
 
+    def preact_stages(self, x: Tensor) -> list[Tensor]:
+        """The stages' maps as the next ReLU sees them (the next block's BN of them; the final BN for the last), as
+        the CRD benchmark reads a WRN's pre-activations for AB."""
+        f1 = self.block1(self.conv1(x))
+        f2 = self.block2(f1)
+        return [self.block2.layer[0].bn1(f1), self.block3.layer[0].bn1(f2), self.bn1(self.block3(f2))]
+
     def classify(self, pooled: Tensor) -> Tensor:
         return self.fc(pooled)
