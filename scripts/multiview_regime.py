@@ -233,6 +233,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="networks trained side by side [the cores]")
     ap.add_argument("--ktrend-per-class", type=int, default=None,
                     help="samples per class of the k-trend [the best cell's]; fewer where k = 40 would not fit")
+    ap.add_argument("--ktrend-fkd-only", action="store_true", help="the k-trend without its KD sweeps (the CPU's time)")
     ap.add_argument("--table", type=Path, default=Path("figures/multiview_regime.md"))
     ap.add_argument("--figure", type=Path, default=Path("figures/multiview_regime.png"))
     a = ap.parse_args()
@@ -256,12 +257,12 @@ def main() -> None:
         if mapped_rows:
             plot_map(mapped_rows, a.figure)
 
-    def run(cells: list[Cell], seeds: list[int], phase: str) -> list[dict]:
-        """Each cell's FKD, and KD once per data, on ``seeds``, the cheapest data first (summaries; each (cell,
-        method, seeds) once)."""
+    def run(cells: list[Cell], seeds: list[int], phase: str, kd: bool = True) -> list[dict]:
+        """Each cell's FKD, and KD once per data (unless ``kd`` is False), on ``seeds``, the cheapest data first
+        (summaries; each (cell, method, seeds) once)."""
         rows = []
         for cell in sorted(cells, key=lambda c: c.per_class * c.k):
-            for key, method in ((cell, cell.fkd), (cell.data_only, KD)):
+            for key, method in ((cell, cell.fkd), *([(cell.data_only, KD)] if kd else [])):
                 if (key, method, tuple(seeds)) not in done:
                     wall[phase] = wall.get(phase, 0.0) + sweep(a.out, key, method, seeds, a.overrides, engine)
                     done[(key, method, tuple(seeds))] = summary(a.out, key, method, seeds)
@@ -286,11 +287,13 @@ def main() -> None:
     trend = []
     if "ktrend" in phases and best is not None:
         per_class = a.ktrend_per_class or best.per_class
-        trend = run([Cell(per_class, k, best.eps, best.lam) for k in (10, 20, 30, 40)], [0, 1], "ktrend")
+        cells = [Cell(per_class, k, best.eps, best.lam) for k in (10, 20, 30, 40)]
+        trend = run(cells, [0, 1], "ktrend", kd=not a.ktrend_fkd_only)
     state = {"design": {"corners": {k: asdict(v) for k, v in CORNERS.items()}, "levels": LEVELS, "kd": KD},
              "select_seeds": select, "report_seeds": report, "factors_chosen_for_grid": factors,
              "best": asdict(best) if best else None, "best_has_multi_view_error_under_2pct": bool(qualified),
              "map": rows, "report": reported, "ktrend": trend, "ktrend_per_class": a.ktrend_per_class,
+             "ktrend_fkd_only": a.ktrend_fkd_only,
              "wall_s_this_sitting": wall}
     write_json(state_path, state)
     checkpoint()
