@@ -80,7 +80,8 @@ class FolderLock:
                     raise LockedError(f"{self.what} has an unreadable lock file {self.path}; if no process writes "
                                       "there, delete it") from None
                 raise LockedError(f"{self.what} is being written by pid {holder.get('pid')} on {holder.get('host')} "
-                                  f"(since {holder.get('since')}); wait for it or choose another folder") from None
+                                  f"(since {holder.get('since')}); wait, or delete its .lock if that process is "
+                                  "gone") from None
             with os.fdopen(fd, "w") as f:
                 json.dump({**me, "since": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
             self._held[key] = 1
