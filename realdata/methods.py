@@ -275,7 +275,8 @@ class FKD(Distiller):
     steps (seed-to-seed spread about 0.5 points); other pairs and data sets may want lambda re-tuned.
 
     Recipe choices, as parameters (other public FKD code makes other choices: a kernel weight of 300, batch 256, a
-    classifier reading the normalised features): ``reg_power`` 2 (mean ||h||^2, the default) or 1 (mean ||h||);
+    classifier reading the normalised features, and a regulariser on the batch's norm that it takes after the rows
+    are normalised, a constant that does not act): ``reg_power`` 2 (mean ||h||^2, the default) or 1 (mean ||h||);
     ``norm_head`` 1 makes the student's classifier read its pooled features scaled to unit length (the student must
     be a zoo model; its checkpoints record it). The kernel's batch is the run's ``--batch-size``.
     """
