@@ -488,6 +488,13 @@ class NST(Distiller):
         return {"nst": self.params["nst_weight"] * torch.stack([one(t) for t in teachers]).mean()}
 
 
+def _body_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """A model's parameters but its classifier's (its nn.Linear layers): what the benchmark's initialisation stages
+    of AB and FSP train of the student."""
+    head = {id(p) for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
+    return [p for p in model.parameters() if id(p) not in head]
+
+
 def _lrelu_convs(channels: list[int], bn: bool, transpose: bool = False) -> list[nn.Module]:
     """3x3 convolutions (stride 1, padding 1) between consecutive channel counts, each followed by (BatchNorm and)
     LeakyReLU 0.1: FT's paraphraser and translator blocks."""
@@ -579,8 +586,7 @@ class FSP(Distiller):
                                   "pick a pair with equal channels (e.g. resnet32x4 -> resnet8x4) or another method")
 
     def init_parameters(self) -> list[nn.Parameter]:
-        heads = {id(p) for m in self.student.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
-        return [p for p in self.student.parameters() if id(p) not in heads]
+        return _body_parameters(self.student)
 
     def init_loss(self, images: Tensor) -> Tensor:
         stages = self._outputs(self.student, images).stages
@@ -635,8 +641,7 @@ class AB(Distiller):
                     self.heads[f"connector{i}_{j}"] = _connector(ms, mt)
 
     def init_parameters(self) -> list[nn.Parameter]:
-        heads = {id(p) for m in self.student.modules() if isinstance(m, nn.Linear) for p in m.parameters()}
-        return [*(p for p in self.student.parameters() if id(p) not in heads), *self.heads.parameters()]
+        return [*_body_parameters(self.student), *self.heads.parameters()]
 
     def init_loss(self, images: Tensor) -> Tensor:
         s = _preact(self.student, images)

@@ -36,6 +36,13 @@ def teachers(tmp_path_factory):
     return paths
 
 
+def four_images() -> tuple[torch.Tensor, torch.Tensor, ImageData]:
+    """A batch of 4 random (normalised) 32x32 images, their labels, and a data set to size heads from."""
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    return x, y, ImageData("cifar10", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y,
+                           torch.zeros(2, 3, 32, 32, dtype=torch.uint8), y[:2], 10, (0.5,) * 3, (0.5,) * 3)
+
+
 def test_at_loss_against_its_definition():
     g = torch.Generator().manual_seed(0)
     # float64: the loss pools and normalises in another order than the loop below (rounding ~1e-16 against rel 1e-9)
@@ -110,9 +117,7 @@ def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, te
 def test_cc_vid_nst_are_the_cores_with_the_benchmarks_weights():
     from fkd import cc_loss, nst_loss, pool_pair, vid_loss
 
-    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    data = ImageData("cifar10", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y, torch.zeros(2, 3, 32, 32,
-                     dtype=torch.uint8), y[:2], 10, (0.5,) * 3, (0.5,) * 3)
+    x, y, data = four_images()
     torch.manual_seed(0)
     cc = METHODS["cc"](build("resnet8", num_classes=10), [build("vgg8", num_classes=10)])
     cc.build_heads(data)
@@ -198,9 +203,7 @@ def test_an_initialisation_stage_runs_first_and_resumes_bit_for_bit(tmp_path, da
 def test_ft_is_the_core_with_the_benchmarks_weight_and_fsp_refuses_unequal_channels(data_dir, teachers):
     from fkd import ft_loss
 
-    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    data = ImageData("cifar10", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y, torch.zeros(2, 3, 32, 32,
-                     dtype=torch.uint8), y[:2], 10, (0.5,) * 3, (0.5,) * 3)
+    x, y, data = four_images()
     torch.manual_seed(0)
     ft = METHODS["ft"](build("resnet8", num_classes=10), [build("resnet20", num_classes=10)])
     ft.build_heads(data)
@@ -218,9 +221,7 @@ def test_ft_is_the_core_with_the_benchmarks_weight_and_fsp_refuses_unequal_chann
 def test_ab_connects_pre_activation_maps_and_refuses_models_without_them():
     from fkd import ab_loss
 
-    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    data = ImageData("cifar10", torch.zeros(4, 3, 32, 32, dtype=torch.uint8), y, torch.zeros(2, 3, 32, 32,
-                     dtype=torch.uint8), y[:2], 10, (0.5,) * 3, (0.5,) * 3)
+    x, y, data = four_images()
     torch.manual_seed(0)
     ab = METHODS["ab"](build("resnet8", num_classes=10), [build("resnet32x4", num_classes=10)])
     ab.build_heads(data)
