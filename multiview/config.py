@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fkdapp.errors import ConfigError
+from fkdapp.runtime import atomic_write_text
 from fkdapp.settings import build, check_known, parse_overrides, read_json_object
 from multiview.methods import METHODS
 
@@ -137,7 +138,7 @@ class Config:
         return Config.from_dict({**self.to_dict(), **changes}) if changes else self
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _method_params(params: Any) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from fkdapp.errors import ConfigError, OneLineGroup, user_errors
-from fkdapp.runtime import is_main
+from fkdapp.runtime import atomic_write_text, is_main
 from fkdapp.settings import read_json_object
 from realdata import distributed
 from realdata import runs as runs_module
@@ -298,7 +298,8 @@ def evaluate(checkpoints: tuple[Path, ...], dataset: str | None, arch: str | Non
     for teacher, d in zip(kernel_to, result.get("kernel_distance", []), strict=True):
         click.echo(f"kernel distance D(rho_S, rho_T) to {teacher}: {d:.4f}")
     if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        with user_errors():
+            atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
 
 
 @main.command()
@@ -310,7 +311,8 @@ def report(runs: tuple[Path, ...], output: Path | None) -> None:
         table = runs_module.report(runs)
     click.echo(table)
     if output is not None:
-        output.write_text(table + "\n")
+        with user_errors():
+            atomic_write_text(output, table + "\n")
 
 
 @main.command()

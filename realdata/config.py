@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fkdapp.errors import ConfigError
+from fkdapp.runtime import atomic_write_text
 from fkdapp.settings import build, check_known, did_you_mean
 from realdata.data import DATASETS
 from realdata.methods import METHODS
@@ -217,7 +218,7 @@ class TrainConfig:
         return build(cls, d)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:

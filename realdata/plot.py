@@ -92,4 +92,6 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
         fig.savefig(output, dpi=130)
     except ValueError as e:  # an unknown file format
         raise RunError(f"cannot write {output}: {e}") from None
+    except OSError as e:  # a full disk, no permission
+        raise RunError(f"cannot write {output}: {e.strerror or e}") from None
     return groups
