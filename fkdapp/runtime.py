@@ -21,7 +21,7 @@ from fkdapp.errors import UserError
 from fkdapp.ranks import is_main, rank, world_size
 
 __all__ = ["DeviceError", "WriteError", "atomic_write", "atomic_write_text", "device_name", "environment", "is_main",
-           "rank", "read_jsonl", "resolve_device", "world_size", "write_json"]
+           "rank", "read_jsonl", "resolve_device", "world_size", "write_json", "write_jsonl"]
 
 
 class DeviceError(UserError):
@@ -160,3 +160,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 print(f"Warning: {path}: the last line is cut short (a write was interrupted); kept the {len(rows)} "
                       "complete records", file=sys.stderr)
     return rows
+
+
+def jsonl_text(rows: list[dict[str, Any]]) -> str:
+    """Records as JSON lines, each ended by a newline (what :func:`write_jsonl` writes)."""
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """``atomic_write`` of records as JSON lines: the file is never left torn by this writer."""
+    atomic_write_text(path, jsonl_text(rows))

@@ -202,9 +202,14 @@ class Distiller(nn.Module):
             return [self._outputs(t, resize_channels(images, c)) for t, c in zip(self.teachers,
                                                                                  self.teacher_channels, strict=True)]
 
+    @staticmethod
+    def _example_images(data: ImageData) -> Tensor:
+        """Two of ``data``'s training images, normalised, on the CPU: what heads are sized from."""
+        return normalize(data.train_x[:2].cpu(), data.mean, data.std)
+
     def _example_outputs(self, data: ImageData) -> tuple[Outputs, list[Outputs]]:
         """The student's and the teachers' outputs on two of ``data``'s training images (to size heads from)."""
-        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        example = self._example_images(data)
         with torch.no_grad():
             return self._outputs(self.student, example), [
                 self._outputs(t, resize_channels(example, c)) for t, c in zip(self.teachers, self.teacher_channels,
@@ -631,7 +636,7 @@ class AB(Distiller):
     POSITIVE_PARAMS = ("init_lr", "margin")
 
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
-        example = normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        example = self._example_images(data)
         with torch.no_grad():
             s = _preact(self.student, example)
             for i, (t, c) in enumerate(zip(self.teachers, self.teacher_channels, strict=True)):

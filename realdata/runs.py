@@ -34,7 +34,7 @@ from torch import nn
 
 from fkdapp.errors import UserError
 from fkdapp.lock import LOCK_NAME
-from fkdapp.runtime import atomic_write, atomic_write_text, read_jsonl
+from fkdapp.runtime import atomic_write, atomic_write_text, jsonl_text, read_jsonl, write_jsonl
 from fkdapp.stats import mean_ci
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
@@ -261,7 +261,7 @@ class RunDir:
         """One init epoch's row (methods with an initialisation stage), init.jsonl rewritten atomically; a row of an
         init epoch already there (written before a kill) is replaced."""
         rows = [r for r in read_jsonl(self.init_path) if r.get("init_epoch") != row["init_epoch"]]
-        atomic_write_text(self.init_path, "".join(json.dumps(r) + "\n" for r in [*rows, row]))
+        write_jsonl(self.init_path, [*rows, row])
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         """One epoch's metrics added to metrics.jsonl, and metrics.csv (the same, flat, for other tools), each
@@ -277,12 +277,11 @@ class RunDir:
         if epoch not in by_epoch and last_row is not None and last_row.get("epoch") == epoch:
             by_epoch[epoch] = last_row
         keep = [by_epoch[e] for e in sorted(by_epoch)]
-        text = "".join(json.dumps(r) + "\n" for r in keep)
-        if self.metrics_path.is_file() and text != self.metrics_path.read_text(errors="replace"):
+        if self.metrics_path.is_file() and jsonl_text(keep) != self.metrics_path.read_text(errors="replace"):
             self._write_metrics(keep)
 
     def _write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        write_jsonl(self.metrics_path, rows)
         self._write_csv(rows)
 
     @property
