@@ -66,8 +66,8 @@ def _common_options(f: Callable) -> Callable:
                           "that saw different data) [default: all]."),
         click.option("--val-size", type=int, default=None,
                      help="Hold out this many class-balanced training images outside the training subset as a "
-                          "validation split, the same for every seed; val_acc every epoch, best.pt chosen by it "
-                          "[default: none]."),
+                          "validation split, the same for every seed; val_acc every epoch, best.pt chosen by it, "
+                          "the test set read at the last epoch only [default: none]."),
         click.option("--epochs", type=int, default=None,
                      help="Epochs; the lr milestones scale with it (round(m * epochs / 240) for m = 150, 180, 210)"
                           + _default("epochs")),
@@ -159,8 +159,9 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
         def log(row: dict[str, Any]) -> None:
             named = ", ".join(f"{k} {v:.4f}" for k, v in row["losses"].items())
             val = f"val {row['val_acc']:.2f}% " if "val_acc" in row else ""
+            test = f"test {row['test_acc']:.2f}% " if "test_acc" in row else ""
             click.echo(f"epoch {row['epoch']}/{config.epochs} loss {row['loss']:.4f} ({named}) train "
-                       f"{row['train_acc']:.2f}% {val}test {row['test_acc']:.2f}% (best {row['best_acc']:.2f}%) "
+                       f"{row['train_acc']:.2f}% {val}{test}(best {row['best_acc']:.2f}%) "
                        f"{row['images_per_s']:.0f} img/s, train {row['seconds']:.1f}s + eval "
                        f"{row['eval_seconds']:.1f}s", err=True)
 

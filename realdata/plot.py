@@ -16,9 +16,10 @@ from realdata.runs import RunError, RunGroup, collect
 
 
 def curve(group: RunGroup, key: str = "test_acc") -> tuple[list[int], list[float], list[float]]:
-    """Epochs, mean and sample std over the group's seeds of ``key`` (std 0 for one seed)."""
-    epochs = [r["epoch"] for r in group.metrics[0]]
-    per_epoch = list(zip(*([r[key] for r in rows] for rows in group.metrics), strict=True))
+    """Epochs, mean and sample std over the group's seeds of ``key`` (std 0 for one seed), at the epochs that logged
+    it (with a validation split, ``test_acc`` at the last epoch only)."""
+    epochs = [r["epoch"] for r in group.metrics[0] if key in r]
+    per_epoch = list(zip(*([r[key] for r in rows if key in r] for rows in group.metrics), strict=True))
     means = [statistics.fmean(v) for v in per_epoch]
     stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_epoch]
     return epochs, means, stds

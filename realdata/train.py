@@ -581,21 +581,24 @@ def log_scalars(writer: Any, row: dict[str, Any]) -> None:
 def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Progress | None = None) -> None:
     """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically.
 
-    With a validation split, ``val_acc`` is logged too and "best" is the best validation accuracy (``best_acc``
-    then holds it): the test set never chooses a checkpoint."""
+    With a validation split, ``val_acc`` is logged every epoch, "best" is the best validation accuracy (``best_acc``
+    then holds it) and the test set is read at the last epoch only (``test_acc`` in the last row): it never chooses
+    a checkpoint or a setting."""
     eval_start = time.perf_counter()
+    has_val = trainer.data.val_x is not None
+    read_test = not has_val or trainer.epoch >= trainer.config.epochs
     if progress is not None:
-        progress.update(f"epoch {row['epoch']}: evaluating on {trainer.data.test_x.shape[0]} test images", force=True)
-    acc = trainer.evaluate()
-    accs = {"test_acc": acc}
-    if trainer.data.val_x is not None:
+        split = f"{trainer.data.test_x.shape[0]} test images" if read_test else "the validation split"
+        progress.update(f"epoch {row['epoch']}: evaluating on {split}", force=True)
+    accs = {"test_acc": trainer.evaluate()} if read_test else {}
+    if has_val:
         accs["val_acc"] = trainer.evaluate("val")
     alignment = trainer.kernel_alignment()
     if alignment:
         row["kernel_distance"] = alignment
     if progress is not None:
         progress.close()
-    chosen = accs.get("val_acc", acc)
+    chosen = accs["val_acc"] if has_val else accs["test_acc"]
     improved = chosen > trainer.best_acc
     if improved:
         trainer.best_acc, trainer.best_epoch = chosen, trainer.epoch

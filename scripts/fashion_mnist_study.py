@@ -69,7 +69,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], list[Job], dict[int, list
         return Job(("train", "--model", arch, "--seed", str(seed), "--epochs", str(args.teacher_epochs),
                     *teacher_size, "--out", str(folder), *common), folder)
 
-    members = [teacher(MEMBER, s) for s in range(max(args.ensemble))]
+    members = [teacher(MEMBER, s) for s in range(max(args.ensemble, default=0))]
     teachers = [teacher(PAIR_TEACHER, 0), *members]
     student = ["--epochs", str(args.epochs), "--train-size", str(args.train_size), *common]
     students = []
@@ -156,7 +156,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
     ap.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-4"))
-    ap.add_argument("--ensemble", type=lambda t: sorted({int(e) for e in t.split(",")}), default=[1, 2, 4])
+    ap.add_argument("--ensemble", type=lambda t: sorted({int(e) for e in t.split(",") if t != "none"}),
+                    default=[1, 2, 4], help="the ensemble curve's E values, or none (no curve)")
     ap.add_argument("--train-size", type=int, default=2000, help="the students' class-balanced subset")
     ap.add_argument("--epochs", type=int, default=20, help="student epochs")
     ap.add_argument("--teacher-epochs", type=int, default=10)
@@ -199,8 +200,10 @@ def main() -> None:
     args.figures.mkdir(parents=True, exist_ok=True)
     subprocess.run([*run, "report", str(args.out / "teachers"), str(args.out / "methods"), "--output",
                     str(args.figures / "fashion_mnist_study_methods.md")], check=True)
-    subprocess.run([*run, "report", str(args.out / "methods" / "ce"), str(args.out / "ensemble"), "--output",
-                    str(args.figures / "fashion_mnist_study_ensemble.md")], check=True)
+    parts = ["methods", "alignment", *(["ensemble"] if args.ensemble else [])]
+    if args.ensemble:
+        subprocess.run([*run, "report", str(args.out / "methods" / "ce"), str(args.out / "ensemble"), "--output",
+                        str(args.figures / "fashion_mnist_study_ensemble.md")], check=True)
     subprocess.run([*run, "plot", str(args.out / "methods"), "-o", str(args.figures / "fashion_mnist_study_curves.png"),
                     "--title", f"Fashion-MNIST, {args.train_size} training images, {PAIR_TEACHER} -> {STUDENT} "
                     f"(mean ± std over {len(args.seeds)} seeds)"], check=True)
@@ -214,14 +217,15 @@ def main() -> None:
     (args.figures / "fashion_mnist_study_alignment.md").write_text(alignment + "\n")
     table = {name: mean_ci(a) for name, a in accs.items()}
     env = json.loads((args.out / "methods" / "ce" / f"s{args.seeds[0]}" / "environment.json").read_text())
-    ensemble_figure(curve, args.figures / "fashion_mnist_study_ensemble.png",
-                    f"Fashion-MNIST, {args.train_size} training images: {STUDENT} students of E {MEMBER} teachers")
+    if args.ensemble:
+        ensemble_figure(curve, args.figures / "fashion_mnist_study_ensemble.png",
+                        f"Fashion-MNIST, {args.train_size} training images: {STUDENT} students of E {MEMBER} teachers")
     summary = {"methods_last_acc": table, "methods_kernel_distance": {n: mean_ci(d) for n, d in distances.items()},
                "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": seconds,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "environment": env}
     (args.figures / "fashion_mnist_study.json").write_text(json.dumps(summary, indent=2) + "\n")
-    for part in ("methods", "ensemble", "alignment"):
+    for part in parts:
         print((args.figures / f"fashion_mnist_study_{part}.md").read_text())
     print(json.dumps(curve, indent=2))
 

@@ -82,6 +82,8 @@ def test_fashion_mnist_study_script(tmp_path):
     assert summary["seconds"]["students"] > 0
     again = study("0-0", "--methods", "fkd-noreg,crd", "--dry-run")
     assert again.count("[skip]") == 3 + 7 and "[run]" not in again  # all finished: nothing to run again
+    plain = study("0-0", "--methods", "crd", "--ensemble", "none", "--dry-run")  # no curve: no members either
+    assert plain.count("[skip]") == 3 and "[run]" not in plain
 
 
 def test_fashion_mnist_verdict_script(tmp_path):
