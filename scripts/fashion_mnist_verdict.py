@@ -20,17 +20,17 @@ Budgets and rules, declared before running:
      inside, the other public implementation's 300 near 400).
 2. ``report`` (seeds --report-seeds, fresh ones): each method at its chosen setting; last-epoch test accuracy,
    mean ± 95% interval; the per-seed paired difference FKD - KD.
-3. ``recipe`` (report seeds; rows of their own, not part of FKD's selection): FKD at its chosen setting with the
+3. ``lowlabel`` (report seeds): 500 labelled images (--low-labels): the student alone, FKD, KD and the best other
+   method by validation (their chosen settings), once on the labelled images alone and once with the distillation
+   terms also on --unlabelled unlabelled training images outside the labelled subset and the validation split.
+4. ``recipe`` (report seeds; rows of their own, not part of FKD's selection): FKD at its chosen setting with the
    classifier reading unit-length features (norm_head=1); with the norm instead of the squared norm as regulariser
    (reg_power=1, weight x4, so that it is of the same size for features of norm about 4); and FKD and KD at their
    chosen settings with batch 256 (lr scaled linearly to 0.2, the same rule for both).
-4. ``ensemble`` (report seeds): teachers that differ: four architectures (resnet20, wrn_16_2, vgg8, resnet14), each
+5. ``ensemble`` (report seeds): teachers that differ: four architectures (resnet20, wrn_16_2, vgg8, resnet14), each
    trained on its own quarter of the training images (``--train-part i/4``), so that each sees different data and
    their ensembles are clearly better than one; FKD and KD at their chosen settings from the first E of them, E = 1,
    2, 4; each teacher ensemble's test accuracy (mean logits).
-5. ``lowlabel`` (report seeds): 500 labelled images (--low-labels): the student alone, FKD, KD and the best other
-   method by validation (their chosen settings), once on the labelled images alone and once with the distillation
-   terms also on --unlabelled unlabelled training images outside the labelled subset and the validation split.
 
 Every run is a ``realdata`` command in its own folder under OUT (--jobs at a time, --threads threads each; each
 passes --resume, so the script can be stopped and run again: finished runs are skipped, unfinished ones continue).
@@ -72,7 +72,7 @@ WEIGHTS = {"kd": ("kd_weight",), "dkd": ("alpha", "beta"), "sp": ("sp_weight",),
            "rkd": ("rkd_weight",), "at": ("at_weight",), "fitnet": ("hint_weight",), "crd": ("crd_weight",)}
 FKD_GRID = [(lam, reg) for reg in (1e-4, 1e-3) for lam in (25.0, 100.0, 400.0)]
 BASE_WD = 5e-4
-PHASES = ["select", "report", "recipe", "ensemble", "lowlabel"]
+PHASES = ["select", "report", "lowlabel", "recipe", "ensemble"]  # in order of what the verdict needs most
 
 
 def settings(method: str, first: int = 6) -> list[dict]:
@@ -162,7 +162,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/fmnist-verdict"))
     ap.add_argument("--figures", type=Path, default=Path("figures"))
-    ap.add_argument("--until", default="lowlabel", choices=PHASES)
+    ap.add_argument("--until", default="ensemble", choices=PHASES)
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
     ap.add_argument("--select-seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1])
@@ -216,6 +216,19 @@ def main() -> None:
     if ready and "report" in phases:
         run("report", [study.student_job(report(m), m, pick[m], seed, [teacher]) for m in methods
                        for seed in a.report_seeds])
+    low = {}
+    if ready and "lowlabel" in phases:
+        for m in [*(["ce"] if "ce" in methods else []), "fkd", "kd", *([best_other] if best_other else [])]:
+            low[m] = a.out / "lowlabel" / m
+            if m != "ce":
+                low[f"{m} + unlabelled"] = a.out / "lowlabel" / f"{m}-unlabelled"
+        jobs = []
+        for name, folder in low.items():
+            m = name.split(" ")[0]
+            extra = ("--train-size", str(a.low_labels), *(("--transfer-size", str(a.unlabelled))
+                                                          if "unlabelled" in name else ()))
+            jobs += [study.student_job(folder, m, pick[m], seed, [teacher], extra) for seed in a.report_seeds]
+        run("lowlabel", jobs)
     recipe_rows = {}
     if ready and "recipe" in phases:
         fkd, kd = pick["fkd"]["params"], pick["kd"]["params"]
@@ -235,19 +248,6 @@ def main() -> None:
         run("teachers", members)
         run("ensemble", [study.student_job(a.out / "ensemble" / f"{m}-E{e}", m, pick[m], seed, members[:e])
                          for e in es for m in ("fkd", "kd") for seed in a.report_seeds])
-    low = {}
-    if ready and "lowlabel" in phases:
-        for m in [*(["ce"] if "ce" in methods else []), "fkd", "kd", *([best_other] if best_other else [])]:
-            low[m] = a.out / "lowlabel" / m
-            if m != "ce":
-                low[f"{m} + unlabelled"] = a.out / "lowlabel" / f"{m}-unlabelled"
-        jobs = []
-        for name, folder in low.items():
-            m = name.split(" ")[0]
-            extra = ("--train-size", str(a.low_labels), *(("--transfer-size", str(a.unlabelled))
-                                                          if "unlabelled" in name else ()))
-            jobs += [study.student_job(folder, m, pick[m], seed, [teacher], extra) for seed in a.report_seeds]
-        run("lowlabel", jobs)
     if a.dry_run:
         return
     write_results(study, methods, choice, best_other, recipe_rows, members, es, low, seconds, phases)
