@@ -57,8 +57,9 @@ class TrainConfig:
     every seed (:func:`realdata.data.balanced_subset` with seed 0); the test set is always whole. ``val_size`` (None:
     none) holds out that many class-balanced training images outside the training subset as a validation split
     (:func:`realdata.data.train_val_split`, the same for every seed), evaluated every epoch (``val_acc``); best.pt is
-    then chosen by validation accuracy, and the test set is read at the last epoch only. ``train_part`` ("i/n", instead of ``train_size``)
-    trains on the i-th of n disjoint class-balanced parts of the training pool (teachers that saw different data).
+    then chosen by validation accuracy, and the test set is read at the last epoch only. ``train_part`` ("i/n",
+    instead of ``train_size``) trains on the i-th of n disjoint class-balanced parts of the training pool (teachers
+    that saw different data).
     ``transfer_size`` (with ``train_size``) computes the distillation terms also on that many unlabelled training
     images outside the training subset and the validation split (:func:`realdata.data.split_pool`).
 
