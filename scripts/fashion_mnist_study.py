@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -110,7 +111,8 @@ def alignment_table(table: dict[str, list[float]], distance: dict[str, list[floa
     rows = ["| method | last acc (%) | kernel distance to the teacher, last epoch | seeds |", "|---|---|---|---|"]
     for name in sorted(table, key=lambda n: -acc[n][0]):
         (a, ha), (d, hd) = acc[name], dist[name]
-        rows.append(f"| {name} | {a:.2f} ± {ha:.2f} | {d:.4f} ± {hd:.4f} | {len(table[name])} |")
+        pm = (lambda h, f: "" if math.isnan(h) else f" ± {h:{f}}")  # noqa: E731 (one seed: no interval)
+        rows.append(f"| {name} | {a:.2f}{pm(ha, '.2f')} | {d:.4f}{pm(hd, '.4f')} | {len(table[name])} |")
     rho = float(spearmanr([acc[n][0] for n in table], [dist[n][0] for n in table])[0])
     rows.append(f"\nSpearman rank correlation over the {len(table)} methods (accuracy, distance): {rho:.2f}")
     return "\n".join(rows), rho
