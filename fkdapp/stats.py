@@ -16,3 +16,11 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
     return statistics.fmean(values), float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values)
                                            / math.sqrt(len(values)))
+
+
+def format_mean_ci(values: Sequence[float], digits: int = 2) -> str:
+    """"mean ± half-width" of :func:`mean_ci` at ``digits`` decimals; the mean alone for one value, "-" for none."""
+    if not values:
+        return "-"
+    m, h = mean_ci(values)
+    return f"{m:.{digits}f}" if math.isnan(h) else f"{m:.{digits}f} ± {h:.{digits}f}"

@@ -128,8 +128,9 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: boo
              memory_format: torch.memory_format = torch.contiguous_format, split: str = "test") -> float:
     """Top-1 accuracy (%) of ``model`` on ``data``'s ``split`` ("test" or "val"), on the data's device.
 
-    On a CPU a zoo model is evaluated as a channels-last copy (1.4-1.8x faster there,
-    ``benchmarks/bench_eval_layout.py``); the model itself, and so training, is untouched."""
+    On a CPU a zoo model given ``memory_format`` contiguous (the default) is evaluated as a channels-last copy
+    (1.4-1.8x faster there, ``benchmarks/bench_eval_layout.py``, which passes ``torch.preserve_format`` to time the
+    model as it is); the model itself, and so training, is untouched."""
     model.eval()
     images, labels = data.split(split)
     device = images.device

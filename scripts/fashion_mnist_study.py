@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +40,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fkdapp.stats import mean_ci
+from fkdapp.stats import format_mean_ci, mean_ci
 from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
 
@@ -110,9 +109,8 @@ def alignment_table(table: dict[str, list[float]], distance: dict[str, list[floa
     acc, dist = {n: mean_ci(v) for n, v in table.items()}, {n: mean_ci(v) for n, v in distance.items()}
     rows = ["| method | last acc (%) | kernel distance to the teacher, last epoch | seeds |", "|---|---|---|---|"]
     for name in sorted(table, key=lambda n: -acc[n][0]):
-        (a, ha), (d, hd) = acc[name], dist[name]
-        pm = (lambda h, f: "" if math.isnan(h) else f" ± {h:{f}}")  # noqa: E731 (one seed: no interval)
-        rows.append(f"| {name} | {a:.2f}{pm(ha, '.2f')} | {d:.4f}{pm(hd, '.4f')} | {len(table[name])} |")
+        rows.append(f"| {name} | {format_mean_ci(table[name])} | {format_mean_ci(distance[name], 4)} | "
+                    f"{len(table[name])} |")
     rho = float(spearmanr([acc[n][0] for n in table], [dist[n][0] for n in table])[0])
     rows.append(f"\nSpearman rank correlation over the {len(table)} methods (accuracy, distance): {rho:.2f}")
     return "\n".join(rows), rho

@@ -60,6 +60,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fkdapp.stats import format_mean_ci as fmt
 from fkdapp.stats import mean_ci
 from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
@@ -149,13 +150,6 @@ def chosen(study: Study, method: str) -> tuple[int, dict, list[dict]]:
 def slug(name: str) -> str:
     """A folder name for a table row: "fkd, batch 256" -> "fkd-batch256"."""
     return name.replace(", ", "-").replace(" ", "").replace("=", "")
-
-
-def fmt(values: list[float]) -> str:
-    if not values:
-        return "-"
-    m, h = mean_ci(values)
-    return f"{m:.2f} ± {h:.2f}" if not math.isnan(h) else f"{m:.2f}"
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from scipy import stats
 
 from fkd import dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 from fkdapp.errors import ConfigError
+from fkdapp.stats import format_mean_ci
 from multiview.config import Config
 from multiview.data import make_data
 from multiview.distill import Student, students_for
@@ -145,6 +146,9 @@ def test_statistics_against_scipy():
     lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
     assert m == pytest.approx(np.mean(values)) and h == pytest.approx((hi - lo) / 2)
     assert math.isnan(mean_ci([0.2])[1])
+    # the tables' text form: t(0.975, 2) = 4.303, sd 1 over 3 seeds -> half-width 2.484
+    assert format_mean_ci([1.0, 2.0, 3.0]) == "2.00 ± 2.48" and format_mean_ci([1.0, 2.0, 3.0], 4) == "2.0000 ± 2.4841"
+    assert format_mean_ci([5.0]) == "5.00" and format_mean_ci([]) == "-"
     # log2 slope: exact on a 2^-(E+1) curve
     students = [{"seed": 0, "method": "fkd", "teachers": e, "trained_as": "", "lambda": 0.0,
                  "train_accuracy": 1.0, "multi_view_error": 0.0, "single_view_failure": 2.0 ** -(e + 1),
