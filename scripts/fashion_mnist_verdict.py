@@ -34,9 +34,12 @@ Budgets and rules, declared before running:
 
 Every run is a ``realdata`` command in its own folder under OUT (--jobs at a time, --threads threads each; each
 passes --resume, so the script can be stopped and run again: finished runs are skipped, unfinished ones continue).
-``--until PHASE`` stops after that phase; the selection is read from the finished selection runs. Writes
-FIGURES/fashion_mnist_verdict.md (the tables), FIGURES/fashion_mnist_verdict.json (every number, the selection
-record, the wall time per phase, the device) and FIGURES/fashion_mnist_verdict.png (the ensemble curve).
+``--from PHASE`` and ``--until PHASE`` run the phases between (the teacher is trained only for the phases that use
+it: select to recipe); the selection is read from the finished selection runs, or with ``--selection RECORD`` from
+the record of an earlier run of this script (checked against this run's grids), so that a later phase can run in
+another sitting or on another machine without the selection runs. Writes FIGURES/NAME.md (the tables of the phases
+run), FIGURES/NAME.json (every number, the selection record, the wall time per phase, the device) and
+FIGURES/NAME.png (the ensemble curve), NAME being --name (fashion_mnist_verdict).
 
 The runs read the test set at their last epoch only (``--val-size``): it never chooses a setting or a checkpoint.
 
@@ -46,6 +49,8 @@ report 28, lowlabel 8, recipe 9; the ensemble's four member teachers about 1 h m
 ``--settings 6 --report-seeds 2,3,4,5,6``, is about twice the selection and the later phases.
 
     python scripts/fashion_mnist_verdict.py --out runs/fmnist-verdict --until select
+    python scripts/fashion_mnist_verdict.py --from ensemble --selection figures/fashion_mnist_verdict.json \
+        --name fashion_mnist_verdict_ensemble
 """
 
 from __future__ import annotations
@@ -147,6 +152,30 @@ def chosen(study: Study, method: str) -> tuple[int, dict, list[dict]]:
     return (best, grid[best], records) if best >= 0 else (-1, {}, records)
 
 
+def recorded(study: Study, methods: list[str], record: Path) -> dict:
+    """Each method's choice as :func:`chosen` gives it, read from an earlier record of this script; exits with one
+    line where the record is unreadable, lacks a method, or chose from another grid than this run's."""
+    try:
+        selection = json.loads(record.read_text())["selection"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"Error: --selection {record}: not a record written by this script ({type(e).__name__}: {e}); "
+                 "pass the .json it wrote under --figures")
+    choice = {}
+    for m in methods:
+        entry = selection.get(m)
+        if entry is None:
+            sys.exit(f"Error: --selection {record} has no choice for {m}; drop it from --methods or rerun its "
+                     "selection")
+        grid = settings(m, study.a.settings)
+        tried = [r.get("setting") for r in entry.get("records", [])]
+        i = entry.get("chosen", -1)
+        if tried != [label(s) for s in grid] or not 0 <= i < len(grid):
+            sys.exit(f"Error: --selection {record} chose {m} from {tried}, not from this run's grid "
+                     f"{[label(s) for s in grid]}; pass the --settings it was made with")
+        choice[m] = (i, grid[i], entry["records"])
+    return choice
+
+
 def slug(name: str) -> str:
     """A folder name for a table row: "fkd, batch 256" -> "fkd-batch256"."""
     return name.replace(", ", "-").replace(" ", "").replace("=", "")
@@ -156,7 +185,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/fmnist-verdict"))
     ap.add_argument("--figures", type=Path, default=Path("figures"))
-    ap.add_argument("--until", default="ensemble", choices=PHASES)
+    ap.add_argument("--from", dest="start", default="select", choices=PHASES, help="the first phase to run")
+    ap.add_argument("--until", default="ensemble", choices=PHASES, help="the last phase to run")
+    ap.add_argument("--selection", type=Path, help="take the chosen settings from this record of an earlier run "
+                    "(its FIGURES/NAME.json) instead of from the selection runs")
+    ap.add_argument("--name", default="fashion_mnist_verdict", help="the results' file name under --figures")
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
     ap.add_argument("--select-seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1])
@@ -185,8 +218,12 @@ def main() -> None:
         sys.exit(f"Error: --methods must include fkd and kd and name only: ce, fkd, {', '.join(WEIGHTS)}")
     if not set(a.ensemble) <= {1, 2, 3, 4}:
         sys.exit(f"Error: --ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
+    if PHASES.index(a.start) > PHASES.index(a.until):
+        sys.exit(f"Error: --from {a.start} comes after --until {a.until}; phases run in the order {', '.join(PHASES)}")
+    if a.selection is not None and a.start == "select":
+        sys.exit("Error: --selection replaces the select phase; pass --from with a later phase")
     study = Study(a)
-    phases = PHASES[: PHASES.index(a.until) + 1]
+    phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
     ledger = a.out / "seconds.json"
     seconds = json.loads(ledger.read_text()) if ledger.is_file() else {}
 
@@ -198,10 +235,12 @@ def main() -> None:
             ledger.write_text(json.dumps(seconds) + "\n")
 
     teacher = study.teacher(TEACHER)
-    run("teachers", [teacher])
-    run("select", [study.student_job(a.out / "select" / m / f"set{i}", m, s, seed, [teacher])
-                   for m in methods for i, s in enumerate(settings(m, a.settings)) for seed in a.select_seeds])
-    choice = {m: chosen(study, m) for m in methods}
+    if set(phases) & {"select", "report", "lowlabel", "recipe"}:
+        run("teachers", [teacher])
+    if "select" in phases:
+        run("select", [study.student_job(a.out / "select" / m / f"set{i}", m, s, seed, [teacher])
+                       for m in methods for i, s in enumerate(settings(m, a.settings)) for seed in a.select_seeds])
+    choice = recorded(study, methods, a.selection) if a.selection else {m: chosen(study, m) for m in methods}
     ready = all(c[0] >= 0 for c in choice.values())
     pick = {m: c[1] for m, c in choice.items()}
     others = [m for m in methods if m not in ("ce", "kd", "fkd")]
@@ -269,17 +308,20 @@ def paired(a_dir: Path, b_dir: Path) -> list[float]:
 def write_results(study: Study, methods: list[str], choice: dict, best_other: str | None, recipe_rows: dict,
                   members: list, es: tuple, low: dict, seconds: dict, phases: list[str]) -> None:
     a, out = study.a, study.out
+    source = f"read from {a.selection}" if a.selection else "the selection runs"
     lines = ["# Fashion-MNIST: every method tuned alike (resnet20 -> resnet8)", "",
              f"{a.train_size} labelled images, {a.val_size} validation images, {a.epochs} epochs, batch "
              f"{a.batch_size}; selection seeds {a.select_seeds} (validation), report seeds {a.report_seeds} (test). "
-             "Accuracy (%): mean ± 95% interval of the last epoch.", "", "## Selection (validation accuracy)", "",
+             "Accuracy (%): mean ± 95% interval of the last epoch.", "",
+             f"## Selection (validation accuracy; {source})", "",
              "| method | settings tried: mean validation accuracy | chosen |", "|---|---|---|"]
     for m in methods:
         i, _, records = choice[m]
         tried = "; ".join(f"{r['setting']}: {r['mean_val_acc']:.2f}" for r in records)
         lines.append(f"| {m} | {tried} | {records[i]['setting'] if i >= 0 else '(unfinished)'} |")
     summary: dict = {"selection": {m: {"chosen": c[0], "records": c[2]} for m, c in choice.items()},
-                     "best_other": best_other, "seconds": seconds}
+                     "best_other": best_other, "seconds": seconds,
+                     "selection_from": str(a.selection) if a.selection else None}
     if "report" in phases:
         test = {m: last_accs(out / "report" / m) for m in methods}
         lines += ["", "## Test accuracy at the chosen settings", "", "| method | setting | test acc (%) | seeds |",
@@ -312,7 +354,7 @@ def write_results(study: Study, methods: list[str], choice: dict, best_other: st
             d = paired(out / "ensemble" / f"fkd-E{e}", out / "ensemble" / f"kd-E{e}")
             lines.append(f"| {e} | {'-' if t is None else f'{t:.2f}'} | {fmt(f)} | {fmt(k)} | {fmt(d)} |")
         summary["ensemble"] = curve
-        ensemble_figure(curve, a.figures / "fashion_mnist_verdict.png")
+        ensemble_figure(curve, a.figures / f"{a.name}.png")
     if low:
         lines += ["", f"## Fewer labels: {a.low_labels} labelled images (report seeds)", "",
                   f"'+ unlabelled': the distillation terms also on {a.unlabelled} unlabelled training images.", "",
@@ -329,8 +371,8 @@ def write_results(study: Study, methods: list[str], choice: dict, best_other: st
     device = summary["environment"]["device_name"] if summary["environment"] else "?"
     lines.append(f"\nWall time per phase (s, summed over sittings): {spent}; device: {device}.")
     a.figures.mkdir(parents=True, exist_ok=True)
-    (a.figures / "fashion_mnist_verdict.md").write_text("\n".join(lines) + "\n")
-    (a.figures / "fashion_mnist_verdict.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (a.figures / f"{a.name}.md").write_text("\n".join(lines) + "\n")
+    (a.figures / f"{a.name}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines))
 
 

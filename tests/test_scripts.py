@@ -92,8 +92,8 @@ def test_fashion_mnist_verdict_script(tmp_path):
 
     data = write_fashion_mnist(tmp_path / "data", n_train=400, n_test=16)
 
-    def verdict(*extra: str) -> str:
-        return run(["scripts/fashion_mnist_verdict.py", "--out", str(tmp_path / "out"), "--figures",
+    def verdict(*extra: str, out: str = "out") -> str:
+        return run(["scripts/fashion_mnist_verdict.py", "--out", str(tmp_path / out), "--figures",
                     str(tmp_path / "fig"), "--methods", "kd,fkd,sp", "--settings", "1", "--select-seeds", "0",
                     "--report-seeds", "1", "--ensemble", "1,2", "--big-batch", "20", "--train-size", "20",
                     "--val-size", "20", "--low-labels", "10", "--unlabelled", "20", "--epochs", "1",
@@ -118,6 +118,18 @@ def test_fashion_mnist_verdict_script(tmp_path):
     assert "| fkd, norm_head=1 |" in (tmp_path / "fig" / "fashion_mnist_verdict.md").read_text()
     again = verdict("--dry-run")
     assert "[run]" not in again and again.count("[skip]") == 1 + 3 + 3 + 4 + 2 + 4 + 6  # all finished
+    # the ensemble phase alone, in another folder, from the record: no teacher, no selection runs
+    record = tmp_path / "fig" / "fashion_mnist_verdict.json"
+    verdict("--from", "ensemble", "--selection", str(record), "--name", "ens", out="out2")
+    ens = json.loads((tmp_path / "fig" / "ens.json").read_text())
+    assert ens["selection"] == summary["selection"] and ens["selection_from"] == str(record)
+    assert set(ens["ensemble"]["kd"]) == {"1", "2"} and "test" not in ens and "lowlabel" not in ens
+    assert not (tmp_path / "out2" / "teachers" / "resnet20").exists() and not (tmp_path / "out2" / "select").exists()
+    assert (tmp_path / "fig" / "ens.png").is_file() and "read from" in (tmp_path / "fig" / "ens.md").read_text()
+    wrong = subprocess.run([sys.executable, "scripts/fashion_mnist_verdict.py", "--from", "ensemble", "--selection",
+                            str(record), "--methods", "kd,fkd,sp", "--settings", "2", "--dry-run"], cwd=ROOT,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert wrong.returncode != 0 and "pass the --settings it was made with" in wrong.stderr
 
 
 def test_regime_script(tmp_path):
