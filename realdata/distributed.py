@@ -34,8 +34,8 @@ from torch import Tensor
 
 from fkdapp.runtime import DeviceError, is_main, rank, resolve_device, world_size
 
-__all__ = ["all_reduce_sum", "barrier", "env_world_size", "global_batch", "is_distributed", "is_main", "rank",
-           "setup", "world_size"]
+__all__ = ["all_reduce_sum", "average_grads", "barrier", "env_world_size", "global_batch", "is_distributed",
+           "is_main", "rank", "setup", "world_size"]
 
 
 def env_world_size() -> int:
@@ -105,6 +105,20 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     x = x.clone()
     dist.all_reduce(x)
     return x
+
+
+def average_grads(params: list[Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over ranks, in one all-reduce of the gradients laid end to end
+    (for modules trained outside DDP). Every rank must pass the same parameters and run the same graph, so that the
+    same ones have no gradient (they are left out). Nothing to do in one process."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not is_distributed() or not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        g.copy_(mean.view_as(g))
 
 
 class _ScaleGrad(torch.autograd.Function):

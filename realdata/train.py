@@ -375,8 +375,8 @@ class Trainer:
         epoch = self.init_done + 1
         self.distiller.train()
         order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
-        params = [p for g in opt.param_groups for p in g["params"]]
-        total, start = 0.0, time.perf_counter()
+        params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+        total, pending, start = 0.0, [], time.perf_counter()
         for step in range(1, self.steps_per_epoch + 1):
             idx = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
             images = self._images(data.train_x[idx], data)
@@ -384,16 +384,17 @@ class Trainer:
                 loss = self.distiller.init_loss(images)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if self.world > 1:  # the stage runs outside DDP: average its gradients over the ranks here
-                for p in params:
-                    if p.grad is not None:
-                        p.grad = distributed.all_reduce_sum(p.grad) / self.world
+            distributed.average_grads(params)  # the stage runs outside DDP: one all-reduce of its gradients
             opt.step()
-            value = float(distributed.all_reduce_sum(loss.detach().float().reshape(1))[0]) / self.world
-            if not math.isfinite(value):
-                raise NonFiniteLoss(f"the {self.distiller.NAME} initialisation loss is {value} at init epoch {epoch}, "
-                                    f"step {step}")
-            total += value
+            pending.append(loss.detach().float())
+            if len(pending) == self.sync_every or step == self.steps_per_epoch:  # as train_epoch: few host syncs
+                block = (distributed.all_reduce_sum(torch.stack(pending)) / self.world).double().cpu()
+                bad = (~torch.isfinite(block)).nonzero()
+                if len(bad):
+                    first = step - len(pending) + 1 + int(bad[0])
+                    raise NonFiniteLoss(f"the {self.distiller.NAME} initialisation loss is {float(block[bad[0]])} at "
+                                        f"init epoch {epoch}, step {first}")
+                total, pending = total + float(block.sum()), []
             if self.stop is not None and self.stop.received is not None:
                 raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {step}")
         self.init_done = epoch

@@ -127,6 +127,19 @@ def _check_distillers(rank: int, single: dict) -> None:
             assert_close(p.grad, g, f"{method}: gradient of {pname} on rank {rank}")
 
 
+def _check_average_grads(rank: int) -> None:
+    """Gradients of several shapes become their mean over ranks; a parameter without one is left without."""
+    params = [torch.nn.Parameter(torch.zeros(shape)) for shape in ((3,), (2, 4), (1, 1, 2))]
+    for i, p in enumerate(params[:2]):
+        p.grad = torch.arange(p.numel(), dtype=torch.float32).view_as(p) * (rank + 1) + i
+    distributed.average_grads(params)
+    mean_factor = sum(r + 1 for r in range(WORLD)) / WORLD
+    for i, p in enumerate(params[:2]):
+        assert_close(p.grad, torch.arange(p.numel(), dtype=torch.float32).view_as(p) * mean_factor + i,
+                     f"averaged gradient {i} on rank {rank}")
+    assert params[2].grad is None
+
+
 def _worker(rank: int, folder: str) -> None:
     torch.set_num_threads(1)
     single = _single_process_distillers()  # before joining the group: then the gather is the identity
@@ -136,6 +149,7 @@ def _worker(rank: int, folder: str) -> None:
         assert distributed.is_main() == (rank == 0)
         _check_losses(rank)
         _check_distillers(rank, single)
+        _check_average_grads(rank)
     except Exception:  # the first rank to fail leaves its reason (the other one then fails on a lost connection)
         Path(folder, f"rank{rank}.err").write_text(traceback.format_exc())
         raise
@@ -214,6 +228,18 @@ def test_torchrun_resumes_an_interrupted_run(tmp_path, data_dir):
     env = json.loads((out / "environment.json").read_text())
     assert env["resumed"][0]["after_epoch"] == 1 and env["resumed"][0]["world_size"] == WORLD
 
+
+@pytest.mark.skipif(TORCHRUN is None, reason="no torchrun beside this python")
+def test_torchrun_runs_an_initialisation_stage(tmp_path, data_dir):
+    """FSP's init stage trains outside DDP (its gradients averaged by hand), then the main stage under DDP."""
+    teacher = teacher_file(tmp_path / "teacher.pt")
+    out = tmp_path / "run"
+    torchrun("distill", "--teacher", teacher, "--student", "resnet8", "--method", "fsp", "--param", "init_epochs=1",
+             "--dataset", "cifar10", "--data-dir", data_dir, "--epochs", 1, "--batch-size", 16, "--device", "cpu",
+             "--out", out, "--no-progress")
+    init = [json.loads(line) for line in (out / "init.jsonl").read_text().splitlines()]
+    assert [r["init_epoch"] for r in init] == [1] and init[0]["init_loss"] > 0
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
 def _children(pid: int) -> list[int]:

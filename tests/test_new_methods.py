@@ -235,3 +235,22 @@ def test_ab_connects_pre_activation_maps_and_refuses_models_without_them():
     shuffle = METHODS["ab"](build("resnet8", num_classes=10), [build("ShuffleV1", num_classes=10)])
     with pytest.raises(ConfigError, match="ab compares pre-activation maps, which ShuffleV1 does not give"):
         shuffle.build_heads(data)
+
+
+def test_a_non_finite_initialisation_loss_names_its_step(tmp_path, data_dir, teachers, monkeypatch):
+    """The init stage checks its losses as the main stage does: the first non-finite one, with its epoch and step."""
+    from realdata.methods import FSP
+    from realdata.train import NonFiniteLoss
+
+    original, calls = FSP.init_loss, []
+
+    def nan_at_third(self, images):
+        calls.append(1)
+        loss = original(self, images)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(FSP, "init_loss", nan_at_third)
+    config = TrainConfig(model="resnet8", dataset="cifar10", method="fsp", teachers=(teachers[0],), epochs=1,
+                         batch_size=8, device="cpu", data_dir=str(data_dir), params={"init_epochs": 1})  # 5 steps
+    with pytest.raises(NonFiniteLoss, match="initialisation loss is nan at init epoch 1, step 3"):
+        run_training(config, tmp_path / "run")
