@@ -67,7 +67,7 @@ from matplotlib.figure import Figure
 
 from fkdapp.stats import format_mean_ci as fmt
 from fkdapp.stats import mean_ci
-from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
+from realdata.jobs import Job, last_accs, last_row, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
 
 STUDENT, TEACHER = "resnet8", "resnet20"
@@ -342,10 +342,12 @@ def write_results(study: Study, methods: list[str], choice: dict, best_other: st
             summary["recipe"][name] = v
             lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
     if "ensemble" in phases:
-        curve = {"teacher_ensemble": {str(e): ensemble_accuracy(study, members, e) for e in es}}
+        own = {m.out.name: (row or {}).get("test_acc") for m in members for row in [last_row(m.out)]}
+        curve = {"teacher_ensemble": {str(e): ensemble_accuracy(study, members, e) for e in es}, "members": own}
         lines += ["", "## Teachers that differ: the ensemble curve (report seeds)", "",
-                  f"Members, in order: {', '.join(f'{m.out.name}' for m in members)} (ARCH-partIof4: trained on "
-                  "quarter I of the training images).",
+                  "Members, in order, with their own test accuracy: "
+                  f"{', '.join(f'{n} ({a_:.2f}%)' if a_ is not None else n for n, a_ in own.items())} "
+                  "(ARCH-partIof4: trained on quarter I of the training images).",
                   "", "| E | teacher ensemble test acc (%) | FKD | KD | FKD - KD, paired |", "|---|---|---|---|---|"]
         for e in es:
             f, k = (last_accs(out / "ensemble" / f"{m}-E{e}") for m in ("fkd", "kd"))

@@ -107,6 +107,8 @@ def test_fashion_mnist_verdict_script(tmp_path):
     assert len(summary["fkd_minus_kd"]) == 1 and set(summary["recipe"]) == {
         "fkd, norm_head=1", "fkd, reg_power=1", "fkd, batch 20", "kd, batch 20"}
     assert set(summary["ensemble"]["teacher_ensemble"]) == {"1", "2"}
+    assert list(summary["ensemble"]["members"]) == ["resnet20-part1of4", "wrn_16_2-part2of4"]
+    assert all(0 <= v <= 100 for v in summary["ensemble"]["members"].values())
     assert set(summary["lowlabel"]) == {"fkd", "kd", "sp", "fkd + unlabelled", "kd + unlabelled", "sp + unlabelled"}
     out = tmp_path / "out"
     member = json.loads((out / "teachers" / "wrn_16_2-part2of4" / "config.json").read_text())
