@@ -45,8 +45,8 @@ The runs read the test set at their last epoch only (``--val-size``): it never c
 
 Cost measured on an AMD EPYC CPU (2 jobs of 1 thread): the teacher about 30-45 min of one core; with the defaults
 (3 settings per method, 2 selection seeds, 3 report seeds: the budget that fits one 3-hour session) selection 39 min,
-report 28, lowlabel 8, recipe 9; the ensemble's four member teachers 21 min, its students 39 min at 5 seeds. The full budget,
-``--settings 6 --report-seeds 2,3,4,5,6``, is about twice the selection and the later phases.
+report 28, lowlabel 8, recipe 9; the ensemble's four member teachers 21 min, its students 39 min at 5 seeds. The
+full budget, ``--settings 6 --report-seeds 2,3,4,5,6``, is about twice the selection and the later phases.
 
     python scripts/fashion_mnist_verdict.py --out runs/fmnist-verdict --until select
     python scripts/fashion_mnist_verdict.py --from ensemble --selection figures/fashion_mnist_verdict.json \
