@@ -375,7 +375,7 @@ class Trainer:
         epoch = self.init_done + 1
         self.distiller.train()
         order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
-        params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+        params = [p for g in opt.param_groups for p in g["params"]]
         total, pending, start = 0.0, [], time.perf_counter()
         for step in range(1, self.steps_per_epoch + 1):
             idx = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
@@ -386,9 +386,9 @@ class Trainer:
             loss.backward()
             distributed.average_grads(params)  # the stage runs outside DDP: one all-reduce of its gradients
             opt.step()
-            pending.append(loss.detach().float())
+            pending.append({"init_loss": loss.detach().float()})
             if len(pending) == self.sync_every or step == self.steps_per_epoch:  # as train_epoch: few host syncs
-                block = (distributed.all_reduce_sum(torch.stack(pending)) / self.world).double().cpu()
+                block = self._sync(pending)["init_loss"]
                 bad = (~torch.isfinite(block)).nonzero()
                 if len(bad):
                     first = step - len(pending) + 1 + int(bad[0])

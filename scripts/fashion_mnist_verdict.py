@@ -342,7 +342,7 @@ def write_results(study: Study, methods: list[str], choice: dict, best_other: st
             summary["recipe"][name] = v
             lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
     if "ensemble" in phases:
-        own = {m.out.name: (row or {}).get("test_acc") for m in members for row in [last_row(m.out)]}
+        own = {m.out.name: (last_row(m.out) or {}).get("test_acc") for m in members}
         curve = {"teacher_ensemble": {str(e): ensemble_accuracy(study, members, e) for e in es}, "members": own}
         lines += ["", "## Teachers that differ: the ensemble curve (report seeds)", "",
                   "Members, in order, with their own test accuracy: "
