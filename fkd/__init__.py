@@ -16,7 +16,9 @@ from fkd.kernels import (
     feature_kernel,
     feature_regularizer,
     kernel_distance,
+    max_kernel,
     normalized_kernel,
+    one_sided_kernel_distance,
     unit_rows,
 )
 from fkd.module import FeatureTap, FKDLoss, FKDTerms, layer_names
@@ -57,8 +59,10 @@ __all__ = [
     "kd_loss",
     "kernel_distance",
     "layer_names",
+    "max_kernel",
     "normalized_kernel",
     "nst_loss",
+    "one_sided_kernel_distance",
     "pkt_loss",
     "pool_pair",
     "rkd_loss",

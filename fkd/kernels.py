@@ -97,3 +97,34 @@ def feature_regularizer(h: torch.Tensor, power: int = 2) -> torch.Tensor:
     if power == 1:
         return torch.linalg.vector_norm(h, dim=-1).mean(-1)
     return (h * h).sum(-1).mean(-1)
+
+
+def one_sided_kernel_distance(k_s: torch.Tensor, k_t: torch.Tensor) -> torch.Tensor:
+    """Mean over the B(B-1) off-diagonal pairs of relu(k_t - k_s)^2: only pairs where the student is *less*
+    similar than the target count, so the target can add similarity but never asks for it to be removed.
+
+    (..., B, B), (..., B, B) -> (...); leading dims broadcast. Zero when k_s >= k_t everywhere off the diagonal.
+    """
+    check_kernel(k_s, "student kernel")
+    check_kernel(k_t, "teacher kernel")
+    if k_s.shape[-1] != k_t.shape[-1]:
+        raise ValueError(
+            f"kernels must have the same batch size B, got shapes {tuple(k_s.shape)} and {tuple(k_t.shape)}"
+        )
+    b = k_s.shape[-1]
+    short = (upcast(k_t) - upcast(k_s)).clamp_min(0.0).square()
+    off = ~torch.eye(b, dtype=torch.bool, device=short.device)
+    zero = torch.zeros((), dtype=short.dtype, device=short.device)
+    return torch.where(off, short, zero).sum((-2, -1)) / (b * (b - 1))
+
+
+def max_kernel(kernels: torch.Tensor) -> torch.Tensor:
+    """The most similar teacher per pair: the elementwise maximum of E kernels.  (E, ..., B, B) -> (..., B, B).
+
+    A union target built from kernels alone: a pair that any teacher finds similar is similar in the target.
+    """
+    if not isinstance(kernels, torch.Tensor) or kernels.ndim < 3:
+        raise ValueError(f"kernels must be a tensor of shape (E, ..., B, B), got "
+                         f"{tuple(kernels.shape) if isinstance(kernels, torch.Tensor) else type(kernels).__name__}")
+    check_kernel(kernels[0], "kernels[0]")
+    return kernels.amax(0)

@@ -123,14 +123,15 @@ def dkd_loss(
 ) -> torch.Tensor:
     """Decoupled KD (Zhao et al., CVPR 2022): alpha TCKD + beta NCKD, each T^2-scaled and averaged over the batch.
 
-    (..., B, C) logits, E x (..., B, C) teacher logits (an ensemble: their mean), labels (B,) -> (...).
+    (..., B, C) logits, E x (..., B, C) teacher logits (an ensemble: their mean), labels (B,) or (..., B) -> (...).
     TCKD is the KL divergence between the binary distributions (target class, all others) of teacher and student;
     NCKD the KL divergence between their distributions over the non-target classes (softmax with the target class
     masked out by subtracting 1000 from its logit, as in the authors' code).
     """
     lt = _teacher_logits(logits_s, logits_t, temperature) / temperature
-    if labels.shape != logits_s.shape[-2:-1]:
-        raise ValueError(f"labels must have shape ({logits_s.shape[-2]},), got {tuple(labels.shape)}")
+    if labels.shape not in (logits_s.shape[-2:-1], logits_s.shape[:-1]):
+        raise ValueError(f"labels must have shape ({logits_s.shape[-2]},) or {tuple(logits_s.shape[:-1])}, got "
+                         f"{tuple(labels.shape)}")
     ls = upcast(logits_s) / temperature
     gt = F.one_hot(labels, ls.shape[-1]).to(torch.bool).expand_as(ls)
     p_s, p_t = ls.softmax(-1), lt.softmax(-1)

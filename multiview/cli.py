@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from fkdapp.progress import Progress
 from fkdapp.runtime import is_main, rank, resolve_device, world_size
 from multiview.config import Config
 from multiview.distill import students_for
-from multiview.engine import KINDS, Engine
+from multiview.engine import KINDS, Engine, run_script, set_numerics
 from multiview.experiment import distill_experiment, population_experiment
 from multiview.methods import METHODS, StudentMethod, parse_methods
 from multiview.records import DistillResults, read_distill, write_results
@@ -24,27 +23,10 @@ from multiview.report import views_text
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-def set_numerics() -> None:
-    """The one numerics path of every simulation (commands and scripts alike): denormal floats flushed to zero on the
-    CPU. On this project's CPU (AMD EPYC, 1 thread; seed 0, fkd and kd at E = 0..2) every record came out the same
-    with and without it. Call it before training networks from Python to get the commands' numbers bit for bit."""
-    torch.set_flush_denormal(True)
-
-
 @click.group(cls=OneLineGroup, context_settings=CONTEXT)
 def main() -> None:
     """Simulate the multi-view theory: the per-class lottery and distillation from E teachers."""
     set_numerics()
-
-
-def run_script(script_main: Callable[[], None]) -> None:
-    """Entry point of the experiment scripts under scripts/: the commands' numerics (:func:`set_numerics`), and the
-    package's one-line errors printed as ``Error: ...`` (exit status 1), as in the commands here."""
-    set_numerics()
-    try:
-        script_main()
-    except UserError as e:
-        sys.exit(f"Error: {e}")
 
 
 def build_config(config_file: str | None, overrides: Sequence[str]) -> Config:
@@ -231,13 +213,17 @@ def plot(results: str, output: str) -> None:
 
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False))
-def report(results: str) -> None:
-    """The sweep as Markdown tables (mean and 95% interval over seeds)."""
+@click.option("--decompose", is_flag=True, help="Only the decomposition per (method, E): teachers' views taken, "
+              "views nobody had, own views kept, uncovered / ideal, failure / law, and the decision rule's verdict.")
+def report(results: str, decompose: bool) -> None:
+    """The sweep as Markdown tables (mean and 95% interval over seeds), then its decomposition."""
+    from multiview.decompose import decomposition_markdown
     from multiview.report import markdown_report
 
     with user_errors():
-        text = markdown_report(read_distill(Path(results)))
+        r = read_distill(Path(results))
+        text = decomposition_markdown(r) if decompose else markdown_report(r) + "\n\n" + decomposition_markdown(r)
     click.echo(text)
 
 
-__all__ = ["main"]
+__all__ = ["main", "run_script", "set_numerics"]

@@ -44,7 +44,10 @@ class Config:
     Views: view l of class j is learned when max_r <w_{j,r}, v_{j,l}> > view_threshold * varrho and
       >= view_ratio x the larger of the class's two.
     Distillation (students): at least ``student_steps`` steps, then the same stop rule; ``kernel_batch`` samples
-      per kernel of the relational methods (0: the whole batch). ``method_params`` overrides the defaults of the
+      per kernel of the relational methods (0: the whole batch). ``transfer_single`` / ``transfer_multi``: unlabelled
+      samples drawn from D_s / D_m with a generator of their own (the transfer set); every method's distillation
+      term is computed on the training set and these together, cross-entropy on the training set alone, and the
+      teachers are trained as without them. ``method_params`` overrides the defaults of the
       methods' parameters (``{"fkd": {"lambda": 20}}``; ``--set fkd.lambda=20``); the defaults themselves, and
       what each parameter weighs, live with the methods in :mod:`multiview.methods`.
     """
@@ -82,6 +85,8 @@ class Config:
     # distillation
     student_steps: int = 600
     kernel_batch: int = 0
+    transfer_single: int = 0
+    transfer_multi: int = 0
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     # reproducibility
     seed: int = 0
@@ -197,7 +202,7 @@ def _validate(c: Config) -> None:
         _check(0 <= getattr(c, name) <= 1, name, getattr(c, name), "in [0, 1]")
     for name in ("sigma_p", "varrho", "sigma_0", "lr", "view_threshold"):
         _check(getattr(c, name) > 0, name, getattr(c, name), "> 0")
-    for name in ("batch_size", "patience", "kernel_batch", "seed"):
+    for name in ("batch_size", "patience", "kernel_batch", "seed", "transfer_single", "transfer_multi"):
         _check(getattr(c, name) >= 0, name, getattr(c, name), ">= 0")
     _check(
         c.other_coef_single[1] <= c.Gamma,

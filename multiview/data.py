@@ -14,6 +14,8 @@ import torch
 from multiview.config import Config
 
 CHUNK = 4096  # samples generated at once: memory stays bounded for large N
+#: the seed stream of the transfer set: derive_seed(seed, TRANSFER_STREAM); training and test data are stream 0
+TRANSFER_STREAM = 4
 
 
 def derive_seed(seed: int, *stream: int) -> int:
@@ -39,12 +41,26 @@ class Samples:
 
 @dataclass(frozen=True)
 class MultiViewData:
-    """Features V (2k, d), orthonormal rows; a training set and single- and multi-view test sets."""
+    """Features V (2k, d), orthonormal rows; a training set, single- and multi-view test sets, and the transfer set
+    (unlabelled for the students: their distillation term only; None when the config asks for none)."""
 
     features: torch.Tensor
     train: Samples
     test_multi: Samples
     test_single: Samples
+    transfer: Samples | None = None
+
+    @property
+    def distill_x(self) -> torch.Tensor:
+        """The inputs the distillation terms see: the training set, then the transfer set.  (N + N_tr, P, d)."""
+        return self.train.x if self.transfer is None else torch.cat([self.train.x, self.transfer.x])
+
+    @property
+    def distill_y(self) -> torch.Tensor:
+        """Labels of :attr:`distill_x` as the students see them: the training labels, then -1 (unlabelled)."""
+        if self.transfer is None:
+            return self.train.y
+        return torch.cat([self.train.y, torch.full_like(self.transfer.y, -1)])
 
 
 def make_features(cfg: Config, generator: torch.Generator) -> torch.Tensor:
@@ -119,4 +135,18 @@ def make_data(cfg: Config, seed: int, device: torch.device | str = "cpu") -> Mul
     train = draw_samples(cfg, features, cfg.n_train, cfg.mu, g)
     test_multi = draw_samples(cfg, features, cfg.n_test, 0.0, g)
     test_single = draw_samples(cfg, features, cfg.n_test, 1.0, g)
-    return MultiViewData(features.to(device), train.to(device), test_multi.to(device), test_single.to(device))
+    transfer = transfer_set(cfg, features, seed)
+    return MultiViewData(features.to(device), train.to(device), test_multi.to(device), test_single.to(device),
+                         transfer.to(device) if transfer is not None else None)
+
+
+def transfer_set(cfg: Config, features: torch.Tensor, seed: int) -> Samples | None:
+    """``cfg.transfer_single`` single-view samples, then ``cfg.transfer_multi`` multi-view ones, from a generator of
+    their own (stream :data:`TRANSFER_STREAM` of ``seed``): the training and test sets are the same with or without
+    them. None when both counts are 0."""
+    if cfg.transfer_single + cfg.transfer_multi == 0:
+        return None
+    g = torch.Generator().manual_seed(derive_seed(seed, TRANSFER_STREAM))
+    parts = [draw_samples(cfg, features, n, mu, g) for n, mu in ((cfg.transfer_single, 1.0),
+                                                                 (cfg.transfer_multi, 0.0)) if n]
+    return Samples(*(torch.cat(t) for t in zip(*((p.x, p.y, p.single, p.view) for p in parts), strict=True)))

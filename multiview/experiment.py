@@ -28,7 +28,7 @@ from multiview.measure import (
     views_learned,
 )
 from multiview.methods import StudentMethod, parse_method
-from multiview.population import evaluate, init_weights, view_correlations
+from multiview.population import evaluate, init_weights, union_network, view_correlations
 from multiview.records import (
     DistillResults,
     EnsembleRecord,
@@ -141,7 +141,7 @@ def run_environment(device: torch.device, engine: Engine) -> dict[str, Any]:
 def teacher_key(cfg: Config, seed: int, engine: Engine) -> dict[str, Any]:
     """Everything that determines a seed's teachers: the config without the students' settings, the seed and the
     engine (a pool file of another engine, or of the engine before networks were computed alone, is not reused)."""
-    student_only = ("method_params", "student_steps", "kernel_batch")
+    student_only = ("method_params", "student_steps", "kernel_batch", "transfer_single", "transfer_multi")
     return {"seed": seed, "engine": engine.name, **{k: v for k, v in cfg.to_dict().items() if k not in student_only}}
 
 
@@ -184,7 +184,7 @@ def pooled_teachers(
 
 @dataclass
 class TeacherSet:
-    """A seed's teachers: their targets on the training set, views learned (E_max, k, 2) and records."""
+    """A seed's teachers: their targets on the training and transfer sets, views learned (E_max, k, 2) and records."""
 
     targets: Targets
     learned: torch.Tensor
@@ -195,10 +195,9 @@ class TeacherSet:
 def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool: Path | None, engine: Engine,
                   progress: Callable[[int], None] | None = None) -> TeacherSet:
     """The seed's first ``e_max`` teachers (from the pool), measured: targets, views, network and ensemble records."""
-    device, k = data.features.device, cfg.k
+    device, k, n = data.features.device, cfg.k, data.distill_x.shape[0]
     if e_max == 0:
-        empty = Targets(torch.zeros(0, cfg.n_train, k * cfg.m, device=device),
-                        torch.zeros(0, cfg.n_train, k, device=device))
+        empty = Targets(torch.zeros(0, n, k * cfg.m, device=device), torch.zeros(0, n, k, device=device))
         return TeacherSet(empty, torch.zeros(0, k, 2, dtype=torch.bool, device=device), [], [])
     w_t, t_log = pooled_teachers(cfg, data, seed, e_max, pool, engine, progress)
     tm = measure_population(cfg, data, w_t)
@@ -212,7 +211,9 @@ def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool:
         for s, a, r, lv, f, n in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], tm["learned"],
                                      t_log.fit_step, t_log.steps, strict=True)
     ]
-    return TeacherSet(Targets(*evaluate(w_t, data.train.x, cfg)), tm["learned"], teachers, ensembles)
+    union = torch.cat([union_network(w_t[:e], tm["learned"][:e]) for e in range(1, e_max + 1)])
+    union_h = evaluate(union, data.distill_x, cfg.with_(m=2 * cfg.m))[0]
+    return TeacherSet(Targets(*evaluate(w_t, data.distill_x, cfg), union_h), tm["learned"], teachers, ensembles)
 
 
 def student_record(seed: int, method: StudentMethod, e: int, student: Student, i: int, own: torch.Tensor,
@@ -238,13 +239,14 @@ def train_students(cfg: Config, data: MultiViewData, seed: int, students: Sequen
                    engine: Engine, progress: Callable[[int], None] | None = None) -> tuple[torch.Tensor, TrainLog]:
     """A seed's students from one shared initialisation independent of the teachers, each with its method's
     objective against ``targets``, probed at :data:`PROBE_STEPS`; each group draws its batches from a generator of
-    the seed."""
+    the seed. Cross-entropy sees the training set, the distillation terms the training and transfer sets."""
     def group(members: list[Student]) -> tuple[torch.Tensor, TrainLog]:
         w0 = init_weights(cfg, [derive_seed(seed, STUDENT_STREAM)] * len(members), data.features.device)
         g = torch.Generator().manual_seed(derive_seed(seed, BATCH_STREAM, 1))
-        objective = student_objective(members, targets, data.train.y, cfg, g)
-        return train(w0, data.train.x, data.train.y, objective, cfg, min_steps=cfg.student_steps, generator=g,
-                     progress=progress, probe_steps=PROBE_STEPS, views=data.features)
+        x, y = data.distill_x, data.distill_y
+        objective = student_objective(members, targets, y, cfg, g)
+        return train(w0, x, y, objective, cfg, min_steps=cfg.student_steps, generator=g, progress=progress,
+                     probe_steps=PROBE_STEPS, views=data.features)
 
     return train_groups(engine, students, group)
 

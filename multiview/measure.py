@@ -105,3 +105,15 @@ def lottery_summary(learned: torch.Tensor) -> dict[str, Any]:
         "no_view": int((n_views == 0).sum()),
         "first_view_wins": int((one & learned[..., 0]).sum()),
     }
+
+
+def memorisation(learned: torch.Tensor, train_logits: torch.Tensor, train: Samples) -> dict[str, list[float | None]]:
+    """How each network fits the single-view samples of its training set: the fraction classified correctly among
+    those whose view it did not learn (fitted by memorisation, through noise: the theory's assumption) and among
+    those whose view it learned. learned (M, k, 2), train_logits (M, N, k) -> per network lists (None: no such
+    sample)."""
+    single = train.view >= 0
+    right = (train_logits.argmax(-1) == train.y)[:, single]  # (M, N_single)
+    cov = covered(learned, train)
+    return {"fit_view_not_learned": [_rate(right[i], ~cov[i]) for i in range(right.shape[0])],
+            "fit_view_learned": [_rate(right[i], cov[i]) for i in range(right.shape[0])]}

@@ -27,6 +27,9 @@ from fkd import (
     factored_kernel_distance,
     feature_regularizer,
     kd_loss,
+    max_kernel,
+    normalized_kernel,
+    one_sided_kernel_distance,
     pkt_loss,
     rkd_loss,
     sp_loss,
@@ -43,19 +46,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Targets:
-    """What the teachers offer on the training set: features (E_max, N, D) and logits (E_max, N, k)."""
+    """What the teachers offer on the samples the distillation terms see (the training set, then the transfer set):
+    features (E_max, N, D) and logits (E_max, N, k); ``union_h`` (E_max, N, 2D): row e - 1 the features of the
+    oracle union of the first e teachers (:func:`multiview.population.union_network`), None where not computed."""
 
     h: torch.Tensor
     logits: torch.Tensor
+    union_h: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class Batch:
     """One step's inputs to a method's loss, for the G students of its group.
 
-    h (G, B, D) features and f (G, B, k) logits on the batch, whose training-set indices are ``index`` (B,) and
-    labels ``labels`` (B,); h_sub (G, B', D) the features on the kernel's subsample ``sub`` (B',) (the whole batch
-    unless ``Config.kernel_batch`` is set).
+    h (G, B, D) features and f (G, B, k) logits on the batch, whose indices are ``index`` (B,) (into the training
+    set, then the transfer set) and labels ``labels`` (B,) (-1: a transfer sample, unlabelled); h_sub (G, B', D)
+    the features on the kernel's subsample ``sub`` (B',) (the whole batch unless ``Config.kernel_batch`` is set).
     """
 
     h: torch.Tensor
@@ -259,6 +265,52 @@ class KD(StudentMethod):
         return torch.zeros_like(weights).index_add(0, used, weights[used] * kl)
 
 
+class FKDAdd(FKD):
+    """An objective that adds and never removes: CE + lambda_E mean over pairs of relu(rho_T - rho_S)^2, so a pair
+    counts only where the student is less similar than the target. ``target="mean"``: the mean of the teachers'
+    normalised kernels; ``"max"``: per pair the most similar teacher (a union target built from kernels alone,
+    no knowledge of views). Computed as B x B kernels (the max is not a Gram matrix)."""
+
+    NAME, LABEL, COLOR = "fkd-add", "fkd one-sided student", "C3"
+    DEFAULTS = {"lambda": 10.0, "eps": 0.1, "target": "mean"}
+    CHOICES = {"target": ("mean", "max")}
+
+    def prepare(self, targets: Targets, counts: Sequence[int]) -> torch.Tensor | None:
+        """Per student with teachers, its target kernel on every sample: (G', N, N)."""
+        eps = self.params["eps"]
+        kernels = [normalized_kernel(h, eps) for h in targets.h]
+        out = [torch.stack(kernels[:e]).mean(0) if self.params["target"] == "mean" else max_kernel(
+            torch.stack(kernels[:e])) for e in counts if e]
+        return torch.stack(out) if out else None
+
+    def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return one_sided_kernel_distance(normalized_kernel(h_sub, self.params["eps"]), target)
+
+    def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        used = with_teachers(counts, weights.device)
+        if not len(used):
+            return torch.zeros_like(weights)
+        target = prepared[:, batch.sub][:, :, batch.sub]
+        return torch.zeros_like(weights).index_add(0, used, weights[used] * self.distance(batch.h_sub[used], target))
+
+
+class FKDOracle(FKD):
+    """A probe, not a method: FKD toward the kernel of the oracle union teacher, built per (class, view) from a
+    teacher that holds the view (it uses the simulation's knowledge of views; see
+    :func:`multiview.population.union_network`). Says whether a stall is in the target or in the student."""
+
+    NAME, LABEL, COLOR = "fkd-oracle", "fkd toward the union (oracle)", "black"
+    VARIANT_OF = "fkd"
+    DEFAULTS = {"lambda": 10.0, "eps": 0.1}
+    CHOICES = {}
+
+    def prepare(self, targets: Targets, counts: Sequence[int]) -> torch.Tensor | None:
+        if targets.union_h is None:
+            raise ConfigError("fkd-oracle needs the teachers' union features (Targets.union_h)")
+        fs = [unit_rows(targets.union_h[e - 1], self.params["eps"]) for e in counts if e]
+        return torch.stack(fs) if fs else None
+
+
 class FKDWarm(FKD):
     """A teacher-signal warm start: KD (kd_weight, T) for the first ``kd_steps`` steps, then FKD as ``fkd``: tests
     whether an early signal from the teachers is what the kernel lacks."""
@@ -295,7 +347,11 @@ class DKD(KD):
         if not len(used):
             return torch.zeros_like(weights)
         p = self.params
-        d = dkd_loss(batch.f[used], prepared[:, batch.index], batch.labels, p["alpha"], p["beta"], p["temperature"])
+        teacher = prepared[:, batch.index]
+        labels = batch.labels
+        if bool((labels < 0).any()):  # transfer samples: the teachers' prediction stands in for the label
+            labels = torch.where(labels >= 0, labels, teacher.argmax(-1))
+        d = dkd_loss(batch.f[used], teacher, labels, p["alpha"], p["beta"], p["temperature"])
         return torch.zeros_like(weights).index_add(0, used, weights[used] * d)
 
 
@@ -361,7 +417,7 @@ class RKD(Relational):
 
 #: Method name -> class: the one place a simulation method is looked up by name.
 METHODS: dict[str, type[StudentMethod]] = {
-    cls.NAME: cls for cls in (FKD, FKDRaw, FKDWarm, KD, DKD, SP, PKT, RKD, CE)
+    cls.NAME: cls for cls in (FKD, FKDRaw, FKDWarm, FKDAdd, FKDOracle, KD, DKD, SP, PKT, RKD, CE)
 }
 
 

@@ -99,3 +99,20 @@ def view_correlations(w: torch.Tensor, views: torch.Tensor, cfg: Config) -> torc
     """max_r <w_{j,r}, v_{j,l}> for every network, class and view, each network alone.  (M,k,m,d), (2k,d) -> (M,k,2)."""
     own = views.view(cfg.k, 2, cfg.d)  # (k, 2, d)
     return torch.stack([torch.einsum("jrd,jld->jrl", wa, own).amax(dim=1) for wa in w])
+
+
+def union_network(w: torch.Tensor, learned: torch.Tensor) -> torch.Tensor:
+    """An oracle teacher that holds every view some network of ``w`` holds: per class j, block l (m neurons) is the
+    class-j neurons of the first network that learned view l (zeros where none did, and for view 2 where that
+    network is the one already taken for view 1, so no neuron counts twice). Uses the simulation's knowledge of
+    views: a probe, not a method. (E, k, m, d), learned (E, k, 2) bool -> (1, k, 2m, d)."""
+    E, k, m, d = w.shape
+    out = torch.zeros(k, 2, m, d, dtype=w.dtype, device=w.device)
+    has = learned.any(0)  # (k, 2)
+    first = learned.to(torch.int8).argmax(0)  # (k, 2): the first network holding each view
+    same = first[:, 0] == first[:, 1]
+    rows = torch.arange(k, device=w.device)
+    for view in range(2):
+        take = has[:, view] & ((view == 0) | ~same | ~has[:, 0])
+        out[rows[take], view] = w[first[take, view], rows[take]]
+    return out.reshape(1, k, 2 * m, d)

@@ -38,7 +38,17 @@ class PartedObjective:
 
 
 def cross_entropy(y: torch.Tensor) -> Objective:
-    """Plain softmax cross-entropy on labels y (N,), per network."""
+    """Plain softmax cross-entropy on labels y (N,), per network; samples labelled -1 (the transfer set) are left
+    out of it (the mean runs over the labelled samples of the batch)."""
+    if bool((y < 0).any()):
+        def masked(h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            yb = y[index]
+            labelled = (yb >= 0).to(f.dtype)
+            logp = torch.log_softmax(f, dim=-1)
+            nll = -logp.gather(-1, yb.clamp_min(0).expand(f.shape[0], -1)[..., None]).squeeze(-1)
+            return (nll * labelled).sum(-1) / labelled.sum().clamp_min(1.0)
+
+        return masked
 
     def objective(h: torch.Tensor, f: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(f, dim=-1)
@@ -152,7 +162,8 @@ def train(
 
 
 def _fits(w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, f: torch.Tensor, full: bool, cfg: Config) -> torch.Tensor:
-    """(M,) whether each network classifies the whole training set correctly (before this step's update)."""
+    """(M,) whether each network classifies the whole training set correctly (before this step's update); samples
+    labelled -1 (unlabelled) do not count."""
     if not full:
         f = evaluate(w, x, cfg)[1]
-    return (f.argmax(-1) == y).all(-1)
+    return ((f.argmax(-1) == y) | (y < 0)).all(-1)

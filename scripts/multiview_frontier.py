@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 
 from fkdapp.runtime import resolve_device, write_json
-from multiview.cli import run_script
 from multiview.config import Config
+from multiview.engine import run_script
 from multiview.experiment import distill_experiment
 from multiview.methods import parse_method
 from multiview.plot import plot_frontier

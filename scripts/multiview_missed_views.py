@@ -17,11 +17,10 @@ from pathlib import Path
 import torch
 
 from fkdapp.runtime import environment, resolve_device, write_json
-from multiview.cli import run_script
 from multiview.config import Config
 from multiview.data import make_data
 from multiview.distill import Student, Targets
-from multiview.engine import Engine
+from multiview.engine import Engine, run_script
 from multiview.experiment import network_seeds, train_networks, train_students
 from multiview.measure import views_learned
 from multiview.methods import CE, FKD

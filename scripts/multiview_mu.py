@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from fkdapp.runtime import resolve_device, write_json
-from multiview.cli import run_script
 from multiview.config import Config
+from multiview.engine import run_script
 from multiview.experiment import distill_experiment
 from multiview.methods import parse_methods
 from multiview.plot import plot_mu

@@ -52,9 +52,9 @@ from matplotlib.figure import Figure
 from fkdapp.progress import Progress
 from fkdapp.runtime import write_json
 from fkdapp.stats import mean_ci
-from multiview.cli import parse_seeds, run_script
+from multiview.cli import parse_seeds
 from multiview.config import Config
-from multiview.engine import Engine
+from multiview.engine import Engine, run_script
 from multiview.experiment import distill_experiment
 from multiview.methods import parse_method
 from multiview.records import read_distill

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from multiview.cli import run_script
+from multiview.engine import run_script
 from multiview.records import StudentRecord, read_distill
 from multiview.report import collapsed_views, early_ratio
 

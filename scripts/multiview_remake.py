@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from fkdapp.runtime import write_json
-from multiview.cli import run_script
 from multiview.config import Config
+from multiview.engine import run_script
 from multiview.methods import parse_methods
 from multiview.records import read_distill
 from multiview.report import by_method, mean_ci

@@ -1,0 +1,35 @@
+"""The theory's transfer channel: the kernel given single-view data, timing against k, a regime that meets the
+theory's assumptions (see :mod:`studies.transfer` for the design and the rule, fixed before running).
+
+    OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan transfer --out runs/transfer
+    OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan timing --out runs/transfer   # beside it
+    OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan regime --out runs/transfer
+
+Every sweep resumes where a stopped run left it; OUT/PLAN.json holds the summaries and wall times so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from multiview.engine import Engine, run_script
+from studies.transfer import run_plan
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plan", required=True, choices=["transfer", "timing", "regime"])
+    ap.add_argument("--out", type=Path, default=Path("runs/transfer"))
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, last (tests)")
+    ap.add_argument("--limit-seeds", type=int, default=None, help="the first N seeds of every group (tests)")
+    a = ap.parse_args()
+    engine = Engine.for_device(torch.device("cpu"), 1)
+    summaries = run_plan(a.plan, a.out, engine, a.overrides, a.limit_seeds)
+    print(f"{a.plan}: {len(summaries)} sweep summaries in {a.out / (a.plan + '.json')}")
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -1,0 +1,83 @@
+"""Named multiview sweeps run in this process, resumably, with one teacher pool per data setting and the wall time
+of every sitting kept beside the results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fkdapp.progress import Progress
+from fkdapp.runtime import write_json
+from multiview.config import Config
+from multiview.engine import Engine
+from multiview.experiment import distill_experiment, teacher_key
+from multiview.records import DistillResults, read_distill
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One sweep: a name (its folder), config overrides on the defaults, the methods and the teacher counts."""
+
+    name: str
+    overrides: tuple[str, ...]
+    methods: tuple[str, ...]
+    teachers: tuple[int, ...] = (0, 1, 2, 3, 4)
+    notes: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def config(self, extra: Sequence[str] = ()) -> Config:
+        """The setting's config; ``extra`` overrides come last (tests shrink the problem with them)."""
+        return Config().with_overrides([*self.overrides, *extra])
+
+
+def pool_folder(out: Path, cfg: Config, engine: Engine) -> Path:
+    """The teacher pool of ``cfg``'s data and teacher settings: settings that differ only in students share it."""
+    key = teacher_key(cfg, 0, engine)
+    key.pop("seed")
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return out / "teachers" / digest
+
+
+def run_setting(out: Path, setting: Setting, seeds: Sequence[int], engine: Engine,
+                extra: Sequence[str] = ()) -> DistillResults:
+    """The setting's sweep on ``seeds`` into OUT/sweeps/NAME (seeds already there are read back, not run again);
+    the wall time of this sitting is added to OUT/sweeps/NAME/wall.json under the seeds it ran."""
+    cfg = setting.config(extra)
+    folder = out / "sweeps" / setting.name
+    wall_path = folder / "wall.json"
+    done = set(read_distill(folder / "results.json").seeds_done) if (folder / "results.json").is_file() else set()
+    todo = [s for s in seeds if s not in done]
+    start = time.time()
+    progress = Progress(None, f"{setting.name}: seeds {list(seeds)}")
+    results = distill_experiment(cfg, list(seeds), list(setting.teachers), list(setting.methods), torch.device("cpu"),
+                                 folder, pool=pool_folder(out, cfg, engine), engine=engine,
+                                 on_seed=lambda r: progress.update(f"seed {r.seeds_done} done", force=True))
+    progress.close()
+    if todo:
+        wall = json.loads(wall_path.read_text()) if wall_path.is_file() else {}
+        wall[",".join(map(str, todo))] = round(time.time() - start, 1)
+        write_json(wall_path, wall)
+    return results
+
+
+def wall_seconds(out: Path, setting: Setting) -> float:
+    """Every sitting's wall time of a setting's sweep, summed (0 where none is recorded)."""
+    path = out / "sweeps" / setting.name / "wall.json"
+    return float(sum(json.loads(path.read_text()).values())) if path.is_file() else 0.0
+
+
+def restrict(results: DistillResults, seeds: Sequence[int]) -> DistillResults:
+    """The part of ``results`` on ``seeds`` (the select or the report seeds of one sweep file)."""
+    keep = set(seeds)
+    return DistillResults(config=results.config, teacher_counts=results.teacher_counts, methods=results.methods,
+                          view_threshold=results.view_threshold, environment=results.environment,
+                          seeds_done=[s for s in results.seeds_done if s in keep],
+                          teachers=[t for t in results.teachers if t.seed in keep],
+                          ensembles=[e for e in results.ensembles if e.seed in keep],
+                          students=[s for s in results.students if s.seed in keep])

@@ -1,0 +1,182 @@
+"""The theory's transfer channel (issue 33): single-view data in the kernel, timing against k, a regime that meets the
+theory's assumptions, each sweep decomposed and judged by one rule fixed before it ran.
+
+Plans (each a list of steps run in order, every step resumable; two plans can run side by side as two processes):
+
+``transfer`` (k = 10, 50 samples per class, the regime map's closest cell: FKD eps = 1, KD at weight 1):
+  the kernel computed on the training set alone (T0, today), with 500 unlabelled single-view samples (T1), and with
+  500 single- and 500 multi-view ones (T2); methods fkd, kd, fkd-add toward the mean and toward the most similar
+  teacher per pair, and the oracle union target (a probe that knows the views). Seeds 0-3, then fresh seeds 4-7.
+``timing`` (25 samples per class, the k-trend's cells; fkd and kd, no transfer set): student training length
+  600, 1200 and 3000 steps at k = 10 and at k = 20, and the spread of class start times (sigma_0 0.003 and 0.012 at
+  k = 10, 600 steps). Seeds 0-3 at k = 10, 0-1 at k = 20.
+``regime``: d = 512, 1024, 2048 with sigma_p = 0.7 / sqrt(d) (a patch's noise norm as at d = 256), mu = 0.04 and 0.12
+  of 500 training samples (1 and 3 single-view samples per (class, view)), d = 256 at mu = 0.04 beside them: 4
+  teachers per seed, seeds 0-1, measured for a clean lottery (one-view pairs >= 0.9) and for memorisation (a network
+  that did not learn a view still fits >= 0.9 of that view's single-view training samples). The first (cheapest)
+  setting that meets both gets FKD, fkd-add and KD sweeps on seeds 0-3, then 4-7.
+
+The rule (:data:`multiview.decompose.RULE`, fixed before any of this ran) is judged on the report seeds only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fkdapp.runtime import write_json
+from multiview.config import Config
+from multiview.data import make_data
+from multiview.decompose import decompose, decomposition_markdown, verdict
+from multiview.engine import Engine
+from multiview.experiment import network_seeds, train_networks
+from multiview.measure import memorisation, views_learned
+from multiview.population import evaluate, view_correlations
+from studies.sweeps import Setting, restrict, run_setting, wall_seconds
+
+FKD, KD = "fkd:eps=1", "kd:kd_weight=1"
+ADD_MEAN, ADD_MAX, ORACLE = "fkd-add:eps=1", "fkd-add:eps=1,target=max", "fkd-oracle:eps=1"
+TRANSFER_METHODS = (FKD, KD, ADD_MEAN, ADD_MAX, ORACLE)
+SELECT, REPORT = (0, 1, 2, 3), (4, 5, 6, 7)
+BASE = ("k=10", "n_train=500")
+
+TRANSFER = [
+    Setting("T0-train-only", BASE, TRANSFER_METHODS, notes={"channel": "training set only (multi-view)"}),
+    Setting("T1-single500", (*BASE, "transfer_single=500"), TRANSFER_METHODS,
+            notes={"channel": "training set + 500 single-view"}),
+    Setting("T2-single500-multi500", (*BASE, "transfer_single=500", "transfer_multi=500"), TRANSFER_METHODS,
+            notes={"channel": "training set + 500 single-view + 500 multi-view"}),
+]
+
+
+def _timing(k: int, steps: int, extra: tuple[str, ...] = (), name: str = "") -> Setting:
+    big = ("max_steps=5000",) if k > 10 else ()
+    return Setting(name or f"k{k}-steps{steps}", (f"k={k}", f"n_train={25 * k}", f"student_steps={steps}", *big,
+                                                 *extra), (FKD, KD), notes={"k": k, "student_steps": steps})
+
+
+TIMING = [*(_timing(10, s) for s in (600, 1200, 3000)), *(_timing(20, s) for s in (600, 1200, 3000)),
+          *(_timing(10, 600, (f"sigma_0={s}",), f"k10-sigma{s}") for s in (0.003, 0.012))]
+TIMING_SEEDS = {10: (0, 1, 2, 3), 20: (0, 1)}
+
+
+def regime_overrides(d: int, mu: float) -> tuple[str, ...]:
+    return ("k=10", "n_train=500", f"d={d}", f"sigma_p={0.7 / math.sqrt(d):.6g}", f"mu={mu}")
+
+
+REGIMES = [(256, 0.04), *((d, mu) for d in (512, 1024, 2048) for mu in (0.04, 0.12))]
+PROBE_SEEDS, PROBE_MODELS = (0, 1), 4
+CLEAN, MEMORISED = 0.9, 0.9
+
+
+def lottery_probe(cfg: Config, seed: int, models: int, engine: Engine) -> dict[str, Any]:
+    """``models`` networks trained with CE on the seed's data: one-view (network, class) pairs, how they fit the
+    single-view training samples (:func:`multiview.measure.memorisation`), training accuracy and multi-view error."""
+    with engine.numerics():
+        data = make_data(cfg, seed, "cpu")
+        w, _ = train_networks(cfg, data, network_seeds(seed, models), engine)
+        learned = views_learned(view_correlations(w, data.features, cfg), cfg)
+        train_logits = evaluate(w, data.train.x, cfg)[1]
+        multi = evaluate(w, data.test_multi.x, cfg)[1]
+    mem = memorisation(learned, train_logits, data.train)
+    pairs = learned.sum(-1)
+    return {"seed": seed, "one_view": float((pairs == 1).float().mean()), "both": float((pairs == 2).float().mean()),
+            "train_accuracy": float((train_logits.argmax(-1) == data.train.y).float().mean()),
+            "multi_view_error": float((multi.argmax(-1) != data.test_multi.y).float().mean()),
+            "single_train": int((data.train.view >= 0).sum()), **mem}
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def run_regime_probe(out: Path, engine: Engine, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every (d, mu) of :data:`REGIMES` probed on :data:`PROBE_SEEDS` (kept in OUT/regime_probe.json: a setting
+    already there is not run again); each row says whether the lottery is clean and the samples memorised."""
+    path = out / "regime_probe.json"
+    rows = {r["name"]: r for r in (_read(path) or [])}
+    for d, mu in REGIMES:
+        name = f"d{d}-mu{mu}"
+        if name in rows:
+            continue
+        cfg = Config().with_overrides([*regime_overrides(d, mu), *extra])
+        start = time.time()
+        per_seed = [lottery_probe(cfg, s, PROBE_MODELS, engine) for s in PROBE_SEEDS]
+        row = {"name": name, "d": d, "mu": mu, "overrides": list(regime_overrides(d, mu)), "seeds": per_seed,
+               "one_view": _mean([p["one_view"] for p in per_seed]),
+               "fit_view_not_learned": _mean([v for p in per_seed for v in p["fit_view_not_learned"]]),
+               "fit_view_learned": _mean([v for p in per_seed for v in p["fit_view_learned"]]),
+               "multi_view_error": _mean([p["multi_view_error"] for p in per_seed]),
+               "wall_s": round(time.time() - start, 1)}
+        row["meets"] = bool(row["one_view"] >= CLEAN and (row["fit_view_not_learned"] or 0) >= MEMORISED)
+        rows[name] = row
+        write_json(path, list(rows.values()))
+    return list(rows.values())
+
+
+def _read(path: Path) -> Any:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def summarise(out: Path, setting: Setting, seeds: Sequence[int], extra: Sequence[str] = ()) -> dict[str, Any]:
+    """A sweep's decomposition on ``seeds`` and, on the report seeds, the rule's verdict per method."""
+    from multiview.records import read_distill
+
+    r = restrict(read_distill(out / "sweeps" / setting.name / "results.json"), seeds)
+    rows = decompose(r)
+    judged = set(seeds) <= set(REPORT) or set(seeds).isdisjoint(SELECT)
+    return {"setting": setting.name, "overrides": [*setting.overrides, *extra], "notes": setting.notes,
+            "seeds": list(seeds), "rows": [x.to_dict() for x in rows],
+            "verdicts": {m: verdict(rows, m) for m in setting.methods} if judged else None,
+            "wall_s_total": wall_seconds(out, setting), "table": decomposition_markdown(r)}
+
+
+def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), limit_seeds: int | None = None
+             ) -> list[dict[str, Any]]:
+    """Run one plan's steps in order (see the module docstring); after every sweep OUT/PLAN.json holds the
+    summaries so far. ``limit_seeds`` keeps the first seeds of every group (tests)."""
+    def cut(seeds: Sequence[int]) -> tuple[int, ...]:
+        return tuple(seeds[:limit_seeds]) if limit_seeds else tuple(seeds)
+
+    summaries: list[dict[str, Any]] = []
+    state_path = out / f"{plan}.json"
+
+    def step(setting: Setting, seeds: Sequence[int]) -> None:
+        run_setting(out, setting, cut(seeds), engine, extra)
+        summaries.append(summarise(out, setting, cut(seeds), extra))
+        write_json(state_path, summaries)
+
+    if plan == "transfer":
+        for seeds in (SELECT, REPORT):
+            for setting in TRANSFER:
+                step(setting, seeds)
+    elif plan == "timing":
+        for setting in TIMING:
+            step(setting, TIMING_SEEDS[setting.notes["k"]])
+    elif plan == "regime":
+        probe = run_regime_probe(out, engine, extra)
+        write_json(state_path, {"probe": probe, "sweeps": summaries})
+        met = [r for r in probe if r["meets"]]
+        if met:
+            chosen = Setting(f"regime-{met[0]['name']}", tuple(met[0]["overrides"]), (FKD, ADD_MEAN, KD))
+            for seeds in (SELECT, REPORT):
+                run_setting(out, chosen, cut(seeds), engine, extra)
+                summaries.append(summarise(out, chosen, cut(seeds), extra))
+                write_json(state_path, {"probe": probe, "sweeps": summaries})
+        return summaries
+    else:
+        raise ValueError(f"unknown plan {plan!r}: transfer, timing or regime")
+    return summaries
+
+
+def device() -> torch.device:
+    return torch.device("cpu")
