@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -n 2  # two workers: the suite is mostly single-threaded subprocesses
 	$(BIN)/ruff check .
+
+test-fast: setup  # the inner loop: everything but the slow (end-to-end) tests, under two minutes on 2 cores
+	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .

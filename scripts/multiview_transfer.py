@@ -3,7 +3,7 @@ theory's assumptions (see :mod:`studies.transfer` for the design and the rule, f
 
     OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan transfer --out runs/transfer
     OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan timing --out runs/transfer   # beside it
-    OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan regime --out runs/transfer
+    OMP_NUM_THREADS=1 python scripts/multiview_transfer.py --plan probe --out runs/transfer    # then k20, regime
 
 Every sweep resumes where a stopped run left it; OUT/PLAN.json holds the summaries and wall times so far.
 """
@@ -21,7 +21,7 @@ from studies.transfer import run_plan
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--plan", required=True, choices=["transfer", "timing", "regime"])
+    ap.add_argument("--plan", required=True, choices=["transfer", "timing", "k20", "probe", "regime"])
     ap.add_argument("--out", type=Path, default=Path("runs/transfer"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, last (tests)")
     ap.add_argument("--limit-seeds", type=int, default=None, help="the first N seeds of every group (tests)")

@@ -2,11 +2,28 @@
 makes every op wait for it (seen here: a 10x slowdown on a shared 2-core machine).
 
 Hypothesis runs without its per-example deadline (200 ms by default): on a loaded CI machine a slow example is not
-a failure, and a deadline miss that does not repeat on replay ends a run as "Flaky"."""
+a failure, and a deadline miss that does not repeat on replay ends a run as "Flaky".
 
+The folders mirror the packages (fkd/, fkdapp/, multiview/, realdata/, studies/); e2e/ holds the tests that run
+subprocesses, torchrun, kills and scripts, all marked ``slow`` here, so ``pytest -m "not slow"`` (``make test-fast``)
+is the quick inner loop. The shared helpers (tiny_images, interrupt, user_models) live beside this file."""
+
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 from hypothesis import settings
 
+sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(1)
 settings.register_profile("ci", deadline=None)
 settings.load_profile("ci")
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)

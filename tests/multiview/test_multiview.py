@@ -239,6 +239,7 @@ def test_config_json_round_trip(tmp_path, tiny):
 # ---------------------------------------------------------------- distillation, sweeps
 
 
+@pytest.mark.slow
 def test_one_teacher_visibly_lowers_the_failure_rate(tiny):
     r = distill_experiment(tiny, [0, 1], [0, 1], ["fkd"], torch.device("cpu"), None)
     fail = {e: np.mean([s.single_view_failure for s in r.students if s.teachers == e]) for e in (0, 1)}
@@ -250,6 +251,7 @@ def test_one_teacher_visibly_lowers_the_failure_rate(tiny):
     assert np.mean([s.uncovered_fraction for s in e1]) < np.mean([s.ideal_uncovered for s in e1]) + 0.15
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_from_finished_seeds(tmp_path, tiny):
     cfg = tiny.with_(student_steps=200, max_steps=300)
     args = ([0, 1], [0, 1], ["fkd", "kd"], torch.device("cpu"))
@@ -341,6 +343,7 @@ def test_cli_malformed_config(tmp_path):
     assert res.exit_code != 0 and "not valid JSON" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun")
 def test_torchrun_sweep_shards_seeds_and_merges(tmp_path):
     cfg = _write_tiny(tmp_path)
@@ -379,6 +382,7 @@ def test_torchrun_sweep_shards_seeds_and_merges(tmp_path):
     assert merged.ensembles == single.ensembles
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", [
     "from multiview.cli import main; from click.testing import CliRunner; CliRunner().invoke(main, ['report', 'x'])",
     "from multiview.cli import run_script; run_script(lambda: None)",

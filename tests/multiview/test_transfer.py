@@ -12,7 +12,7 @@ from multiview.config import Config
 from multiview.data import make_data
 from multiview.decompose import RULE, decompose, decomposition_markdown, nobody_had, verdict
 from multiview.experiment import distill_experiment
-from multiview.population import features, init_weights, union_network
+from multiview.population import features, union_network
 from multiview.records import DistillResults, StudentRecord
 from multiview.train import cross_entropy
 

@@ -15,7 +15,7 @@ from tiny_images import write_cifar100
 from realdata.models import build
 from realdata.runs import atomic_save, read_checkpoint
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_cifar100.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reproduce_cifar100.py"
 TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD", "CRD",
           "CC", "VID", "NST", "FT", "AB", "FSP")
 

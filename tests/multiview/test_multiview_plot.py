@@ -228,7 +228,7 @@ def test_results_round_trip_and_committed_files_load(tmp_path):
     assert fkd1.weight == 10.0 and fkd1.params["lambda"] == 10.0
     write_results(tmp_path / "r.json", r)
     assert read_results(tmp_path / "r.json") == r
-    figures = Path(__file__).resolve().parent.parent / "figures"
+    figures = Path(__file__).resolve().parents[2] / "figures"
     files = sorted(figures.glob("**/*_results.json"))
     assert files
     for path in files:

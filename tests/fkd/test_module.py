@@ -110,6 +110,6 @@ def test_the_api_page_lists_exactly_fkd_all():
 
     import fkd
 
-    page = (Path(__file__).parents[1] / "docs" / "api.md").read_text()
+    page = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
     assert sorted(re.findall(r"^### `(\w+)`$", page, flags=re.M)) == sorted(fkd.__all__)
     assert all(hasattr(fkd, name) for name in fkd.__all__)

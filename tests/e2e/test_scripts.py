@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--set", "k=4", "--set", "d=32", "--set", "P=8", "--set", "n_train=60", "--set", "n_test=60", "--set", "m=2",
         "--set", "max_steps=40", "--set", "student_steps=20"]
 

@@ -10,7 +10,7 @@ import torch
 
 from realdata.models import MODELS, ZooModel, build
 
-SPEC: dict[str, dict] = json.loads((Path(__file__).parent / "data" / "zoo_spec.json").read_text())
+SPEC: dict[str, dict] = json.loads((Path(__file__).parents[1] / "data" / "zoo_spec.json").read_text())
 NAMES = list(SPEC)
 
 

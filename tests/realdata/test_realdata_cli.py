@@ -171,6 +171,7 @@ def test_resume_from_the_command_line(tmp_path, data_dir):
     assert r.exit_code == 0 and "last" in r.output, r.output  # a finished run: nothing left to do
 
 
+@pytest.mark.slow
 def test_python_dash_m():
     r = subprocess.run([sys.executable, "-m", "realdata", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and all(c in r.stdout for c in ("train", "distill", "evaluate", "report"))
@@ -238,6 +239,7 @@ def test_report_one_seed_and_duplicates(tmp_path, data_dir):
     one_line_error(cli("report", tmp_path / "runs"), "are the same run (seed 0)")
 
 
+@pytest.mark.slow
 def test_sigint_stops_after_the_step_and_says_how_to_resume(tmp_path, data_dir):
     import signal
     import time
