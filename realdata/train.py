@@ -174,7 +174,7 @@ class Trainer:
             raise ConfigError(f"batch size {config.batch_size} is larger than the {data.train_x.shape[0]} training "
                               f"images of {data.name}")
         self.student = distiller.student
-        if hasattr(distiller, "build_heads") and not len(distiller.heads):  # FitNet's regressors, CRD's embeddings
+        if not len(distiller.heads):  # FitNet's regressors, CRD's embeddings (a no-op for the other methods)
             distiller.build_heads(transfer if transfer is not None else data, config.seed)
         params = [*self.student.parameters(), *distiller.heads.parameters()]
         self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
@@ -215,15 +215,15 @@ class Trainer:
         return x.contiguous(memory_format=self.memory_format)
 
     def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None,
-                   indices: Tensor | None = None) -> dict[str, Tensor]:
-        """One SGD step on a uint8 global batch (this rank trains on its shard of it; ``indices``: the global batch's
-        indices into the training set, for CRD's memory); returns this rank's named losses, their ``total`` and the
-        number ``correct`` (detached, on the device, not synced)."""
+                   indices: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
+        """One SGD step of epoch ``self.epoch + 1`` on a uint8 global batch (this rank trains on its shard of it;
+        ``indices``: the global batch's indices into the training set, for CRD's memory); returns this rank's named
+        losses, their ``total`` and the number ``correct`` (detached, on the device, not synced)."""
         images = self._images(x, self.data)
         y = self._shard(y)
         transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits, losses = self.forward(images, y, transfer, indices)
+            logits, losses = self.forward(images, y, transfer, indices, self.epoch + 1, step)
         total = torch.stack(list(losses.values())).sum()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -268,7 +268,6 @@ class Trainer:
         cfg, data = self.config, self.data
         epoch = self.epoch + 1
         self.distiller.train()
-        self.distiller.epoch = epoch
         lr = self.optimizer.param_groups[0]["lr"]
         steps, bs = self.steps_per_epoch, cfg.batch_size
         part, self.partial = self.partial, None
@@ -286,7 +285,7 @@ class Trainer:
             idx = order[(step - 1) * bs : step * bs]
             transfer_x = None if transfer_order is None else \
                 self.transfer.train_x[transfer_order[(step - 1) * bs : step * bs]]
-            pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx))
+            pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx, step))
             stopping = self.stop is not None and self.stop.received is not None
             if len(pending) == self.sync_every or step == steps or stopping:
                 block = self._sync(pending)

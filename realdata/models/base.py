@@ -1,6 +1,7 @@
 """The shared base of the CIFAR zoo: one forward pass gives logits, the pooled penultimate feature and the last map."""
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,6 +21,9 @@ class ZooModel(nn.Module, ABC):
     """
 
     unit_features: bool = False
+    #: What the model gives a distillation method (realdata.methods.base.gives): logits, pooled features and the
+    #: last map ("pooled"), the maps after every stage ("stages"); models with ``preact_stages`` add "preact".
+    GIVES: ClassVar[frozenset[str]] = frozenset({"pooled", "stages"})
 
     def __init__(self, arch: str, penultimate_dim: int) -> None:
         super().__init__()

@@ -48,6 +48,8 @@ class BasicBlock(nn.Module):
 class CifarResNet(ZooModel):
     """A CIFAR ResNet by zoo name: (B, in_channels, H, W) -> fmap (B, widths[3], H / 4, W / 4)."""
 
+    GIVES = frozenset({"pooled", "stages", "preact"})
+
     def __init__(self, arch: str, num_classes: int = 100, in_channels: int = 3) -> None:
         depth, widths = CONFIGS[arch]
         super().__init__(arch, widths[3])

@@ -32,6 +32,8 @@ def _block(in_planes: int, widths: tuple[int, ...]) -> nn.Sequential:
 class VGG(ZooModel):
     """A VGG by zoo name: (B, in_channels, H, W) -> fmap (B, 512, H / 8, W / 8)."""
 
+    GIVES = frozenset({"pooled", "stages", "preact"})
+
     def __init__(self, arch: str, num_classes: int = 100, in_channels: int = 3) -> None:
         cfg = CONFIGS[arch]
         super().__init__(arch, cfg[4][-1])

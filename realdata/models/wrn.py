@@ -48,6 +48,8 @@ class NetworkBlock(nn.Module):
 class WideResNet(ZooModel):
     """A Wide ResNet by zoo name: (B, in_channels, H, W) -> fmap (B, 64K, H / 4, W / 4) after a final BN-ReLU."""
 
+    GIVES = frozenset({"pooled", "stages", "preact"})
+
     def __init__(self, arch: str, num_classes: int = 100, in_channels: int = 3) -> None:
         depth, k = CONFIGS[arch]
         super().__init__(arch, 64 * k)

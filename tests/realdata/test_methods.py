@@ -19,7 +19,7 @@ from fkd import (
     teacher_kernel,
 )
 from realdata.config import TrainConfig
-from realdata.methods import METHODS, Distiller, Outputs
+from realdata.methods import METHODS, Distiller, Outputs, StepContext
 from realdata.models import build
 from realdata.train import Trainer
 
@@ -102,7 +102,8 @@ def test_losses_are_the_cores_with_the_standard_weights():
     torch.manual_seed(0)
     s = Outputs(torch.randn(6, 10), torch.randn(6, 32).relu(), torch.randn(6, 8, 2, 2))
     ts = [Outputs(torch.randn(6, 10), torch.randn(6, 64).relu(), torch.randn(6, 16, 2, 2)) for _ in range(2)]
-    got = {m: METHODS[m].distill(make(m, [net(), net()]), s, ts) for m in ("kd", "fkd", "sp", "pkt", "rkd")}
+    ctx = StepContext(torch.randint(0, 10, (6,)))
+    got = {m: METHODS[m].distill(make(m, [net(), net()]), s, ts, ctx) for m in ("kd", "fkd", "sp", "pkt", "rkd")}
     fkd = METHODS["fkd"].PARAMS
     assert torch.allclose(got["kd"]["kd"], 0.9 * kd_loss(s.logits, [t.logits for t in ts], 4.0))
     # an ensemble of teachers of any width: FKD matches the mean of their normalised kernels

@@ -1,0 +1,63 @@
+"""One small parameter spec, used by both packages' methods: a default, and what a value must be.
+
+A method declares its parameters as ``{name: Param(default, ...)}``; :func:`check_params` checks a user's values
+against that declaration and returns them merged with the defaults, or raises one :class:`ConfigError` line naming
+the parameter and what it must be. Numbers are finite and >= 0 (> 0 with ``positive``, < ``below`` where set, whole
+with ``whole``); a parameter with ``choices`` takes one of them (numbers or strings).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fkdapp.errors import ConfigError
+from fkdapp.settings import did_you_mean
+
+
+@dataclass(frozen=True)
+class Param:
+    """A method parameter: its default and the values it may take."""
+
+    default: float | str
+    positive: bool = False
+    choices: tuple[float | str, ...] = ()
+    below: float | None = None
+    whole: bool = False
+
+    def check(self, owner: str, name: str, value: Any) -> float | str:
+        """``value`` as the parameter holds it (a float, or one of ``choices``); ConfigError otherwise."""
+        if self.choices and all(isinstance(c, str) for c in self.choices):
+            if value not in self.choices:
+                raise ConfigError(f"{owner} parameter {name}={value!r} must be one of {self.choices}")
+            return value
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (value <= 0 if self.positive else value < 0):
+            raise ConfigError(f"{owner} parameter {name} must be a finite number {'> 0' if self.positive else '>= 0'}"
+                              f", got {value!r}")
+        if self.choices and value not in self.choices:
+            allowed = ", ".join(f"{c:g}" for c in self.choices)
+            raise ConfigError(f"{owner} parameter {name} must be one of {allowed}, got {value!r}")
+        if self.whole and value != int(value):
+            raise ConfigError(f"{owner} parameter {name} must be a whole number, got {value:g}")
+        if self.below is not None and value >= self.below:
+            raise ConfigError(f"{owner} parameter {name} must be < {self.below:g}, got {value:g}")
+        return float(value)
+
+
+def check_params(owner: str, spec: Mapping[str, Param], values: Mapping[str, Any]) -> dict[str, float | str]:
+    """``values`` checked against ``spec`` (unknown names and bad values: one ConfigError line naming them)."""
+    unknown = [k for k in values if k not in spec]
+    if unknown:
+        known = ", ".join(f"{k}={p.default:g}" if isinstance(p.default, float) else f"{k}={p.default}"
+                          for k, p in spec.items()) or "none"
+        raise ConfigError(f"method {owner!r} has no parameter {', '.join(map(repr, unknown))}"
+                          f"{did_you_mean(unknown[0], spec)}; its parameters: {known}")
+    return {k: spec[k].check(owner, k, v) for k, v in values.items()}
+
+
+def defaults(spec: Mapping[str, Param]) -> dict[str, float | str]:
+    """Every parameter at its default."""
+    return {k: p.default for k, p in spec.items()}
