@@ -43,24 +43,31 @@ def normalized_kernel(h: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor
     return torch.where(eye, torch.ones((), dtype=rho.dtype, device=rho.device), rho)
 
 
-def kernel_distance(k_s: torch.Tensor, k_t: torch.Tensor, include_diagonal: bool = False) -> torch.Tensor:
-    """Mean squared difference of two kernels over the B(B-1) off-diagonal pairs.
-
-    (..., B, B), (..., B, B) -> (...); leading dims broadcast (one teacher kernel against M students).
-    With ``include_diagonal`` the mean runs over all B^2 entries (the raw-kernel ablation).
-    """
+def _check_pair(k_s: torch.Tensor, k_t: torch.Tensor) -> None:
     check_kernel(k_s, "student kernel")
     check_kernel(k_t, "teacher kernel")
     if k_s.shape[-1] != k_t.shape[-1]:
         raise ValueError(
             f"kernels must have the same batch size B, got shapes {tuple(k_s.shape)} and {tuple(k_t.shape)}"
         )
-    b = k_s.shape[-1]
-    sq = (upcast(k_s) - upcast(k_t)).square()
-    if include_diagonal:
-        return sq.mean((-2, -1))
+
+
+def _off_diagonal_mean(sq: torch.Tensor) -> torch.Tensor:
+    """(..., B, B) -> (...): the mean over the B(B-1) off-diagonal entries."""
+    b = sq.shape[-1]
     off = ~torch.eye(b, dtype=torch.bool, device=sq.device)
     return torch.where(off, sq, torch.zeros((), dtype=sq.dtype, device=sq.device)).sum((-2, -1)) / (b * (b - 1))
+
+
+def kernel_distance(k_s: torch.Tensor, k_t: torch.Tensor, include_diagonal: bool = False) -> torch.Tensor:
+    """Mean squared difference of two kernels over the B(B-1) off-diagonal pairs.
+
+    (..., B, B), (..., B, B) -> (...); leading dims broadcast (one teacher kernel against M students).
+    With ``include_diagonal`` the mean runs over all B^2 entries (the raw-kernel ablation).
+    """
+    _check_pair(k_s, k_t)
+    sq = (upcast(k_s) - upcast(k_t)).square()
+    return sq.mean((-2, -1)) if include_diagonal else _off_diagonal_mean(sq)
 
 
 def factored_kernel_distance(f_s: torch.Tensor, f_t: torch.Tensor, include_diagonal: bool = False) -> torch.Tensor:
@@ -105,17 +112,8 @@ def one_sided_kernel_distance(k_s: torch.Tensor, k_t: torch.Tensor) -> torch.Ten
 
     (..., B, B), (..., B, B) -> (...); leading dims broadcast. Zero when k_s >= k_t everywhere off the diagonal.
     """
-    check_kernel(k_s, "student kernel")
-    check_kernel(k_t, "teacher kernel")
-    if k_s.shape[-1] != k_t.shape[-1]:
-        raise ValueError(
-            f"kernels must have the same batch size B, got shapes {tuple(k_s.shape)} and {tuple(k_t.shape)}"
-        )
-    b = k_s.shape[-1]
-    short = (upcast(k_t) - upcast(k_s)).clamp_min(0.0).square()
-    off = ~torch.eye(b, dtype=torch.bool, device=short.device)
-    zero = torch.zeros((), dtype=short.dtype, device=short.device)
-    return torch.where(off, short, zero).sum((-2, -1)) / (b * (b - 1))
+    _check_pair(k_s, k_t)
+    return _off_diagonal_mean((upcast(k_t) - upcast(k_s)).clamp_min(0.0).square())
 
 
 def max_kernel(kernels: torch.Tensor) -> torch.Tensor:
