@@ -1,4 +1,4 @@
-"""Time :func:`realdata.train.evaluate` on a CPU: the channels-last copy it makes of a zoo model against the model's
+"""Time :func:`realdata.evaluate.evaluate` on a CPU: the channels-last copy it makes of a zoo model against the model's
 own (contiguous) layout, interleaved in one process, on random Fashion-MNIST-shaped images (1x28x28 padded to 32).
 
 Reports the median seconds of each over the repeats and their ratio (contiguous / channels-last), per architecture,
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fkdapp.runtime import device_name  # noqa: E402
 from realdata.data import ImageData  # noqa: E402
+from realdata.evaluate import evaluate  # noqa: E402
 from realdata.models import build  # noqa: E402
-from realdata.train import evaluate  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Time one training step of each method: resnet32x4 teacher -> resnet8x4 student on CIFAR-shaped random data.
 
-Every step is a real :meth:`realdata.train.Trainer.train_step` (crop, flip, normalise, forward through the student
+Every step is a real :meth:`realdata.engine.Trainer.train_step` (crop, flip, normalise, forward through the student
 and the frozen teacher, the named losses, backward, SGD). Methods are interleaved within each repeat (in a rotated
 order), so a machine getting slower or faster affects them alike; the median over repeats is reported, as seconds,
 images/s and the ratio to ``ce`` (the student alone), plus the FKD / KD ratio (goal: <= 1.15). Results go to
@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fkdapp.runtime import device_name, resolve_device  # noqa: E402
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.data import ImageData  # noqa: E402
+from realdata.engine import Trainer  # noqa: E402
 from realdata.methods import METHODS  # noqa: E402
 from realdata.models import build  # noqa: E402
-from realdata.train import Trainer  # noqa: E402
 
 
 def main() -> None:

@@ -110,9 +110,9 @@ def dataloader_vs_device(device: torch.device, smoke: bool) -> dict:
     device in order."""
     from realdata.config import TrainConfig
     from realdata.data import ImageData, batches
+    from realdata.engine import Trainer
     from realdata.methods import METHODS
     from realdata.models import build
-    from realdata.train import Trainer
 
     bs, steps = (16, 3) if smoke else (128, 50)
     student = "resnet8" if smoke else "resnet8x4"

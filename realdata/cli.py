@@ -19,16 +19,18 @@ from typing import Any
 import click
 
 from fkdapp.errors import ConfigError, OneLineGroup, user_errors
+from fkdapp.progress import Progress
 from fkdapp.runtime import atomic_write_text, is_main
 from fkdapp.settings import read_json_object
 from realdata import distributed
 from realdata import runs as runs_module
 from realdata.config import TrainConfig
 from realdata.data import DATASETS
+from realdata.engine import run_training
+from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS
 from realdata.models import MODELS
 from realdata.runs import RunDir
-from realdata.train import Progress, evaluate_checkpoint, run_training
 
 #: The recipe's defaults, read from the config dataclass: the one place they are written.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}

@@ -34,14 +34,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fkdapp.progress import Progress
 from fkdapp.runtime import DeviceError, atomic_write_text
 from realdata import distributed
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError
+from realdata.engine import NonFiniteLoss, run_training
+from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS as DISTILLERS
 from realdata.models import MODELS
 from realdata.runs import RunDir, RunError, report
-from realdata.train import NonFiniteLoss, Progress, evaluate_checkpoint, run_training
 
 DATASET = "cifar100"
 PAIRS = ("resnet32x4->resnet8x4", "vgg13->vgg8", "resnet32x4->ShuffleV1", "ResNet50->vgg8")

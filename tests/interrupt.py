@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from realdata.config import TrainConfig
-from realdata.train import run_training
+from realdata.engine import run_training
 
 
 class Killed(Exception):

@@ -16,9 +16,9 @@ from multiview.experiment import distill_experiment, measure_population
 from multiview.population import init_weights
 from multiview.train import cross_entropy, train
 from realdata.config import TrainConfig
+from realdata.engine import Trainer, run_training
 from realdata.methods import METHODS
 from realdata.models import build
-from realdata.train import Trainer, run_training
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max_steps=300, sigma_p=0.0875,

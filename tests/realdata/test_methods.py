@@ -19,9 +19,9 @@ from fkd import (
     teacher_kernel,
 )
 from realdata.config import TrainConfig
+from realdata.engine import Trainer
 from realdata.methods import METHODS, Distiller, Outputs, StepContext
 from realdata.models import build
-from realdata.train import Trainer
 
 
 def net(arch: str = "resnet8", seed: int = 0, in_channels: int = 3) -> torch.nn.Module:

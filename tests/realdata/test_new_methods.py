@@ -14,10 +14,10 @@ from fkd import at_loss
 from realdata.cli import main
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import ImageData
+from realdata.engine import run_training
 from realdata.methods import METHODS
 from realdata.models import build
 from realdata.runs import atomic_save, model_checkpoint, read_checkpoint
-from realdata.train import run_training
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_an_initialisation_stage_runs_first_and_resumes_bit_for_bit(tmp_path, da
     epoch 1, resume to the weights and metrics of a run never stopped; FT's paraphraser stays frozen after it."""
     import json
 
-    from realdata.train import Trainer
+    from realdata.engine import Trainer
 
     teacher = [teachers[0]] if method == "fsp" else teachers  # fsp: equal stage channels (resnet8 and resnet8)
     config = TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=tuple(teacher), epochs=2,
@@ -236,8 +236,8 @@ def test_ab_connects_pre_activation_maps_and_refuses_models_without_them():
 
 def test_a_non_finite_initialisation_loss_names_its_step(tmp_path, data_dir, teachers, monkeypatch):
     """The init stage checks its losses as the main stage does: the first non-finite one, with its epoch and step."""
+    from realdata.engine import NonFiniteLoss
     from realdata.methods import FSP
-    from realdata.train import NonFiniteLoss
 
     original, calls = FSP.init_loss, []
 

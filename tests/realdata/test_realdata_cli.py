@@ -14,9 +14,9 @@ from tiny_images import write_tiny_data
 
 from realdata.cli import main
 from realdata.config import TrainConfig
+from realdata.engine import load_data
 from realdata.models import build
 from realdata.runs import atomic_save, read_checkpoint
-from realdata.train import load_data
 
 
 @pytest.fixture(scope="module")

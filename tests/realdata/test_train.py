@@ -1,4 +1,4 @@
-"""realdata.train / realdata.runs / realdata.config: the loop, run folders, checkpoints, resume, NaN stop."""
+"""realdata.engine / realdata.runs / realdata.config: the loop, run folders, checkpoints, resume, NaN stop."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from tiny_images import write_tiny_data
 
 from realdata.config import ConfigError, TrainConfig, scale_milestones
 from realdata.data import load_dataset, normalize
+from realdata.engine import NonFiniteLoss, run_training
+from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import CE, METHODS
 from realdata.models import build
 from realdata.runs import CheckpointError, RunError, atomic_save, load_model, model_checkpoint, read_checkpoint
-from realdata.train import NonFiniteLoss, evaluate_checkpoint, run_training
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def test_a_stop_mid_epoch_keeps_the_steps_and_resumes_to_the_same_numbers(tmp_pa
     epoch 1 and 3 steps of epoch 2, and the resumed run ends with the uninterrupted run's weights and metrics."""
     import signal
 
-    from realdata.train import Interrupted, Trainer
+    from realdata.engine import Interrupted, Trainer
 
     teachers = () if method == "ce" else (str(save_teacher(tmp_path / "t.pt")),)
     config = cfg(data_dir, method=method, teachers=teachers, epochs=3, batch_size=8, transfer_data=transfer)

@@ -1,0 +1,269 @@
+"""One run: its data, teachers and folder, the initialisation stage, the epochs with their checkpoints and metrics,
+resumption, and the summary (the trainer itself: :mod:`realdata.engine.trainer`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fkdapp.errors import ConfigError
+from fkdapp.lock import FolderLock
+from fkdapp.progress import Progress
+from fkdapp.runtime import environment
+from realdata import distributed
+from realdata.config import TrainConfig
+from realdata.data import (
+    ImageData,
+    adapt,
+    load_dataset,
+    split_pool,
+)
+from realdata.engine.trainer import Interrupted, NonFiniteLoss, Trainer, _StopSignal
+from realdata.methods import METHODS, Distiller
+from realdata.models import ExternalModel, build
+from realdata.runs import (
+    LoadedModel,
+    RunDir,
+    RunError,
+    atomic_save,
+    load_teachers,
+    read_checkpoint,
+)
+
+
+def load_data(config: TrainConfig, download: bool, device: torch.device) -> tuple[ImageData, ImageData | None]:
+    """The labelled data set and the transfer set (if any), on ``device``; with a transfer set both are brought to
+    the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
+    take both in one batch."""
+    data, unlabelled = split_pool(load_dataset(config.dataset, config.data_dir, download), config.train_size,
+                                  config.val_size, config.part(), config.transfer_size)
+    if config.transfer_data is None:
+        return data.to(device), None if unlabelled is None else unlabelled.to(device)
+    transfer = load_dataset(config.transfer_data, config.data_dir, download)
+    channels = max(data.in_channels, transfer.in_channels)
+    size = max(data.image_size, transfer.image_size)
+    return adapt(data, channels, size).to(device), adapt(transfer, channels, size).to(device)
+
+
+def check_teachers(method: type[Distiller], teachers: list[LoadedModel], data: ImageData) -> None:
+    """One-line errors for teachers that cannot teach on ``data`` with ``method``."""
+    for t in teachers:
+        if method.USES_TEACHER_LOGITS and t.num_classes != data.num_classes:
+            raise RunError(f"method {method.NAME!r} compares logits, but teacher {t.path} ({t.arch}) has "
+                           f"{t.num_classes} classes and {data.name} {data.num_classes}")
+        if t.in_channels != data.in_channels and data.in_channels != 1:
+            raise RunError(f"teacher {t.path} ({t.arch}) takes {t.in_channels}-channel images, but the images here "
+                           f"have {data.in_channels} channels")
+
+
+def run_training(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    download: bool = False,
+    progress: Progress | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into the run folder ``out`` (continuing it with ``resume``); returns a summary.
+
+    Under torchrun every rank calls this with the same arguments: each trains its shard of every global batch, and
+    rank 0 alone downloads, evaluates, writes the run folder, shows ``progress`` and calls ``on_epoch_end``.
+    Raises a one-line UserError (ConfigError, RunError, DataError, CheckpointError, NonFiniteLoss) on bad input.
+    """
+    device = distributed.setup(config.device)
+    teachers, config = load_teachers(config)
+    with FolderLock(out, f"--out {out}"):
+        return _run_locked(config, RunDir(out), device, teachers, resume, download, progress, on_epoch_end)
+
+
+def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers: list[LoadedModel], resume: bool,
+                download: bool, progress: Progress | None,
+                on_epoch_end: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    """run_training's body, with the run folder locked."""
+    main = distributed.is_main()
+    resuming = run.check_start(config, resume)
+    data, transfer = load_data_once(config, download, device)
+    trainer = build_trainer(config, teachers, data, transfer, device)
+    if resuming and run.last_path.is_file():
+        trainer.load_state_dict(read_checkpoint(run.last_path))
+    distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
+    writer = tensorboard_writer(run) if main and config.tensorboard else None
+    if main:
+        open_run(run, config, trainer, device, resuming)
+    with _StopSignal() as trainer.stop:
+        init_stage(trainer, run, progress if main else None)
+        for _ in range(trainer.epoch + 1, config.epochs + 1):
+            row = train_epoch_or_stop(trainer, run, progress if main else None)
+            if main:
+                end_epoch(trainer, run, row, progress)
+                if writer is not None:
+                    log_scalars(writer, row)
+                if on_epoch_end is not None:
+                    on_epoch_end(row)
+            distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
+    return summarize(run, config)
+
+
+def load_data_once(config: TrainConfig, download: bool, device: torch.device) -> tuple[ImageData, ImageData | None]:
+    """The data on every rank, rank 0 first (it alone fetches a missing data set)."""
+    if distributed.is_main():
+        loaded = load_data(config, download, device)
+    distributed.barrier()
+    if not distributed.is_main():
+        loaded = load_data(config, False, device)
+    return loaded
+
+
+def check_runs_on(model: nn.Module, name: str, data: ImageData) -> None:
+    """One line where ``model`` cannot take two of ``data``'s images (a user's model built for other shapes), or
+    its feature layer does not run."""
+    if not isinstance(model, ExternalModel):
+        return
+    x = data.train_x[:2].float()
+    try:
+        with torch.no_grad():
+            model.eval().forward_features(x)
+    except Exception as e:  # the user's model may fail in any way
+        shape = "x".join(map(str, x.shape[1:]))
+        raise RunError(f"model {name!r} does not run on {shape} images: {type(e).__name__}: {str(e)[:80]}") from None
+    model.train()
+
+
+def build_trainer(config: TrainConfig, teachers: list[LoadedModel], data: ImageData, transfer: ImageData | None,
+                  device: torch.device) -> Trainer:
+    """The student (seeded), its method around the frozen teachers, and the trainer."""
+    method = METHODS[config.method]
+    check_teachers(method, teachers, data)
+    torch.manual_seed(config.seed)
+    try:
+        student = build(config.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                        feature_layer=config.feature_layer)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    check_runs_on(student, config.model, data)
+    distiller = method(student, [t.model for t in teachers], **config.params)
+    return Trainer(config, distiller, data, transfer, device)
+
+
+def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.device, resuming: bool) -> None:
+    """Rank 0: drop metrics past the checkpoint being resumed, record the config and environment."""
+    if resuming:
+        run.truncate_metrics(trainer.epoch, trainer.last_row)
+    run.start(config, {**environment(device), "world_size": trainer.world},
+              resumed_at=trainer.epoch if resuming else None)
+
+
+def init_stage(trainer: Trainer, run: RunDir, progress: Progress | None) -> None:
+    """The method's initialisation stage (FT's paraphraser, FSP's student stages), before the first epoch: each
+    init epoch logged to init.jsonl and saved in last.pt, so a stopped stage resumes from its last finished epoch."""
+    n = trainer.distiller.init_epochs()
+    while trainer.init_done < n:
+        try:
+            row = trainer.init_epoch()
+        except Interrupted as e:
+            kept = f"{run.last_path} holds init epoch {trainer.init_done}" if trainer.init_done else \
+                "no init epoch finished"
+            raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
+        if distributed.is_main():
+            run.append_init(row)
+            atomic_save(trainer.state_dict(), run.last_path)
+            if progress is not None:
+                progress.update(f"init epoch {row['init_epoch']}/{n}: {trainer.distiller.NAME} initialisation loss "
+                                f"{row['init_loss']:.4f}", force=True)
+                progress.close()
+        distributed.barrier()
+
+
+def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None) -> dict[str, Any]:
+    """One epoch; a non-finite loss stops the run with a message naming the last good checkpoint."""
+    try:
+        return trainer.train_epoch(progress)
+    except NonFiniteLoss as e:
+        kept = f"last good checkpoint: {run.last_path} (epoch {trainer.epoch})" if trainer.epoch else \
+            "no checkpoint was written"
+        raise NonFiniteLoss(f"{e}; {kept}") from None
+    except Interrupted as e:
+        part = trainer.partial
+        if distributed.is_main():
+            atomic_save(trainer.state_dict(), run.last_path)
+        kept = f"{run.last_path} holds epoch {trainer.epoch} and steps 1-{part['step']} of epoch {part['epoch']}"
+        raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def tensorboard_writer(run: RunDir) -> Any:
+    """A TensorBoard SummaryWriter into the run folder; a one-line ConfigError when tensorboard is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install '.[tensorboard]' (or pip install "
+                          "tensorboard), or drop --tensorboard; metrics.csv holds the same numbers") from None
+    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+
+
+def log_scalars(writer: Any, row: dict[str, Any]) -> None:
+    """One epoch's metrics as TensorBoard scalars."""
+    for key in ("loss", "train_acc", "test_acc", "lr", "images_per_s", "seconds", "eval_seconds"):
+        if key in row:
+            writer.add_scalar(key, row[key], row["epoch"])
+    for name, value in row.get("losses", {}).items():
+        writer.add_scalar(f"losses/{name}", value, row["epoch"])
+    for i, value in enumerate(row.get("kernel_distance", [])):
+        writer.add_scalar(f"kernel_distance/teacher{i}", value, row["epoch"])
+    writer.flush()
+
+
+def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Progress | None = None) -> None:
+    """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically.
+
+    With a validation split, ``val_acc`` is logged every epoch, "best" is the best validation accuracy (``best_acc``
+    then holds it) and the test set is read at the last epoch only (``test_acc`` in the last row): it never chooses
+    a checkpoint or a setting."""
+    eval_start = time.perf_counter()
+    has_val = trainer.data.val_x is not None
+    read_test = not has_val or trainer.epoch >= trainer.config.epochs
+    if progress is not None:
+        split = f"{trainer.data.test_x.shape[0]} test images" if read_test else "the validation split"
+        progress.update(f"epoch {row['epoch']}: evaluating on {split}", force=True)
+    accs = {"test_acc": trainer.evaluate()} if read_test else {}
+    if has_val:
+        accs["val_acc"] = trainer.evaluate("val")
+    alignment = trainer.kernel_alignment()
+    if alignment:
+        row["kernel_distance"] = alignment
+    if progress is not None:
+        progress.close()
+    chosen = accs["val_acc"] if has_val else accs["test_acc"]
+    improved = chosen > trainer.best_acc
+    if improved:
+        trainer.best_acc, trainer.best_epoch = chosen, trainer.epoch
+    row.update(**accs, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+    trainer.last_row = row
+    run.append_metrics(row)
+    if improved:
+        atomic_save(trainer.checkpoint(**accs), run.best_path)
+    atomic_save(trainer.state_dict(), run.last_path)
+
+
+def summarize(run: RunDir, config: TrainConfig) -> dict[str, Any]:
+    """Last and best accuracy (the first epoch of the best) from the run's metrics: test accuracy, or with a
+    validation split the validation accuracy (and the test accuracy at the last epoch)."""
+    rows = run.read_metrics()
+    key = "val_acc" if config.val_size is not None else "test_acc"
+    best = max(rows, key=lambda r: r[key]) if rows else None
+    out = {"out": str(run.path), "epochs": config.epochs, "selected_by": key,
+           "last_acc": rows[-1][key] if rows else None, "best_acc": best[key] if best else None,
+           "best_epoch": best["epoch"] if best else 0}
+    if config.val_size is not None:
+        out["last_test_acc"] = rows[-1]["test_acc"] if rows else None
+    return out
+
+
