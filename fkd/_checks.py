@@ -1,6 +1,10 @@
-"""Shape checks shared by the loss functions: one ValueError that names the shapes."""
+"""Argument checks shared by the loss functions, where the user passes them: a TypeError or ValueError that names
+the argument and what it must be (shapes, dtypes, eps and weights). Values inside tensors are not checked: a NaN in
+the features propagates to the loss, as in torch's own losses."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -9,6 +13,9 @@ def check_features(h: torch.Tensor, name: str = "features") -> None:
     """Require ``h`` of shape (..., B, D) with B >= 2."""
     if not isinstance(h, torch.Tensor):
         raise ValueError(f"{name} must be a tensor of shape (..., B, D), got {type(h).__name__}")
+    if not h.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor (features or logits), got dtype {h.dtype}; "
+                        "convert it with .float()")
     if h.ndim < 2:
         raise ValueError(f"{name} must have shape (..., B, D) with at least 2 dims, got shape {tuple(h.shape)}")
     if h.shape[-2] < 2:
@@ -33,3 +40,13 @@ def check_kernel(k: torch.Tensor, name: str) -> None:
 def upcast(x: torch.Tensor) -> torch.Tensor:
     """Half-precision inputs are computed in float32 (eps and squares underflow in fp16)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def check_number(value: object, name: str, positive: bool = False) -> float:
+    """A finite real number >= 0 (> 0 with ``positive``), e.g. an eps, a weight or a temperature: ValueError (or
+    TypeError for a non-number) naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)

@@ -6,9 +6,11 @@ All functions take features of shape (..., B, D): B samples of D features, with 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from fkd._checks import check_features, check_kernel, upcast
+from fkd._checks import check_features, check_kernel, check_number, upcast
 
 DEFAULT_EPS = 1e-6
 
@@ -24,6 +26,10 @@ def unit_rows(h: torch.Tensor, eps: float = DEFAULT_EPS) -> torch.Tensor:
 
     The eps keeps the gradient bounded (by 1/eps) at tiny or zero rows; a zero row maps to zero.
     """
+    if not isinstance(eps, float) or not 0.0 <= eps < math.inf:  # the hot path: one isinstance for a valid float
+        check_number(eps, "eps")
+    if not isinstance(h, torch.Tensor) or not h.dtype.is_floating_point:
+        check_features(h, "h")
     h = upcast(h)
     return h * torch.rsqrt((h * h).sum(-1, keepdim=True) + eps * eps)
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from fkd._checks import check_features, check_number, check_same_batch
 from fkd.kernels import DEFAULT_EPS, feature_regularizer
 from fkd.objectives import Features, fkd_loss
 
@@ -40,9 +41,8 @@ class FKDLoss(nn.Module):
     def __init__(self, weight: float = 100.0, feature_reg: float = 1e-4, ensemble: str = "mean",
                  eps: float = DEFAULT_EPS, reg_power: int = 2) -> None:
         super().__init__()
-        for name, value in (("weight", weight), ("feature_reg", feature_reg)):
-            if not (isinstance(value, (int, float)) and value >= 0 and value == value and value != float("inf")):
-                raise ValueError(f"FKDLoss {name} must be a finite number >= 0, got {value!r}")
+        for name, value in (("weight", weight), ("feature_reg", feature_reg), ("eps", eps)):
+            check_number(value, f"FKDLoss {name}")
         if ensemble not in ("mean", "concat"):
             raise ValueError(f"FKDLoss ensemble must be 'mean' or 'concat', got {ensemble!r}")
         if reg_power not in (1, 2):
@@ -51,6 +51,12 @@ class FKDLoss(nn.Module):
             float(weight), float(feature_reg), ensemble, float(eps), reg_power)
 
     def forward(self, h_student: Tensor, h_teachers: Features) -> FKDTerms:
+        check_features(h_student, "h_student")
+        given = list(h_teachers) if isinstance(h_teachers, (list, tuple)) else [h_teachers]
+        for i, t in enumerate(given):
+            name = f"h_teachers[{i}]" if isinstance(h_teachers, (list, tuple)) else "h_teachers"
+            check_features(t, name)
+            check_same_batch(h_student, t, ("h_student", name))
         teachers = [t.detach() for t in h_teachers] if isinstance(h_teachers, (list, tuple)) else h_teachers.detach()
         with torch.autocast(h_student.device.type, enabled=False):
             kernel = self.weight * fkd_loss(h_student, teachers, ensemble=self.ensemble, eps=self.eps)
@@ -76,6 +82,10 @@ class FeatureTap(nn.Module):
     def __init__(self, model: nn.Module, layer: str, input: bool = False,  # noqa: A002 - reads well
                  flatten: bool = True) -> None:
         super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"FeatureTap model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(layer, str):
+            raise TypeError(f"FeatureTap layer must be a layer name (a str, e.g. 'layer4'), got {type(layer).__name__}")
         self.model, self.layer, self.input, self.flatten = model, layer, input, flatten
         target = _find_layer(model, layer)
         self._seen: list[Tensor] = []

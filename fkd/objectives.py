@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from fkd._checks import check_features, check_same_batch, upcast
+from fkd._checks import check_features, check_number, check_same_batch, upcast
 from fkd.kernels import DEFAULT_EPS, factored_kernel_distance, feature_kernel, kernel_distance, unit_rows
 
 Features = torch.Tensor | Sequence[torch.Tensor]
@@ -89,8 +89,7 @@ def fkd_loss(
 
 def _teacher_logits(logits_s: torch.Tensor, logits_t: Features, temperature: float) -> torch.Tensor:
     """The (mean) teacher logits (..., B, C), after checking the temperature and the shapes against the student's."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_number(temperature, "temperature", positive=True)
     check_features(logits_s, "logits_s")
     ts = _as_list(logits_t, "logits_t")
     for t in ts:
@@ -128,7 +127,13 @@ def dkd_loss(
     NCKD the KL divergence between their distributions over the non-target classes (softmax with the target class
     masked out by subtracting 1000 from its logit, as in the authors' code).
     """
+    check_number(alpha, "alpha")
+    check_number(beta, "beta")
     lt = _teacher_logits(logits_s, logits_t, temperature) / temperature
+    if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32, torch.int16,
+                                                                   torch.int8, torch.uint8):
+        raise TypeError(f"labels must be an integer tensor of class indices, got "
+                        f"{labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__}")
     if labels.shape not in (logits_s.shape[-2:-1], logits_s.shape[:-1]):
         raise ValueError(f"labels must have shape ({logits_s.shape[-2]},) or {tuple(logits_s.shape[:-1])}, got "
                          f"{tuple(labels.shape)}")

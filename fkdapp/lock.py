@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fkdapp.errors import UserError
 from fkdapp.ranks import is_main, world_size
+from fkdapp.runtime import check_writable
 
 LOCK_NAME = ".lock"
 
@@ -59,7 +60,7 @@ class FolderLock:
         me = holder_identity()
         if self.path.parent.exists() and not self.path.parent.is_dir():
             raise LockedError(f"{self.what} is a file, not a folder")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path.parent, self.what)
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

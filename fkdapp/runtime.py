@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,8 +23,9 @@ import torch
 from fkdapp.errors import UserError
 from fkdapp.ranks import is_main, rank, world_size
 
-__all__ = ["DeviceError", "WriteError", "atomic_write", "atomic_write_text", "device_name", "environment", "is_main",
-           "rank", "read_jsonl", "resolve_device", "world_size", "write_json", "write_jsonl"]
+__all__ = ["DeviceError", "WriteError", "atomic_save", "atomic_write", "atomic_write_bytes", "atomic_write_text",
+           "check_writable", "device_name", "environment", "is_main", "rank", "read_jsonl", "resolve_device",
+           "world_size", "write_json", "write_jsonl"]
 
 
 class DeviceError(UserError):
@@ -103,25 +107,84 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+def _cause(e: OSError, path: Path, size: int | None = None) -> str:
+    """One phrase for a failed write: the OS's reason, and for a full disk how much was needed and is free."""
+    reason = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        try:
+            free = shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free
+        except (OSError, StopIteration):
+            free = None
+        need = f"needed {size} bytes" if size is not None else ""
+        have = f"{free} bytes free" if free is not None else ""
+        reason += f" ({', '.join(x for x in (need, have) if x)})" if need or have else ""
+    return reason
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], size: int | None = None) -> None:
     """Write a file through ``write`` into a temporary file beside ``path``, fsync, then rename it over ``path``:
-    a reader (or a killed process) never sees a partial file."""
+    a reader (or a killed process) never sees a partial file. A write that fails (a full disk, no permission, a
+    read-only file system) is one WriteError line naming the path and the cause (for a full disk the bytes needed,
+    ``size``, where known, and the bytes free), leaves no temporary file and the previous version intact."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())  # the mode open() would give, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        tmp = None
     except OSError as e:
+        if tmp is not None:  # first, so that the space it held counts as free in the message
+            Path(tmp).unlink(missing_ok=True)
+            tmp = None
         kept = "the previous version is intact" if path.is_file() else "nothing was written"
-        raise WriteError(f"cannot write {path}: {e.strerror or e}; {kept}") from None
+        raise WriteError(f"cannot write {path}: {_cause(e, path, size)}; {kept}") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
+    """``atomic_write`` of bytes already in memory (a full disk then says how many were needed)."""
+    atomic_write(path, lambda f: f.write(data), size=len(data))
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` into memory, then :func:`atomic_write_bytes`: a full disk or a read-only folder is one
+    WriteError line (with the bytes needed), never torch's serializer's error, and the previous file stays intact."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def check_writable(folder: str | Path, what: str) -> Path:
+    """Make ``folder`` (and its parents) and write and remove a small file in it, before any compute is spent: a
+    folder that cannot be written (read-only file system, no permission, a full disk, a file in the way) is one
+    WriteError line naming it, what it is for (``what``, e.g. "--out") and the cause."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+        try:
+            os.write(fd, b"ok")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            Path(probe).unlink(missing_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot write to {folder} ({what}): {_cause(e, folder)}; choose another folder") from None
+    return folder
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

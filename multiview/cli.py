@@ -11,7 +11,7 @@ import torch
 
 from fkdapp.errors import OneLineGroup, UserError, user_errors
 from fkdapp.progress import Progress
-from fkdapp.runtime import is_main, rank, resolve_device, world_size
+from fkdapp.runtime import check_writable, is_main, rank, resolve_device, world_size
 from multiview.config import Config
 from multiview.distill import students_for
 from multiview.engine import KINDS, Engine, run_script, set_numerics
@@ -71,6 +71,7 @@ def train(models: int, seed: int, out: str, device: str, workers: int | None, en
     with user_errors():
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
+        check_writable(out, "--out")  # before any network is trained
         progress = Progress(models * cfg.max_steps, f"training {models} networks on {dev.type}, network-steps")
         r = population_experiment(cfg, models, seed, dev, progress, Engine.for_device(dev, workers, engine))
         progress.close()

@@ -13,7 +13,7 @@ import torch
 
 from fkdapp.errors import UserError
 from fkdapp.lock import FolderLock
-from fkdapp.runtime import atomic_write, environment
+from fkdapp.runtime import atomic_save, check_writable, environment
 from multiview.config import Config
 from multiview.data import MultiViewData, derive_seed, make_data
 from multiview.distill import Student, Targets, student_objective, students_for
@@ -177,7 +177,7 @@ def pooled_teachers(
         have = (torch.cat([have[0], w]), TrainLog.concat([have[1], log]))
         if path is not None:
             state = {"key": key, "w": have[0].cpu(), "fit_step": have[1].fit_step, "steps": have[1].steps}
-            atomic_write(path, lambda f: torch.save(state, f))
+            atomic_save(state, path)
     w, log = have
     return w[:count], TrainLog(log.fit_step[:count], log.steps[:count])
 
@@ -340,6 +340,10 @@ def distill_experiment(
     path = out / "results.json" if out else None
     if pool is None and out is not None:
         pool = out / "teachers"
+    if out is not None:
+        check_writable(out, "--out")  # before any network is trained
+        if pool is not None:
+            check_writable(pool, "the teacher pool")
     with FolderLock(out, f"--out {out}") if out is not None else contextlib.nullcontext():
         if path is not None and path.exists():
             existing = read_distill(path)

@@ -34,7 +34,13 @@ from torch import nn
 
 from fkdapp.errors import UserError
 from fkdapp.lock import LOCK_NAME
-from fkdapp.runtime import atomic_write, atomic_write_text, jsonl_text, read_jsonl, write_jsonl
+from fkdapp.runtime import (
+    atomic_write_text,
+    check_writable,
+    jsonl_text,
+    read_jsonl,
+    write_jsonl,
+)
 from fkdapp.stats import mean_ci
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
@@ -52,11 +58,6 @@ class CheckpointError(RunError):
 
 
 # ------------------------------------------------------------------------------------------------- writing
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``."""
-    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
@@ -236,7 +237,7 @@ class RunDir:
 
     def start(self, config: TrainConfig, env: dict[str, Any], resumed_at: int | None) -> None:
         """Write config.json and environment.json (a resumption is appended to the latter's ``resumed`` list)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        check_writable(self.path, "the run folder")
         atomic_write_text(self.config_path, json.dumps(config.to_dict(), indent=2) + "\n")
         if resumed_at is None or not self.environment_path.is_file():
             record = env

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fkdapp.runtime import atomic_write_text
 from multiview.engine import run_script
 from multiview.records import StudentRecord, read_distill
 from multiview.report import collapsed_views, early_ratio
@@ -86,7 +87,7 @@ def main() -> None:
                          f"{med('new_onset')} | {med('nobody_onset')} | {avg('own_kept')} | {avg('new_covered')} | "
                          f"{avg('nobody', fmt='.3f')} | {avg('lost', fmt='.1f')} | {avg('failure', fmt='.3f')} |")
     a.table.parent.mkdir(parents=True, exist_ok=True)
-    a.table.write_text("\n".join(lines) + "\n")
+    atomic_write_text(a.table, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -161,6 +161,8 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
         for setting, seeds in ((TRANSFER[0], SELECT), (TRANSFER[1], SELECT), (TRANSFER[1], REPORT),
                                (TRANSFER[0], REPORT), (TRANSFER[2], SELECT), (TRANSFER[2], REPORT)):
             step(setting, seeds)
+    elif plan == "t0-report":  # the control's report seeds, on a second lane beside the transfer plan
+        step(TRANSFER[0], REPORT)
     elif plan in ("timing", "k20"):
         for setting in TIMING_K10 if plan == "timing" else TIMING_K20:
             step(setting, TIMING_SEEDS[setting.notes["k"]])

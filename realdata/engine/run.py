@@ -14,7 +14,7 @@ from torch import nn
 from fkdapp.errors import ConfigError
 from fkdapp.lock import FolderLock
 from fkdapp.progress import Progress
-from fkdapp.runtime import environment
+from fkdapp.runtime import atomic_save, environment
 from realdata import distributed
 from realdata.config import TrainConfig
 from realdata.data import (
@@ -30,7 +30,6 @@ from realdata.runs import (
     LoadedModel,
     RunDir,
     RunError,
-    atomic_save,
     load_teachers,
     read_checkpoint,
 )

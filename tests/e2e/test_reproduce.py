@@ -12,8 +12,9 @@ import torch
 from interrupt import train_until_killed
 from tiny_images import write_cifar100
 
+from fkdapp.runtime import atomic_save
 from realdata.models import build
-from realdata.runs import atomic_save, read_checkpoint
+from realdata.runs import read_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reproduce_cifar100.py"
 TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD", "CRD",

@@ -11,13 +11,14 @@ from interrupt import train_until_killed
 from tiny_images import image_data, write_tiny_data
 
 from fkd import at_loss
+from fkdapp.runtime import atomic_save
 from realdata.cli import main
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import ImageData
 from realdata.engine import run_training
 from realdata.methods import METHODS
 from realdata.models import build
-from realdata.runs import atomic_save, model_checkpoint, read_checkpoint
+from realdata.runs import model_checkpoint, read_checkpoint
 
 
 @pytest.fixture(scope="module")

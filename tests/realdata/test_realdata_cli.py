@@ -12,11 +12,12 @@ from click.testing import CliRunner
 from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
+from fkdapp.runtime import atomic_save
 from realdata.cli import main
 from realdata.config import TrainConfig
 from realdata.engine import load_data
 from realdata.models import build
-from realdata.runs import atomic_save, read_checkpoint
+from realdata.runs import read_checkpoint
 
 
 @pytest.fixture(scope="module")

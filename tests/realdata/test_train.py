@@ -9,13 +9,14 @@ import torch
 from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
+from fkdapp.runtime import atomic_save
 from realdata.config import ConfigError, TrainConfig, scale_milestones
 from realdata.data import load_dataset, normalize
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import CE, METHODS
 from realdata.models import build
-from realdata.runs import CheckpointError, RunError, atomic_save, load_model, model_checkpoint, read_checkpoint
+from realdata.runs import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
 
 
 @pytest.fixture(scope="module")
