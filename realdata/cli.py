@@ -208,7 +208,10 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
 @click.option("--student", default=None, help=f"Student architecture: {', '.join(MODELS)}, or package.module:factory "
               "(required, here or in "
               "--config).")
-@click.option("--method", default=None, help=f"One of: {', '.join(METHODS)} [default: fkd].")
+@click.option("--method", default=None, help=f"One of: {', '.join(METHODS)}, or any of them with KD added: NAME+kd "
+              "(e.g. crd+kd) [default: fkd].")
+@click.option("--kd-weight", type=float, default=None,
+              help="Add a KD term of this weight (T 4) beside the method: the method becomes NAME+kd.")
 @click.option("--lambda", "lambda_", type=float, default=None,
               help=f"FKD: weight of the kernel distance [default: {_param_default('fkd', 'lambda')}].")
 @click.option("--feature-reg", type=float, default=None,
@@ -226,8 +229,8 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
                    "--train-size subset and the validation split; CE keeps the labelled subset.")
 @_common_options
 def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: str, method: str,
-            lambda_: float | None, feature_reg: float | None, temperature: float | None, param_list: tuple[str, ...],
-            transfer_data: str | None, transfer_size: int | None, **opts: Any) -> None:
+            kd_weight: float | None, lambda_: float | None, feature_reg: float | None, temperature: float | None,
+            param_list: tuple[str, ...], transfer_data: str | None, transfer_size: int | None, **opts: Any) -> None:
     """Distil a student from one teacher or an ensemble."""
     with user_errors():
         base = base_fields(opts)
@@ -251,6 +254,9 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
             if not sep:
                 raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
         method = method or base.get("method") or "fkd"
+        if kd_weight is not None:
+            method = method if method.endswith("+kd") or method == "kd" else method + "+kd"
+            params["kd_weight"] = kd_weight
         if params:
             params = {**(base.get("params") or {}), **params}
     _train({"model": student, "method": method, "teachers": paths or None, "teacher_archs": archs or None,

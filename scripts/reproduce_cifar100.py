@@ -5,8 +5,10 @@ For every teacher -> student pair (default: the paper's four) and every method (
 FKD without the feature regulariser (feature_reg 0) and FKD with the default feature_reg), ``--seeds`` students are
 trained with the standard recipe (SGD, batch 64, lr 0.05 (0.01 for ShuffleV1), 240 epochs, lr x0.1 at 150/180/210;
 ``realdata/config.py``). Each teacher is trained once (seed 0, cross-entropy, the same recipe) unless
-``--teacher-dir`` holds the published checkpoints (``resnet32x4.pth``, ``vgg13.pth``, ``ResNet50.pth``, each
-``{'model': state_dict}``). Every run is a ``realdata`` run folder under ``--out``::
+``--teacher-dir`` holds the published checkpoints, each ``{'model': state_dict}``: a folder of ``<arch>.pth``
+(``resnet32x4.pth``, ``vgg13.pth``, ...), mdistiller's ``cifar_teachers`` folder (``<arch>_vanilla/
+ckpt_epoch_240.pth``) or its ``cifar_teachers.tar`` as downloaded (extracted once beside it). Every run is a
+``realdata`` run folder under ``--out``::
 
     OUT/teachers/<arch>/                      a teacher trained here
     OUT/runs/ce/<student>/s<seed>/            the student alone (shared by the pairs with that student)
@@ -44,6 +46,7 @@ from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS as DISTILLERS
 from realdata.models import MODELS
 from realdata.runs import RunDir, RunError, report
+from realdata.teachers import TeacherDirError, teacher_checkpoint
 
 DATASET = "cifar100"
 PAIRS = ("resnet32x4->resnet8x4", "vgg13->vgg8", "resnet32x4->ShuffleV1", "ResNet50->vgg8")
@@ -196,10 +199,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
     needs_teacher = any(DISTILLERS[METHODS[k].method].NEEDS_TEACHER for k in keys)
     for arch in dict.fromkeys(t for t, _ in pairs) if needs_teacher else ():
         if args.teacher_dir is not None:
-            path = Path(args.teacher_dir).absolute() / f"{arch}.pth"
-            if not path.is_file():
-                raise PlanError(f"--teacher-dir {args.teacher_dir} has no {arch}.pth for teacher {arch}")
-            teachers[arch] = str(path)
+            try:
+                teachers[arch] = str(teacher_checkpoint(Path(args.teacher_dir).absolute(), arch))
+            except TeacherDirError as e:
+                raise PlanError(str(e)) from None
         else:
             job = Job(f"teacher {arch}", out / "teachers" / arch, TrainConfig(model=arch, seed=0, **common))
             teacher_jobs.append(job)
@@ -356,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Comma-separated, from: {', '.join(METHODS)} (ce: the student alone; fkd-noreg: FKD with "
                         f"feature_reg 0).")
     p.add_argument("--teacher-dir", default=None,
-                   help="Folder of published teachers named <arch>.pth ({'model': state_dict}), used instead of "
-                        "training the teachers.")
+                   help="Published teachers ({'model': state_dict}), used instead of training them: a folder of "
+                        "<arch>.pth, mdistiller's cifar_teachers folder (<arch>_vanilla/ckpt_epoch_240.pth) or its "
+                        "cifar_teachers.tar as downloaded.")
     p.add_argument("--dry-run", action="store_true", help="Print the plan (and each run's state) and stop.")
     return p
 

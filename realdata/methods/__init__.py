@@ -31,17 +31,18 @@ each is declared once, as a :class:`fkdapp.params.Param` in the method's ``SPEC`
 """
 
 from realdata.methods.base import Distiller, Outputs, StepContext, check_compatible, gives, in_channels_of
+from realdata.methods.compose import Registry, with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
 from realdata.methods.logit import CE, DKD, KD
 from realdata.methods.relational import CC, FKD, PKT, RKD, SP
 from realdata.methods.stages import AT, NST, VID, FitNet
 from realdata.methods.two_stage import AB, FSP, FT
 
-#: Method name -> Distiller class: the one place a method is looked up by name.
-METHODS: dict[str, type[Distiller]] = {cls.NAME: cls
-                                       for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST,
-                                                   FT, AB, FSP)}
+#: Method name -> Distiller class: the one place a method is looked up by name; ``NAME+kd`` is NAME with a KD term
+#: added (:mod:`.compose`). Iterating it gives the base methods.
+METHODS: Registry = Registry({cls.NAME: cls for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST,
+                                                          FT, AB, FSP)})
 
 __all__ = ["AB", "AT", "CC", "CE", "CRD", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "PKT", "RKD", "SP", "VID",
-           "ContrastMemory", "Distiller", "FitNet", "Outputs", "StepContext", "check_compatible", "gives",
-           "in_channels_of"]
+           "ContrastMemory", "Distiller", "FitNet", "Outputs", "Registry", "StepContext", "check_compatible", "gives",
+           "in_channels_of", "with_kd"]
