@@ -7,6 +7,7 @@ from fkd.benchmark_objectives import (
     fsp_matrices,
     ft_factor,
     ft_loss,
+    hcl_loss,
     nst_loss,
     pool_pair,
     vid_loss,
@@ -21,24 +22,33 @@ from fkd.kernels import (
     one_sided_kernel_distance,
     unit_rows,
 )
+from fkd.logit import (
+    ctkd_reversal,
+    ctkd_temperature,
+    dist_loss,
+    dkd_loss,
+    kd_loss,
+    standardize_logits,
+    wttm_loss,
+)
 from fkd.module import FeatureTap, FKDLoss, FKDTerms, layer_names
 from fkd.objectives import (
     at_loss,
     attention_map,
     crd_loss,
-    dkd_loss,
     fkd_loss,
-    kd_loss,
     pkt_loss,
     rkd_loss,
     sp_loss,
     teacher_factor,
     teacher_kernel,
 )
+from fkd.optim import DOT
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DOT",
     "FKDLoss",
     "FKDTerms",
     "FeatureTap",
@@ -47,6 +57,9 @@ __all__ = [
     "attention_map",
     "cc_loss",
     "crd_loss",
+    "ctkd_reversal",
+    "ctkd_temperature",
+    "dist_loss",
     "dkd_loss",
     "factored_kernel_distance",
     "feature_kernel",
@@ -56,6 +69,7 @@ __all__ = [
     "fsp_matrices",
     "ft_factor",
     "ft_loss",
+    "hcl_loss",
     "kd_loss",
     "kernel_distance",
     "layer_names",
@@ -67,8 +81,10 @@ __all__ = [
     "pool_pair",
     "rkd_loss",
     "sp_loss",
+    "standardize_logits",
     "teacher_factor",
     "teacher_kernel",
     "unit_rows",
     "vid_loss",
+    "wttm_loss",
 ]

@@ -123,3 +123,26 @@ def fsp_loss(maps_s: Sequence[torch.Tensor], maps_t: Sequence[torch.Tensor]) -> 
                          f"{ct}")
     return torch.stack([(s - t).pow(2).mean() for s, t in zip(fsp_matrices(maps_s), fsp_matrices(maps_t),
                                                                strict=True)])
+
+
+def hcl_loss(fs: Sequence[torch.Tensor], ft: Sequence[torch.Tensor]) -> torch.Tensor:
+    """ReviewKD's hierarchical context loss (Chen et al., CVPR 2021), summed over the paired levels: per level the
+    mean squared error of the full maps plus the MSE of their adaptive-average-pooled 4x4, 2x2 and 1x1 versions
+    (each level of pooling smaller than the map, at weights 1/2, 1/4, 1/8), divided by the sum of the weights used.
+    E.g. an 8x8 level: (MSE + MSE_4/2 + MSE_2/4 + MSE_1/8) / 1.875. Lists of (B, C, H, W) maps -> ()."""
+    if len(fs) != len(ft) or not fs:
+        raise ValueError(f"hcl_loss needs as many student as teacher maps (at least one), got {len(fs)} and {len(ft)}")
+    total = torch.zeros((), dtype=torch.float32, device=fs[0].device)
+    for s, t in zip(fs, ft, strict=True):
+        if s.shape != t.shape or s.ndim != 4:
+            raise ValueError(f"hcl_loss pairs maps of one shape (B, C, H, W), got {tuple(s.shape)}, {tuple(t.shape)}")
+        s, t = upcast(s), upcast(t)
+        loss, weight, total_weight = F.mse_loss(s, t), 1.0, 1.0
+        for size in (4, 2, 1):
+            if size >= s.shape[-2]:
+                continue
+            weight /= 2
+            loss = loss + weight * F.mse_loss(F.adaptive_avg_pool2d(s, size), F.adaptive_avg_pool2d(t, size))
+            total_weight += weight
+        total = total + loss / total_weight
+    return total

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from fkd._checks import check_features, check_number, check_same_batch, upcast
+from fkd._checks import check_features, check_same_batch, upcast
 from fkd.kernels import DEFAULT_EPS, factored_kernel_distance, feature_kernel, kernel_distance, unit_rows
 
 Features = torch.Tensor | Sequence[torch.Tensor]
@@ -85,72 +85,6 @@ def fkd_loss(
     if f_s.shape[-2] > f_s.shape[-1] + f_t.shape[-1]:
         return factored_kernel_distance(f_s, f_t, include_diagonal=not normalize)
     return kernel_distance(feature_kernel(f_s), feature_kernel(f_t), include_diagonal=not normalize)
-
-
-def _teacher_logits(logits_s: torch.Tensor, logits_t: Features, temperature: float) -> torch.Tensor:
-    """The (mean) teacher logits (..., B, C), after checking the temperature and the shapes against the student's."""
-    check_number(temperature, "temperature", positive=True)
-    check_features(logits_s, "logits_s")
-    ts = _as_list(logits_t, "logits_t")
-    for t in ts:
-        if t.shape[-1] != logits_s.shape[-1]:
-            raise ValueError(f"student and teacher logits need the same classes, got {tuple(logits_s.shape)} "
-                             f"and {tuple(t.shape)}")
-        check_same_batch(logits_s, t, ("logits_s", "logits_t"))
-    return torch.stack([upcast(t) for t in ts]).mean(0) if len(ts) > 1 else upcast(ts[0])
-
-
-def kd_loss(logits_s: torch.Tensor, logits_t: Features, temperature: float = 4.0) -> torch.Tensor:
-    """Hinton KD: T^2 KL(p_t || p_s) of the softened outputs, summed over classes and averaged over the batch.
-
-    (..., B, C), E x (..., B, C) -> (...). An ensemble of teachers is the mean of their logits.
-    """
-    lt = _teacher_logits(logits_s, logits_t, temperature)
-    log_ps = F.log_softmax(upcast(logits_s) / temperature, dim=-1)
-    log_pt = F.log_softmax(lt / temperature, dim=-1)
-    kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
-    return kl.mean(-1) * temperature**2
-
-
-def dkd_loss(
-    logits_s: torch.Tensor,
-    logits_t: Features,
-    labels: torch.Tensor,
-    alpha: float = 1.0,
-    beta: float = 8.0,
-    temperature: float = 4.0,
-) -> torch.Tensor:
-    """Decoupled KD (Zhao et al., CVPR 2022): alpha TCKD + beta NCKD, each T^2-scaled and averaged over the batch.
-
-    (..., B, C) logits, E x (..., B, C) teacher logits (an ensemble: their mean), labels (B,) or (..., B) -> (...).
-    TCKD is the KL divergence between the binary distributions (target class, all others) of teacher and student;
-    NCKD the KL divergence between their distributions over the non-target classes (softmax with the target class
-    masked out by subtracting 1000 from its logit, as in the authors' code).
-    """
-    check_number(alpha, "alpha")
-    check_number(beta, "beta")
-    lt = _teacher_logits(logits_s, logits_t, temperature) / temperature
-    if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32, torch.int16,
-                                                                   torch.int8, torch.uint8):
-        raise TypeError(f"labels must be an integer tensor of class indices, got "
-                        f"{labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__}")
-    if labels.shape not in (logits_s.shape[-2:-1], logits_s.shape[:-1]):
-        raise ValueError(f"labels must have shape ({logits_s.shape[-2]},) or {tuple(logits_s.shape[:-1])}, got "
-                         f"{tuple(labels.shape)}")
-    ls = upcast(logits_s) / temperature
-    gt = F.one_hot(labels, ls.shape[-1]).to(torch.bool).expand_as(ls)
-    p_s, p_t = ls.softmax(-1), lt.softmax(-1)
-
-    def binary(p: torch.Tensor) -> torch.Tensor:
-        target = (p * gt).sum(-1, keepdim=True)
-        return torch.cat([target, (p * ~gt).sum(-1, keepdim=True)], -1)
-
-    b_s, b_t = binary(p_s), binary(p_t)
-    tckd = (b_t * (b_t.log() - b_s.log())).sum(-1).mean(-1)
-    log_q_s = (ls - 1000.0 * gt).log_softmax(-1)
-    q_t = (lt - 1000.0 * gt).softmax(-1)
-    nckd = (q_t * (torch.log(q_t.clamp_min(1e-30)) - log_q_s)).sum(-1).mean(-1)
-    return (alpha * tckd + beta * nckd) * temperature**2
 
 
 def attention_map(fmap: torch.Tensor, p: float = 2.0) -> torch.Tensor:

@@ -1,0 +1,103 @@
+"""The methods after DKD against numbers from their reference implementations, run on fixed tensors (their own
+functions, imported from the repositories' snapshots at the commits named; never copied here). Float32 unless the
+reference was rounding-dominated, where both sides are compared in float64."""
+
+import pytest
+import torch
+
+from fkd import (
+    DOT,
+    ctkd_reversal,
+    ctkd_temperature,
+    dist_loss,
+    dkd_loss,
+    hcl_loss,
+    kd_loss,
+    standardize_logits,
+    wttm_loss,
+)
+
+
+@pytest.fixture
+def logits():
+    torch.manual_seed(0)
+    return torch.randn(6, 5), torch.randn(6, 5)
+
+
+# hunto/DIST_KD @ 2418f18b (classification submodule hunto/image_classification_sota @ d9662f7d),
+# lib/models/losses/dist_kd.py: DIST(beta, gamma, tau)(z_s, z_t)
+@pytest.mark.parametrize(("beta", "gamma", "tau", "want"), [(1, 1, 1, 1.7650033), (1, 1, 4, 28.142277),
+                                                            (2, 0.5, 4, 33.660191)])
+def test_dist(logits, beta, gamma, tau, want):
+    assert float(dist_loss(*logits, beta, gamma, tau)) == pytest.approx(want, rel=1e-6)
+
+
+# sunshangquan/logit-standardization-KD @ f6e5aa51, mdistiller/distillers/KD.py normalize and kd_loss(.., T,
+# logit_stand), DKD.py dkd_loss(.., alpha, beta, T, logit_stand), targets [0, 1, 2, 3, 4, 0]
+def test_logit_standardisation(logits):
+    zs, zt = logits
+    assert standardize_logits(zs)[0].tolist() == pytest.approx([-0.8600294, -0.89247125, 0.21066254, -0.013565453,
+                                                                1.5554037], rel=1e-6)
+    for t, want, plain in ((2, 0.63023847, 0.81716877), (4, 0.65064943, 0.8384096)):
+        assert float(kd_loss(zs, zt, t, standardize=True)) == pytest.approx(want, rel=1e-6)
+        assert float(kd_loss(zs, zt, t)) == pytest.approx(plain, rel=1e-6)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    for alpha, beta, t, want in ((1, 8, 2, 5.6533909), (1, 8, 4, 5.7610579), (9, 72, 2, 50.88052),
+                                 (9, 72, 4, 51.849525)):
+        assert float(dkd_loss(zs, zt, y, alpha, beta, t, standardize=True)) == pytest.approx(want, rel=1e-6)
+
+
+# zkxufo/TTM @ fe457b33, distiller_zoo/wttm.py WTTM(l)(z_s, z_t)
+@pytest.mark.parametrize(("gamma", "want"), [(0.1, 1.1747944), (0.2, 1.0146834), (0.25, 0.95817035),
+                                             (0.5, 0.80470157), (1.0, 0.70692259)])
+def test_wttm(logits, gamma, want):
+    assert float(wttm_loss(*logits, gamma)) == pytest.approx(want, rel=1e-6)
+
+
+# zhengli97/CTKD @ 7d525224, models/temp_global.py (Global_T, the gradient reversal), helper/loops.py (T = 1 + 20
+# sigmoid), distiller_zoo/KD.py DistillKL, train_student.py CosineDecay(0, -1, 10). In float32 the reference's loss
+# at T = 15.6 (a KL of 0.003 per sample) is rounding-dominated (0.83359194 there, 0.83358431 here); in float64 both
+# give 0.833582732820842 and dL/dT_raw = -0.0011400647834191866 (before the reversal).
+def test_ctkd_temperature_and_curriculum(logits):
+    zs, zt = (t.double() for t in logits)
+    for lam in (0.0, -0.5, -1.0):
+        raw = torch.ones((), dtype=torch.float64, requires_grad=True)
+        temp = ctkd_temperature(raw, lam)
+        loss = kd_loss(zs, zt, temp)
+        loss.backward()
+        assert float(temp.detach()) == pytest.approx(15.621172, rel=1e-7)
+        assert float(loss.detach()) == pytest.approx(0.833582732820842, rel=1e-12)
+        assert float(raw.grad) == pytest.approx(lam * -0.0011400647834191866, rel=1e-9, abs=1e-15)
+    assert [ctkd_reversal(e) for e in range(1, 12)] == pytest.approx(
+        [-0.024471742, -0.095491503, -0.20610737, -0.3454915, -0.5, -0.6545085, -0.79389263, -0.9045085,
+         -0.97552826, -1.0, -1.0], rel=1e-7)
+    assert ctkd_reversal(0) == 0.0
+
+
+# megvii-research/mdistiller @ a08d46f1, mdistiller/distillers/ReviewKD.py hcl_loss
+def test_reviewkd_hierarchical_context_loss():
+    torch.manual_seed(0)
+    fs = [torch.randn(2, 3, 8, 8), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 1, 1)]
+    ft = [torch.randn(2, 3, 8, 8), torch.randn(2, 3, 4, 4), torch.randn(2, 3, 1, 1)]
+    assert float(hcl_loss(fs, ft)) == pytest.approx(4.6650815, rel=1e-6)
+    with pytest.raises(ValueError, match="as many student as teacher maps"):
+        hcl_loss(fs, ft[:2])
+
+
+# megvii-research/mdistiller @ a08d46f1, mdistiller/engine/dot.py DistillationOrientedTrainer(lr 0.1, momentum
+# 0.825, momentum_kd 0.975, weight_decay 5e-4), three steps of step_kd() then step()
+def test_dot_optimizer():
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    opt = DOT([w], lr=0.1, momentum=0.9, delta=0.075, weight_decay=5e-4)
+    want = [[0.93994999, -2.00990009, 3.00985003], [0.82286173, -2.02646708, 3.02482581],
+            [0.65141028, -2.04707098, 3.04110456]]
+    for expected in want:
+        opt.zero_grad(set_to_none=True)
+        w.grad = torch.tensor([0.5, -0.1, 0.2])
+        opt.step_kd()
+        opt.zero_grad(set_to_none=True)
+        w.grad = torch.tensor([0.1, 0.2, -0.3])
+        opt.step()
+        assert w.tolist() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="momentum \\+ delta < 1"):
+        DOT([w], lr=0.1, momentum=0.95, delta=0.075)
