@@ -85,6 +85,10 @@ def _common_options(f: Callable) -> Callable:
         click.option("--lr-decay", type=float, default=None, help="Factor at each milestone" + _default("lr_decay")),
         click.option("--weight-decay", type=float, default=None, help="SGD weight decay" + _default("weight_decay")),
         click.option("--momentum", type=float, default=None, help="SGD momentum" + _default("momentum")),
+        click.option("--optimizer", type=click.Choice(["sgd", "dot"]), default=None,
+                     help="sgd, or dot: DOT's separate momenta for CE's and the distillation gradients (momentum -/+ "
+                          "--dot-delta)" + _default("optimizer")),
+        click.option("--dot-delta", type=float, default=None, help="DOT's delta" + _default("dot_delta")),
         click.option("--seed", type=int, default=None, help="Seed of the initialisation and data" + _default("seed")),
         click.option("--device", default=None,
                      help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK with NCCL, or cpu with gloo)"

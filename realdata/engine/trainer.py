@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from fkd import DOT
 from fkdapp.errors import ConfigError, UserError
 from fkdapp.progress import Progress, clock
 from realdata import distributed
@@ -127,8 +128,13 @@ class Trainer:
         if not len(distiller.heads):  # FitNet's regressors, CRD's embeddings (a no-op for the other methods)
             distiller.build_heads(transfer if transfer is not None else data, config.seed)
         params = [*self.student.parameters(), *distiller.heads.parameters()]
-        self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        self.dot = config.optimizer == "dot"
+        if self.dot and self.world > 1:
+            raise ConfigError("optimizer 'dot' runs in one process (its two backward passes per step do not go "
+                              "through DDP); drop torchrun or use the default optimizer")
+        self.optimizer = DOT(params, lr=config.lr, momentum=config.momentum, delta=config.dot_delta,
+                             weight_decay=config.weight_decay) if self.dot else \
+            torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones or ()),
                                                               gamma=config.lr_decay)
         self.generator = torch.Generator(device=self.device)
@@ -176,7 +182,13 @@ class Trainer:
             logits, losses = self.forward(images, y, transfer, indices, self.epoch + 1, step)
         total = torch.stack(list(losses.values())).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        if self.dot:  # DOT: the distillation terms' gradient first, kept apart, then CE's
+            torch.stack([v for k, v in losses.items() if k != "ce"]).sum().backward(retain_graph=True)
+            self.optimizer.step_kd()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["ce"].backward()
+        else:
+            total.backward()
         self.optimizer.step()
         return {"total": total.detach().float(), **{k: v.detach().float() for k, v in losses.items()},
                 "correct": (logits.argmax(1) == y).sum().float()}

@@ -7,8 +7,9 @@ labels, transfer_images=None, indices=None, epoch=1, step=0)`` returns ``(studen
 step knows (labels, indices, epoch) as a :class:`~realdata.methods.base.StepContext` argument. :data:`METHODS`
 (name -> class) is the only place a method is looked up by name.
 
-Families: :mod:`.logit` (CE, KD, DKD), :mod:`.relational` (FKD, SP, PKT, RKD, CC), :mod:`.stages` (AT, FitNet,
-VID, NST), :mod:`.two_stage` (FT, FSP, AB: an initialisation stage first), :mod:`.contrastive` (CRD).
+Families: :mod:`.logit` (CE, KD, DKD, DIST, WTTM, CTKD), :mod:`.relational` (FKD, SP, PKT, RKD, CC),
+:mod:`.stages` (AT, FitNet, VID, NST, ReviewKD), :mod:`.two_stage` (FT, FSP, AB: an initialisation stage first),
+:mod:`.contrastive` (CRD); :mod:`.compose` adds KD to any of them (``NAME+kd``).
 
 Teachers are frozen (``requires_grad`` False) and stay in eval mode whatever ``.train()`` is called on the
 distiller. Several teachers make an ensemble: FKD takes the mean of their normalised kernels, KD the mean of their
@@ -33,16 +34,16 @@ each is declared once, as a :class:`fkdapp.params.Param` in the method's ``SPEC`
 from realdata.methods.base import Distiller, Outputs, StepContext, check_compatible, gives, in_channels_of
 from realdata.methods.compose import Registry, with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
-from realdata.methods.logit import CE, DKD, KD
+from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, WTTM
 from realdata.methods.relational import CC, FKD, PKT, RKD, SP
-from realdata.methods.stages import AT, NST, VID, FitNet
+from realdata.methods.stages import AT, NST, VID, FitNet, ReviewKD
 from realdata.methods.two_stage import AB, FSP, FT
 
 #: Method name -> Distiller class: the one place a method is looked up by name; ``NAME+kd`` is NAME with a KD term
 #: added (:mod:`.compose`). Iterating it gives the base methods.
-METHODS: Registry = Registry({cls.NAME: cls for cls in (CE, KD, DKD, FKD, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST,
-                                                          FT, AB, FSP)})
+METHODS: Registry = Registry({cls.NAME: cls for cls in (CE, KD, DKD, DIST, WTTM, CTKD, FKD, SP, PKT, RKD, AT, FitNet,
+                                                          CRD, CC, VID, NST, ReviewKD, FT, AB, FSP)})
 
-__all__ = ["AB", "AT", "CC", "CE", "CRD", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "PKT", "RKD", "SP", "VID",
-           "ContrastMemory", "Distiller", "FitNet", "Outputs", "Registry", "StepContext", "check_compatible", "gives",
-           "in_channels_of", "with_kd"]
+__all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "PKT",
+           "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FitNet", "Outputs", "Registry", "ReviewKD",
+           "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]

@@ -62,7 +62,7 @@ def gives(model: nn.Module) -> frozenset[str]:
 
 def check_compatible(method: type[Distiller], model: nn.Module, role: str) -> None:
     """A one-line ConfigError where ``model`` (the student or a teacher) does not give what ``method`` needs."""
-    missing = sorted(method.NEEDS - gives(model))
+    missing = sorted((method.TEACHER_NEEDS if role == "teacher" else method.NEEDS) - gives(model))
     if missing:
         arch = getattr(model, "arch", type(model).__name__)
         what = {"stages": "the maps after every stage", "preact": "pre-activation maps"}
@@ -92,8 +92,10 @@ class Distiller(nn.Module):
     GATHERED: ClassVar[tuple[str, ...]] = ()
     #: The method compares the maps after every stage (forward_stages instead of forward_features).
     USES_STAGES: ClassVar[bool] = False
-    #: What the method needs of its models (see :func:`gives`); checked once, when the distiller is built.
+    #: What the method needs of its student and of its teachers (see :func:`gives`; the teachers' default to the
+    #: student's); checked once, when the distiller is built.
     NEEDS: ClassVar[frozenset[str]] = frozenset({"pooled"})
+    TEACHER_NEEDS: ClassVar[frozenset[str]] = frozenset({"pooled"})
     #: The distillation terms can use unlabelled transfer images (--transfer-data); False where they need labels.
     SUPPORTS_TRANSFER: ClassVar[bool] = True
 
@@ -102,6 +104,8 @@ class Distiller(nn.Module):
         cls.PARAMS = defaults(cls.SPEC)  # type: ignore[assignment]
         if cls.USES_STAGES and "stages" not in cls.NEEDS:
             cls.NEEDS = cls.NEEDS | {"stages"}
+        if "TEACHER_NEEDS" not in cls.__dict__:
+            cls.TEACHER_NEEDS = cls.NEEDS
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module] = (), **params: float) -> None:
         super().__init__()

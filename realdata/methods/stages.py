@@ -1,4 +1,4 @@
-"""Methods that compare the maps after every stage: AT, FitNet, VID and NST."""
+"""Methods that compare the maps after every stage: AT, FitNet, VID, NST and ReviewKD."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from fkd import (
     at_loss,
+    hcl_loss,
     nst_loss,
     pool_pair,
     vid_loss,
@@ -116,3 +117,75 @@ class NST(Distiller):
             return torch.stack([nst_loss(s, f) for s, f in self._stage_pairs(student, t)]).sum()
 
         return {"nst": self.params["nst_weight"] * torch.stack([one(t) for t in teachers]).mean()}
+
+
+class _ABF(nn.Module):
+    """ReviewKD's attention-based fusion of one level: a 1x1 convolution of the student's map to ``mid`` channels,
+    fused (when ``fuse``) with the level above's output through two sigmoid attention maps, resized to the teacher's
+    size, and a 3x3 convolution to the teacher's channels; returns (that output, the fused map for the next level)."""
+
+    def __init__(self, c_in: int, mid: int, c_out: int, fuse: bool) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(c_in, mid, 1, bias=False), nn.BatchNorm2d(mid))
+        self.conv2 = nn.Sequential(nn.Conv2d(mid, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out))
+        self.att = nn.Sequential(nn.Conv2d(2 * mid, 2, 1), nn.Sigmoid()) if fuse else None
+        for conv in (self.conv1[0], self.conv2[0]):
+            nn.init.kaiming_uniform_(conv.weight, a=1)
+
+    def forward(self, x: Tensor, above: Tensor | None, out_size: int) -> tuple[Tensor, Tensor]:
+        x = self.conv1(x)
+        if self.att is not None and above is not None:
+            above = F.interpolate(above, x.shape[-2:], mode="nearest")
+            z = self.att(torch.cat([x, above], 1))
+            x = x * z[:, :1] + above * z[:, 1:]
+        if x.shape[-1] != out_size:
+            x = F.interpolate(x, (out_size, out_size), mode="nearest")
+        return self.conv2(x), x
+
+
+class ReviewKD(Distiller):
+    """ReviewKD (Chen et al., CVPR 2021; mdistiller's CIFAR-100 recipe): the student's stages and pooled feature are
+    fused top-down by attention-based fusion (one :class:`_ABF` per level, mid channels min(512, the student's last
+    stage's)) and matched to the teacher's pre-activation stages and pooled feature (the last n levels of each) by
+    the hierarchical context loss; CE + 5 x min(epoch / 20, 1) x HCL. One set of fusions per teacher of an ensemble,
+    the loss averaged; the fusions train with the student and are saved in last.pt. The teacher needs
+    pre-activation maps (CIFAR ResNets, WRNs, VGGs); each teacher runs twice per step (its stages and its
+    pre-activation stages are two passes of this zoo)."""
+
+    NAME = "reviewkd"
+    SPEC = {"ce_weight": Param(1.0), "reviewkd_weight": Param(5.0), "warmup": Param(20.0)}
+    USES_STAGES = True
+    TEACHER_NEEDS = frozenset({"pooled", "stages", "preact"})
+
+    def _outputs(self, net: nn.Module, x: Tensor) -> Outputs:
+        out = super()._outputs(net, x)
+        if net is self.student:
+            return out
+        return out._replace(stages=tuple(net.preact_stages(x)))
+
+    def _levels(self, out: Outputs, n: int) -> list[Tensor]:
+        """The last n stage maps and the pooled feature as a 1x1 map, deepest first."""
+        return [out.pooled[:, :, None, None], *reversed(out.stages[-n:])]
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        s, ts = self._example_outputs(data)
+        mid = min(512, s.stages[-1].shape[1])
+        for i, t in enumerate(ts):
+            n = min(len(s.stages), len(t.stages))
+            for j, (ms, mt) in enumerate(zip(self._levels(s, n), self._levels(t, n), strict=True)):
+                self.heads[f"abf{i}_{j}"] = _ABF(ms.shape[1], mid, mt.shape[1], fuse=j > 0)
+
+    def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
+        p = self.params
+        losses = []
+        for i, t in enumerate(teachers):
+            n = min(len(student.stages), len(t.stages))
+            targets = self._levels(t, n)
+            above, fused = None, []
+            for j, (ms, mt) in enumerate(zip(self._levels(student, n), targets, strict=True)):
+                head = self.heads[f"abf{i}_{j}"]
+                out, above = head(ms.to(head.conv1[0].weight.dtype), above, mt.shape[-1])
+                fused.append(out)
+            losses.append(hcl_loss(fused, [m.float() for m in targets]))
+        ramp = min(ctx.epoch / p["warmup"], 1.0) if p["warmup"] > 0 else 1.0
+        return {"reviewkd": p["reviewkd_weight"] * ramp * torch.stack(losses).mean()}

@@ -60,7 +60,8 @@ def test_config_defaults_validation_and_json(tmp_path):
     assert c.milestones == (150, 180, 210) and c.lr_decay == 0.1
     assert TrainConfig(model="ShuffleV1", dataset="cifar100").lr == 0.01
     d = TrainConfig(model="resnet8", dataset="cifar10", method="kd", teachers=("t.pt",), epochs=24, seed=3)
-    assert d.params == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0} and d.milestones == (15, 18, 21)
+    assert d.params == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "logit_stand": 0.0}
+    assert d.milestones == (15, 18, 21)
     d.save(tmp_path / "c.json")
     assert TrainConfig.load(tmp_path / "c.json") == d
     bad = [({"epochs": 0}, "epochs must be an integer >= 1"), ({"model": "resnet9"}, "unknown model 'resnet9'"),
