@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Reproduce the main CIFAR-100 table of Feature Kernel Distillation (He & Ozay, ICLR 2022) with ``realdata``.
+"""Reproduce a CIFAR-100 table with ``realdata``: the FKD paper's (He & Ozay, ICLR 2022; ``--suite fkd``, the
+default) or the CRD / DKD benchmark's pairs with every method after DKD (``--suite crd``).
 
-For every teacher -> student pair (default: the paper's four) and every method (the student alone, KD, RKD, SP, PKT,
-FKD without the feature regulariser (feature_reg 0) and FKD with the default feature_reg), ``--seeds`` students are
-trained with the standard recipe (SGD, batch 64, lr 0.05 (0.01 for ShuffleV1), 240 epochs, lr x0.1 at 150/180/210;
-``realdata/config.py``). Each teacher is trained once (seed 0, cross-entropy, the same recipe) unless
-``--teacher-dir`` holds the published checkpoints, each ``{'model': state_dict}``: a folder of ``<arch>.pth``
-(``resnet32x4.pth``, ``vgg13.pth``, ...), mdistiller's ``cifar_teachers`` folder (``<arch>_vanilla/
-ckpt_epoch_240.pth``) or its ``cifar_teachers.tar`` as downloaded (extracted once beside it). Every run is a
-``realdata`` run folder under ``--out``::
+The suites, their columns, every (pair, method) run's settings (DKD's beta and ReviewKD's weight per pair, KD+LS's
+temperature, the optimiser of KD+DOT) and the published numbers with their sources are data files under
+``configs/realdata/cifar100/`` (``suites.json``, ``<teacher>-<student>/<method>.json``, ``published.json``); a
+pair's config file works on its own too: ``realdata distill --config configs/realdata/cifar100/vgg13-vgg8/dkd.json
+--teacher vgg13.pth``. For every pair and method ``--seeds`` students are trained with the standard recipe (SGD,
+batch 64, lr 0.05 (0.01 for ShuffleV1), 240 epochs, lr x0.1 at 150/180/210; ``realdata/config.py``). Each teacher is
+trained once (seed 0, cross-entropy, the same recipe) unless ``--teacher-dir`` holds the published checkpoints, each
+``{'model': state_dict}``: a folder of ``<arch>.pth`` (``resnet32x4.pth``, ``vgg13.pth``, ...), mdistiller's
+``cifar_teachers`` folder (``<arch>_vanilla/ckpt_epoch_240.pth``) or its ``cifar_teachers.tar`` as downloaded
+(extracted once beside it). Every run is a ``realdata`` run folder under ``--out``::
 
     OUT/teachers/<arch>/                      a teacher trained here
     OUT/runs/ce/<student>/s<seed>/            the student alone (shared by the pairs with that student)
@@ -21,6 +24,7 @@ over the finished seeds, beside the published numbers) and the full ``realdata r
 
     python scripts/reproduce_cifar100.py --data-dir data --download --out runs/cifar100   # everything (GPU)
     python scripts/reproduce_cifar100.py --dry-run                                      # the plan only
+    python scripts/reproduce_cifar100.py --suite crd --dry-run                          # the benchmark's table
     torchrun --nproc-per-node 4 scripts/reproduce_cifar100.py ...   # each run on 4 GPUs (DDP, same global batch)
 
 Scale: about 200 student runs of 240 epochs plus 3 teachers; on one GPU that is days. ``--pairs``, ``--methods`` and
@@ -30,6 +34,7 @@ Scale: about 200 student runs of 240 epochs plus 3 teachers; on one GPU that is 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from collections.abc import Sequence
@@ -49,7 +54,6 @@ from realdata.runs import RunDir, RunError, report
 from realdata.teachers import TeacherDirError, teacher_checkpoint
 
 DATASET = "cifar100"
-PAIRS = ("resnet32x4->resnet8x4", "vgg13->vgg8", "resnet32x4->ShuffleV1", "ResNet50->vgg8")
 
 
 @dataclass(frozen=True)
@@ -59,57 +63,36 @@ class Method:
     title: str
     method: str
     params: dict[str, float] = field(default_factory=dict)
+    fields: dict[str, object] = field(default_factory=dict)  # other TrainConfig fields (the optimizer)
 
 
-#: --methods key -> column, in the paper's order (PKT from the CRD benchmark).
-METHODS: dict[str, Method] = {
-    "ce": Method("student alone", "ce"),
-    "kd": Method("KD", "kd"),
-    "rkd": Method("RKD", "rkd"),
-    "sp": Method("SP", "sp"),
-    "pkt": Method("PKT", "pkt"),
-    "fkd-noreg": Method("FKD without feature reg.", "fkd", {"feature_reg": 0.0}),
-    "fkd": Method("FKD", "fkd"),
-    "fitnet": Method("FitNet", "fitnet"),
-    "at": Method("AT", "at"),
-    "dkd": Method("DKD", "dkd"),
-    "crd": Method("CRD", "crd"),
-    "cc": Method("CC", "cc"),
-    "vid": Method("VID", "vid"),
-    "nst": Method("NST", "nst"),
-    "ft": Method("FT", "ft"),
-    "ab": Method("AB", "ab"),
-    "fsp": Method("FSP", "fsp"),
-}
+#: The suites, their columns and the published numbers: data files beside the per-pair configs.
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "realdata" / "cifar100"
+SUITES: dict = json.loads((CONFIGS / "suites.json").read_text())
+#: --methods key -> column: its title, realdata method, parameters and training fields (e.g. "optimizer": "dot").
+METHODS: dict[str, Method] = {k: Method(v["title"], v["method"], v.get("params", {}),
+                                        {f: v[f] for f in v if f not in ("title", "method", "params")})
+                              for k, v in SUITES["methods"].items()}
+#: "teacher->student" -> {method key: published top-1 (%)}, with the source and epoch of each in published.json.
+PAPER: dict[str, dict[str, float]] = {}
+for _cell in json.loads((CONFIGS / "published.json").read_text())["cells"]:
+    PAPER.setdefault(_cell["pair"], {}).setdefault(_cell["method"], _cell["top1"])
 
-#: Pairs a method cannot distil here: FSP needs the teacher's stage channels pairwise (the benchmark has no FSP
-#: there); AB needs pre-activation maps, which this zoo's ShuffleV1 and ResNet50 do not give yet.
-SKIP_PAIRS: dict[str, tuple[str, ...]] = {"fsp": ("resnet32x4->ShuffleV1", "ResNet50->vgg8"),
-                                          "ab": ("resnet32x4->ShuffleV1", "ResNet50->vgg8")}
 
-#: Per-pair weights of the published configs (mdistiller's CIFAR-100 DKD configs set beta per pair).
-PAIR_PARAMS: dict[tuple[str, str], dict[str, float]] = {("dkd", "vgg13->vgg8"): {"beta": 6.0}}
+def pair_config(key: str, teacher: str, student: str) -> dict | None:
+    """The (pair, method) run's TrainConfig fields: the pair's file for a listed pair (None: the method cannot
+    distil it here), else the method's own settings for a pair of the user's."""
+    listed = any(f"{teacher}->{student}" in suite["pairs"] for name, suite in SUITES.items()
+                 if isinstance(suite, dict) and "pairs" in suite)
+    m = METHODS[key]
+    if not listed:
+        return {"method": m.method, "params": dict(m.params), **m.fields}
+    path = CONFIGS / f"{teacher}-{student}" / f"{key}.json"
+    if not path.is_file():
+        return None
+    fields = json.loads(path.read_text())
+    return {k: v for k, v in fields.items() if k not in ("model", "dataset", "teacher_archs")}
 
-#: Published top-1 (%) per pair: the FKD paper's main table; PKT, FitNet, AT, CC, VID, NST, FT, AB, FSP from the CRD
-#: benchmark (last epoch) and DKD from mdistiller (best epoch) where they have the pair; CRD from the FKD paper's table.
-PAPER: dict[str, dict[str, float]] = {
-    "resnet32x4->resnet8x4": {"teacher": 79.42, "ce": 72.50, "kd": 73.33, "rkd": 71.90, "sp": 72.94, "pkt": 73.64,
-                              "fkd-noreg": 74.89, "fkd": 75.57, "fitnet": 73.50, "at": 73.44, "dkd": 76.32,
-                              "crd": 75.51, "cc": 72.97, "vid": 73.09, "nst": 73.30,
-                              "ft": 72.86, "ab": 73.17, "fsp": 72.62},
-    "vgg13->vgg8": {"teacher": 74.64, "ce": 70.36, "kd": 72.98, "rkd": 71.48, "sp": 72.68, "pkt": 72.88,
-                    "fkd-noreg": 73.08, "fkd": 73.78, "fitnet": 71.02, "at": 71.43, "dkd": 74.68, "crd": 73.94,
-                    "cc": 70.71, "vid": 71.23, "nst": 71.53,
-                    "ft": 70.58, "ab": 70.94, "fsp": 70.23},
-    "resnet32x4->ShuffleV1": {"teacher": 79.42, "ce": 70.50, "kd": 74.07, "rkd": 72.28, "sp": 73.48,
-                              "fkd-noreg": 74.66, "fkd": 75.00, "fitnet": 73.59, "at": 71.73, "dkd": 76.45,
-                              "crd": 75.11, "cc": 71.14, "vid": 73.38, "nst": 74.12,
-                              "ft": 71.75, "ab": 73.55},
-    "ResNet50->vgg8": {"teacher": 79.34, "ce": 70.36, "kd": 73.81, "rkd": 71.50, "sp": 73.34, "fkd-noreg": 73.99,
-                       "fkd": 74.61, "fitnet": 70.69, "at": 71.84, "crd": 74.30, "cc": 70.25, "vid": 70.30,
-                       "nst": 71.28,
-                       "ft": 70.29, "ab": 70.65},
-}
 
 USER_ERRORS = (ConfigError, RunError, DataError, NonFiniteLoss, DeviceError)
 
@@ -212,17 +195,17 @@ def make_plan(args: argparse.Namespace) -> Plan:
         for teacher, student in pairs:
             for key in keys:
                 m = METHODS[key]
-                if f"{teacher}->{student}" in SKIP_PAIRS.get(key, ()):
-                    continue
                 if not DISTILLERS[m.method].NEEDS_TEACHER:
                     folder, name = out / "runs" / "ce" / student / f"s{seed}", f"{student} alone, seed {seed}"
                     config = TrainConfig(model=student, seed=seed, **common)
                 else:
+                    fields = pair_config(key, teacher, student)
+                    if fields is None:
+                        continue  # the method cannot distil this pair here (no config file)
                     folder = out / "runs" / key / f"{teacher}-{student}" / f"s{seed}"
                     name = f"{teacher} -> {student} {key}, seed {seed}"
-                    params = {**m.params, **PAIR_PARAMS.get((key, f"{teacher}->{student}"), {})}
-                    config = TrainConfig(model=student, method=m.method, params=params,
-                                         teachers=(teachers[teacher],), teacher_archs=(teacher,), seed=seed, **common)
+                    config = TrainConfig(model=student, teachers=(teachers[teacher],), teacher_archs=(teacher,),
+                                         seed=seed, **common, **fields)
                 jobs.setdefault(folder, Job(name, folder, config))  # a student alone is shared by its pairs
     return Plan(teachers, teacher_jobs, list(jobs.values()))
 
@@ -308,9 +291,10 @@ def write_report(args: argparse.Namespace, plan: Plan) -> Path:
     pairs, keys = parse_pairs(args.pairs), parse_methods(args.methods)
     columns = ["teacher", *keys] if plan.teachers else keys
     titles = ["teacher", *(METHODS[k].title for k in keys)] if plan.teachers else [METHODS[k].title for k in keys]
-    lines = [f"# CIFAR-100: FKD and baselines (epochs {args.epochs}, batch {args.batch_size})", "",
+    lines = [f"# CIFAR-100, suite {args.suite} (epochs {args.epochs}, batch {args.batch_size})", "",
              "Top-1 test accuracy (%) at the last epoch: mean ± sample std over the finished seeds (their number in "
-             "brackets); the paper's numbers (mean of 5 students; PKT from the CRD benchmark) in the rows below.",
+             "brackets); the published numbers in the rows below (configs/realdata/cifar100/published.json names each "
+             "one's source and whether it is a last- or best-epoch number).",
              "", "| teacher -> student | | " + " | ".join(titles) + " |", "|---|---|" + "---|" * len(titles)]
     teacher_accs = {arch: _teacher_accs(arch, path, args) for arch, path in plan.teachers.items()}
     for teacher, student in pairs:
@@ -354,10 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Global batch (the recipe's 64); the learning rates are the recipe's, for batch 64.")
     p.add_argument("--seeds", default="5",
                    help="Student seeds: a count N (seeds 0..N-1) or a comma list like 0,3 (seed 3 alone: '3,').")
-    p.add_argument("--pairs", default=",".join(PAIRS), help="Comma-separated TEACHER->STUDENT pairs.")
-    p.add_argument("--methods", default=",".join(METHODS),
+    p.add_argument("--suite", default="fkd", choices=["fkd", "crd"],
+                   help="The table to plan: fkd (the FKD paper's four pairs and its columns) or crd (the CRD / DKD "
+                        "benchmark's pairs with every method after DKD); configs/realdata/cifar100/suites.json.")
+    p.add_argument("--pairs", default=None, help="Comma-separated TEACHER->STUDENT pairs [the suite's].")
+    p.add_argument("--methods", default=None,
                    help=f"Comma-separated, from: {', '.join(METHODS)} (ce: the student alone; fkd-noreg: FKD with "
-                        f"feature_reg 0).")
+                        f"feature_reg 0; kd-ls: KD with logit standardisation; kd-dot: KD with DOT) [the suite's].")
     p.add_argument("--teacher-dir", default=None,
                    help="Published teachers ({'model': state_dict}), used instead of training them: a folder of "
                         "<arch>.pth, mdistiller's cifar_teachers folder (<arch>_vanilla/ckpt_epoch_240.pth) or its "
@@ -368,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    suite = SUITES[args.suite]
+    args.pairs = args.pairs or ",".join(suite["pairs"])
+    args.methods = args.methods or ",".join(suite["methods"])
     try:
         plan = make_plan(args)
     except (PlanError, ConfigError) as e:

@@ -94,7 +94,8 @@ def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
 
 def test_bad_flags_are_one_line(script, data_dir, tmp_path, capsys):
     for flags, match in ((["--pairs", "resnet8-resnet8"], "TEACHER->STUDENT"), (["--methods", "vvd"], "vvd"),
-                         (["--seeds", "x"], "--seeds"), (["--teacher-dir", str(tmp_path)], "no resnet8.pth")):
+                         (["--seeds", "x"], "--seeds"), (["--teacher-dir", str(tmp_path)],
+                                                                   "has no teacher resnet8: looked for resnet8.pth")):
         assert script.main(args(data_dir, tmp_path / "o", *flags)) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and match in err and len(err.strip().splitlines()) == 1, err

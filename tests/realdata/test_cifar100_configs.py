@@ -1,0 +1,50 @@
+"""The benchmark's standard pairs as data: every (pair, method) config builds a valid run, the suites name known
+pairs and methods, and every published number names its source and epoch (issue 35)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from realdata.config import TrainConfig
+from realdata.methods import METHODS
+
+ROOT = Path(__file__).resolve().parents[2] / "configs" / "realdata" / "cifar100"
+SUITES = json.loads((ROOT / "suites.json").read_text())
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("*/*.json")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_pair_config_is_a_valid_run(path):
+    fields = json.loads(path.read_text())
+    teacher, student = path.parent.name.split("-", 1)
+    assert fields["teacher_archs"] == [teacher] and fields["model"] == student and fields["dataset"] == "cifar100"
+    config = TrainConfig(**{**fields, "teachers": ("teacher.pth",), "teacher_archs": tuple(fields["teacher_archs"])})
+    assert config.method in METHODS
+    small = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
+    assert config.lr == (0.01 if student in small else 0.05)  # the recipe's learning rate per student
+    assert path.stem in SUITES["methods"] and SUITES["methods"][path.stem]["method"] == config.method
+
+
+def test_the_per_pair_settings_of_the_published_configs():
+    def params(pair, key):
+        return json.loads((ROOT / pair / f"{key}.json").read_text()).get("params", {})
+
+    assert params("vgg13-vgg8", "dkd") == {"beta": 6.0} and params("resnet56-resnet20", "dkd") == {"beta": 2.0}
+    assert params("resnet32x4-resnet8x4", "dkd") == {}  # mdistiller's default beta 8
+    assert params("resnet32x4-ShuffleV2", "reviewkd") == {"reviewkd_weight": 8.0}
+    assert json.loads((ROOT / "vgg13-vgg8" / "kd-dot.json").read_text())["optimizer"] == "dot"
+    assert not (ROOT / "ResNet50-vgg8" / "reviewkd.json").exists()  # ResNet50 gives no pre-activation maps here
+    assert not (ROOT / "resnet32x4-ShuffleV1" / "fsp.json").exists()  # FSP needs equal stage channels
+
+
+def test_suites_and_published_numbers():
+    for name in ("fkd", "crd"):
+        suite = SUITES[name]
+        assert set(suite["methods"]) <= set(SUITES["methods"])
+        for pair in suite["pairs"]:
+            assert (ROOT / pair.replace("->", "-")).is_dir(), pair
+    cells = json.loads((ROOT / "published.json").read_text())["cells"]
+    assert cells and all(c["epoch"] in ("last", "best") and c["source"] and 50 < c["top1"] < 90 for c in cells)
+    assert {c["method"] for c in cells} <= set(SUITES["methods"]) | {"teacher"}
+    fkd = {(c["pair"], c["method"]): c["top1"] for c in cells if c["source"].startswith("He & Ozay")}
+    assert fkd[("resnet32x4->resnet8x4", "fkd")] == 75.57
