@@ -21,7 +21,8 @@ from studies.transfer import run_plan
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--plan", required=True, choices=["transfer", "t0-report", "timing", "k20", "probe", "regime"])
+    plans = ["transfer", "t0-report", "timing", "timing-report", "k20", "probe", "regime"]
+    ap.add_argument("--plan", required=True, choices=plans)
     ap.add_argument("--out", type=Path, default=Path("runs/transfer"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, last (tests)")
     ap.add_argument("--limit-seeds", type=int, default=None, help="the first N seeds of every group (tests)")
