@@ -35,7 +35,7 @@ import torch
 from fkdapp.runtime import write_json
 from multiview.config import Config
 from multiview.data import make_data
-from multiview.decompose import decompose, decomposition_markdown, verdict
+from multiview.decompose import RULE, decompose, decomposition_markdown, verdict
 from multiview.engine import Engine
 from multiview.experiment import network_seeds, train_networks
 from multiview.measure import memorisation, views_learned
@@ -188,3 +188,99 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
 
 def device() -> torch.device:
     return torch.device("cpu")
+
+
+def _row(setting: str, method: str, seeds: Sequence[int], rows: list, students: list) -> dict[str, Any]:
+    """One (setting, method, seed group) line of the study's table, from its decomposition rows."""
+    mine = {r.teachers: r for r in rows if r.method == method}
+    per_e = [mine[e] for e in (1, 2, 3, 4) if e in mine]
+    steps = [s.steps for s in students if s.method == method and s.teachers > 0 and s.steps is not None]
+    return {"setting": setting, "method": method, "seeds": list(seeds),
+            "over_law": {r.teachers: round(r.over_law, 3) for r in per_e},
+            "failure": {r.teachers: [round(r.failure[0], 4), None if math.isnan(r.failure[1]) else
+                                     round(r.failure[1], 4)] for r in per_e},
+            "p_mean": _mean([r.p[0] for r in per_e if r.p is not None]),
+            "q_max": max((r.q[0] for r in per_e), default=None),
+            "kept_min": min((r.kept[0] for r in per_e if r.kept is not None), default=None),
+            "multi_max": max((r.multi_max for r in per_e), default=None),
+            "steps_mean": _mean(steps)}
+
+
+def study_rows(out: Path) -> list[dict[str, Any]]:
+    """Every sweep of the study under OUT/sweeps, by seed group (0-3, 4-7), each method's line with the rule's verdict
+    on the report seeds."""
+    from multiview.records import read_distill
+
+    rows = []
+    for folder in sorted((out / "sweeps").iterdir()) if (out / "sweeps").is_dir() else []:
+        if not (folder / "results.json").is_file():
+            continue
+        r = read_distill(folder / "results.json")
+        for seeds in (SELECT, REPORT):
+            part = restrict(r, [s for s in r.seeds_done if s in seeds])
+            if not part.seeds_done:
+                continue
+            dec = decompose(part)
+            for method in r.methods:
+                line = _row(folder.name, method, part.seeds_done, dec, part.students)
+                judged = set(part.seeds_done) == set(REPORT)
+                line["verdict"] = verdict(dec, method) if judged else None
+                rows.append(line)
+    return rows
+
+
+def report_markdown(out: Path) -> str:
+    """The study's tables: every sweep's failure / law per E with the decomposition, then the regime probe."""
+    lines = ["Failure / 2^-(E+1) at E = 1..4 (mean over seeds), p: teachers' views taken (mean over E), q: views "
+             "nobody had (max over E), own views kept (min over E), multi-view error (max), the students' mean steps; "
+             "the rule (<= 1.25 at every E, own kept >= 0.9, multi-view <= 2%; by the mechanism q <= 5%) on seeds 4-7 "
+             "only. CPU (AMD EPYC), exact engine, 1 thread per process.", "",
+             "| sweep | method | seeds | E = 1 | E = 2 | E = 3 | E = 4 | p | q | own kept | multi-view | steps "
+             "| verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in study_rows(out):
+        v = r["verdict"]
+        text = "-" if v is None else ("holds by the mechanism" if v["by_mechanism"] else "holds" if v["law_holds"]
+                                      else "fails")
+        seeds = f"{r['seeds'][0]}-{r['seeds'][-1]}"
+
+        def num(x: float | None, fmt: str = ".2f") -> str:
+            return "-" if x is None else format(x, fmt)
+
+        lines.append(f"| {r['setting']} | {r['method']} | {seeds} | " + " | ".join(
+            num(r["over_law"].get(e)) for e in (1, 2, 3, 4)) + f" | {num(r['p_mean'])} | {num(r['q_max'], '.3f')} | "
+                     f"{num(r['kept_min'])} | {num(r['multi_max'], '.3f')} | {num(r['steps_mean'], '.0f')} | {text} |")
+    probe = _read(out / "regime_probe.json")
+    if probe:
+        lines += ["", "Regime probe (teachers only, 4 per seed, seeds 0-1): a clean lottery (one-view pairs >= 0.9) "
+                      "and memorisation (a view not learned, its single-view training samples still fitted >= 0.9).",
+                  "",
+                  "| d | mu | sigma_p | one-view pairs | fit, view not learned | fit, view learned | multi-view error "
+                  "| meets both | wall (s) |", "|---|---|---|---|---|---|---|---|---|"]
+        for p in probe:
+            sp = next(o.split("=")[1] for o in p["overrides"] if o.startswith("sigma_p"))
+            lines.append(f"| {p['d']} | {p['mu']} | {sp} | {p['one_view']:.2f} | "
+                         f"{'-' if p['fit_view_not_learned'] is None else format(p['fit_view_not_learned'], '.2f')} | "
+                         f"{'-' if p['fit_view_learned'] is None else format(p['fit_view_learned'], '.2f')} | "
+                         f"{p['multi_view_error']:.3f} | {'yes' if p['meets'] else 'no'} | {p['wall_s']:.0f} |")
+    walls = []
+    for folder in sorted((out / "sweeps").iterdir()) if (out / "sweeps").is_dir() else []:
+        w = _read(folder / "wall.json")
+        if w:
+            walls.append(f"{folder.name}: " + ", ".join(f"seeds {k} {v / 60:.1f} min" for k, v in w.items()))
+    if walls:
+        lines += ["", "Wall time (one process, one thread, beside a second such process): " + "; ".join(walls) + "."]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, table: Path, records_json: Path, records: Path) -> None:
+    """The study's table (Markdown), its rows and the probe (JSON), and every sweep's results.json copied under
+    ``records/NAME/`` (what ``multiview report`` and ``multiview plot`` read back)."""
+    from fkdapp.runtime import atomic_write_text
+
+    atomic_write_text(table, report_markdown(out) + "\n")
+    write_json(records_json, {"rule": {k: list(v) if isinstance(v, tuple) else v for k, v in RULE.items()},
+                              "rows": study_rows(out), "probe": _read(out / "regime_probe.json"),
+                              "walls": {f.name: _read(f / "wall.json") for f in sorted((out / "sweeps").iterdir())}})
+    for folder in sorted((out / "sweeps").iterdir()):
+        if (folder / "results.json").is_file():
+            atomic_write_text(records / folder.name / "results.json", (folder / "results.json").read_text())
