@@ -115,3 +115,27 @@ def build(cls: type, data: dict[str, Any]) -> Any:
         return cls(**data)
     except TypeError as e:
         raise ConfigError(f"incomplete config: {e}") from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'8' -> seeds 0..7; '4-7' or '0,2' -> those seeds (sorted, distinct); a bad value is a ConfigError."""
+    if text.strip().isdigit():
+        n = int(text)
+        if n < 1:
+            raise ConfigError(f"{text!r}: give at least one seed")
+        return list(range(n))
+    return parse_counts(text)
+
+
+def parse_counts(text: str) -> list[int]:
+    """'0-4' or '0,1,3' or '2' -> sorted distinct counts (each >= 0), e.g. teacher counts; a ConfigError otherwise."""
+    out: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            out.update(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    except ValueError:
+        raise ConfigError(f"{text!r}: use a number, a range like 0-6, or a list like 0,2,4") from None
+    if not out or min(out) < 0:
+        raise ConfigError(f"{text!r}: teacher counts must be >= 0")
+    return sorted(out)

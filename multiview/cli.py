@@ -9,7 +9,8 @@ from typing import Any
 import click
 import torch
 
-from fkdapp.errors import OneLineGroup, UserError, user_errors
+from fkdapp import settings
+from fkdapp.errors import ConfigError, OneLineGroup, UserError, user_errors
 from fkdapp.progress import Progress
 from fkdapp.runtime import check_writable, is_main, rank, resolve_device, world_size
 from multiview.config import Config
@@ -94,27 +95,19 @@ def train(models: int, seed: int, out: str, device: str, workers: int | None, en
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'8' -> seeds 0..7; '4-7' or '0,2' -> those seeds."""
-    if text.strip().isdigit():
-        n = int(text)
-        if n < 1:
-            raise click.BadParameter(f"{text!r}: give at least one seed")
-        return list(range(n))
-    return parse_counts(text)
+    """:func:`fkdapp.settings.parse_seeds` for a click option (a bad value: click's one-line usage error)."""
+    try:
+        return settings.parse_seeds(text)
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def parse_counts(text: str) -> list[int]:
-    """'0-4' or '0,1,3' or '2' -> sorted distinct teacher counts (each >= 0)."""
-    out: set[int] = set()
+    """:func:`fkdapp.settings.parse_counts` for a click option."""
     try:
-        for part in text.split(","):
-            lo, sep, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi) + 1) if sep else [int(lo)])
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use a number, a range like 0-6, or a list like 0,2,4") from None
-    if not out or min(out) < 0:
-        raise click.BadParameter(f"{text!r}: teacher counts must be >= 0")
-    return sorted(out)
+        return settings.parse_counts(text)
+    except ConfigError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list[StudentMethod], dev: torch.device,

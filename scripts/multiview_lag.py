@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from fkdapp.runtime import write_json
-from multiview.cli import parse_seeds
+from fkdapp.settings import parse_seeds
 from multiview.engine import run_script
 from multiview.plot import plot_balance, plot_k_trend
 from multiview.records import DistillResults, read_distill

@@ -51,8 +51,8 @@ from matplotlib.figure import Figure
 
 from fkdapp.progress import Progress
 from fkdapp.runtime import write_json
+from fkdapp.settings import parse_seeds
 from fkdapp.stats import mean_ci
-from multiview.cli import parse_seeds
 from multiview.config import Config
 from multiview.engine import Engine, run_script
 from multiview.experiment import distill_experiment

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from fkdapp.runtime import write_json
-from multiview.cli import parse_seeds
+from fkdapp.settings import parse_seeds
 from multiview.engine import run_script
 from multiview.methods import METHODS, parse_method
 from multiview.plot import plot_testbed
