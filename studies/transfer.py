@@ -162,6 +162,14 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
         for setting, seeds in ((TRANSFER[0], SELECT), (TRANSFER[1], SELECT), (TRANSFER[1], REPORT),
                                (TRANSFER[0], REPORT), (TRANSFER[2], SELECT), (TRANSFER[2], REPORT)):
             step(setting, seeds)
+    elif plan == "channel":  # the kernels' view signal on the training set and on single-view data
+        path = out / "kernel_channel.json"
+        done = _read(path) or []
+        for seed in cut((0, 1)):
+            if seed not in [d["seed"] for d in done]:
+                done.append(kernel_channel(Config().with_overrides([*BASE, *extra]), seed, engine))
+                write_json(path, done)
+        return done
     elif plan == "t0-report":  # the control's report seeds, on a second lane beside the transfer plan
         step(TRANSFER[0], REPORT)
     elif plan == "timing-report":  # the k = 10 length cells judged on fresh seeds (chosen on seeds 0-3)
@@ -262,6 +270,17 @@ def report_markdown(out: Path) -> str:
                          f"{'-' if p['fit_view_not_learned'] is None else format(p['fit_view_not_learned'], '.2f')} | "
                          f"{'-' if p['fit_view_learned'] is None else format(p['fit_view_learned'], '.2f')} | "
                          f"{p['multi_view_error']:.3f} | {'yes' if p['meets'] else 'no'} | {p['wall_s']:.0f} |")
+    channel = _read(out / "kernel_channel.json")
+    if channel:
+        lines += ["", "The channel (k = 10, 500 training samples, eps 1): the distance D between two teachers' "
+                      "normalised kernels on the (multi-view) training set and on 500 single-view test samples, by how "
+                      "many classes their views differ.", "",
+                  "| seed | teachers | classes differing | D on the training set | D on single-view samples | ratio |",
+                  "|---|---|---|---|---|---|"]
+        for c in channel:
+            for p in c["pairs"]:
+                lines.append(f"| {c['seed']} | {p['teachers'][0]}, {p['teachers'][1]} | {p['classes_differing']} | "
+                             f"{p['d_train']:.4f} | {p['d_single']:.4f} | {p['d_single'] / p['d_train']:.1f} |")
     walls = []
     for folder in sorted((out / "sweeps").iterdir()) if (out / "sweeps").is_dir() else []:
         w = _read(folder / "wall.json")
@@ -280,7 +299,33 @@ def write_report(out: Path, table: Path, records_json: Path, records: Path) -> N
     atomic_write_text(table, report_markdown(out) + "\n")
     write_json(records_json, {"rule": {k: list(v) if isinstance(v, tuple) else v for k, v in RULE.items()},
                               "rows": study_rows(out), "probe": _read(out / "regime_probe.json"),
+                              "kernel_channel": _read(out / "kernel_channel.json"),
                               "walls": {f.name: _read(f / "wall.json") for f in sorted((out / "sweeps").iterdir())}})
     for folder in sorted((out / "sweeps").iterdir()):
         if (folder / "results.json").is_file():
             atomic_write_text(records / folder.name / "results.json", (folder / "results.json").read_text())
+
+
+def kernel_channel(cfg: Config, seed: int, engine: Engine, n_single: int = 500) -> dict[str, Any]:
+    """How much the teachers' kernels say about which view each learned, on the training set and on single-view
+    samples: for every pair of the seed's first 4 teachers (trained as the sweeps train them), the number of
+    classes where their views differ, and the distance D between their normalised kernels on the training set and
+    on ``n_single`` single-view test samples (eps as FKD's, 1)."""
+    from fkd import kernel_distance, normalized_kernel
+
+    with engine.numerics():
+        data = make_data(cfg, seed, "cpu")
+        w, _ = train_networks(cfg, data, network_seeds(seed, 4), engine)
+        learned = views_learned(view_correlations(w, data.features, cfg), cfg)
+        h_train = evaluate(w, data.train.x, cfg)[0]
+        h_single = evaluate(w, data.test_single.x[:n_single], cfg)[0]
+    pairs = []
+    for a in range(4):
+        for b in range(a + 1, 4):
+            differ = int((learned[a] != learned[b]).any(-1).sum())
+            d_train = float(kernel_distance(normalized_kernel(h_train[a], 1.0), normalized_kernel(h_train[b], 1.0)))
+            d_single = float(kernel_distance(normalized_kernel(h_single[a], 1.0), normalized_kernel(h_single[b],
+                                                                                                      1.0)))
+            pairs.append({"teachers": [a, b], "classes_differing": differ, "d_train": d_train,
+                          "d_single": d_single})
+    return {"seed": seed, "pairs": pairs}
