@@ -60,7 +60,10 @@ class FolderLock:
         me = holder_identity()
         if self.path.parent.exists() and not self.path.parent.is_dir():
             raise LockedError(f"{self.what} is a file, not a folder")
-        check_writable(self.path.parent, self.what)
+        if is_main():  # one probe per folder: the other ranks of a torchrun job share rank 0's lock
+            check_writable(self.path.parent, self.what)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -168,6 +168,11 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     atomic_write_bytes(path, buffer.getbuffer())
 
 
+#: The prefix of check_writable's probe files (folders that must be empty look past them: another process of a
+#: torchrun job may be probing the same folder at that moment).
+PROBE_PREFIX = ".write-check."
+
+
 def check_writable(folder: str | Path, what: str) -> Path:
     """Make ``folder`` (and its parents) and write and remove a small file in it, before any compute is spent: a
     folder that cannot be written (read-only file system, no permission, a full disk, a file in the way) is one
@@ -175,7 +180,7 @@ def check_writable(folder: str | Path, what: str) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX, suffix=".tmp")
         try:
             os.write(fd, b"ok")
             os.fsync(fd)

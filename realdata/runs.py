@@ -35,6 +35,7 @@ from torch import nn
 from fkdapp.errors import UserError
 from fkdapp.lock import LOCK_NAME
 from fkdapp.runtime import (
+    PROBE_PREFIX,
     atomic_write_text,
     check_writable,
     jsonl_text,
@@ -205,7 +206,8 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"--out {self.path} is a file, not a folder")
         if not self.is_run():
-            if self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir()):
+            if self.path.is_dir() and any(p.name != LOCK_NAME and not p.name.startswith(PROBE_PREFIX)
+                                          for p in self.path.iterdir()):
                 raise RunError(f"--out {self.path} is not empty and holds no run (no config.json); choose another "
                                f"--out")
             return False

@@ -65,6 +65,10 @@ def fmt_ci(mean_half: tuple[float, float]) -> str:
     return f"{m:.3f}" if np.isnan(h) else f"{m:.3f} ± {h:.3f}"
 
 
+#: The testbed's methods, as its committed records ran (every registered method then; later methods by --methods).
+TESTBED = ("fkd", "fkd-raw", "kd", "dkd", "sp", "pkt", "rkd")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/testbed"))
@@ -80,7 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     extra = sum((["--set", o] for o in args.overrides), [])
-    names = args.methods.split(",") if args.methods else list(METHODS)
+    names = args.methods.split(",") if args.methods else list(TESTBED)
     methods = [METHODS[n]() for n in names if METHODS[n].USES_TEACHERS and not METHODS[n].VARIANT_OF]
     grid = {m.spec: {f: m.with_params(**{m.WEIGHT: m.params[m.WEIGHT] * f}).spec
                      for f in FACTORS.get(m.NAME, DEFAULT_FACTORS)} for m in methods}

@@ -35,15 +35,15 @@ from realdata.methods.base import Distiller, Outputs, StepContext, check_compati
 from realdata.methods.compose import Registry, with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
 from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, WTTM
-from realdata.methods.relational import CC, FKD, PKT, RKD, SP
+from realdata.methods.relational import CC, FKD, PKT, RKD, SP, FKDAdd
 from realdata.methods.stages import AT, NST, VID, FitNet, ReviewKD
 from realdata.methods.two_stage import AB, FSP, FT
 
 #: Method name -> Distiller class: the one place a method is looked up by name; ``NAME+kd`` is NAME with a KD term
 #: added (:mod:`.compose`). Iterating it gives the base methods.
-METHODS: Registry = Registry({cls.NAME: cls for cls in (CE, KD, DKD, DIST, WTTM, CTKD, FKD, SP, PKT, RKD, AT, FitNet,
-                                                          CRD, CC, VID, NST, ReviewKD, FT, AB, FSP)})
+METHODS: Registry = Registry({cls.NAME: cls for cls in (
+    CE, KD, DKD, DIST, WTTM, CTKD, FKD, FKDAdd, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST, ReviewKD, FT, AB, FSP)})
 
 __all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "PKT",
-           "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FitNet", "Outputs", "Registry", "ReviewKD",
-           "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]
+           "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs", "Registry",
+           "ReviewKD", "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]

@@ -11,6 +11,9 @@ from fkd import (
     cc_loss,
     feature_regularizer,
     fkd_loss,
+    max_kernel,
+    normalized_kernel,
+    one_sided_kernel_distance,
     pkt_loss,
     rkd_loss,
     sp_loss,
@@ -67,6 +70,23 @@ class FKD(Distiller):
             "fkd": self.params["lambda"] * fkd_loss(student.pooled, [t.pooled for t in teachers]),
             "reg": self.params["feature_reg"] * feature_regularizer(student.pooled, int(self.params["reg_power"])),
         }
+
+
+class FKDAdd(Distiller):
+    """FKD's objective that adds and never removes: CE + lambda x the mean over pairs of relu(rho_T - rho_S)^2 on
+    pooled features, so a pair counts only where the student is less similar than the target; ``target`` 0: the
+    mean of the teachers' normalised kernels, 1: per pair the most similar teacher (a union target from kernels
+    alone). Built for the simulation's transfer-channel study (``multiview``'s ``fkd-add``); lambda as FKD's."""
+
+    NAME = "fkd-add"
+    SPEC = {"ce_weight": Param(1.0), "lambda": Param(100.0), "target": Param(0.0, choices=(0.0, 1.0))}
+    GATHERED = ("pooled",)
+
+    def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
+        kernels = torch.stack([normalized_kernel(t.pooled.float()) for t in teachers])
+        target = max_kernel(kernels) if self.params["target"] else kernels.mean(0)
+        loss = one_sided_kernel_distance(normalized_kernel(student.pooled.float()), target)
+        return {"fkd_add": self.params["lambda"] * loss}
 
 
 class SP(Distiller):

@@ -14,9 +14,9 @@ ROOT = Path(__file__).parents[2]
 
 def test_a_wheel_built_from_the_repository_exports_the_public_names(tmp_path):
     dist, site, src = tmp_path / "dist", tmp_path / "site", tmp_path / "src"
-    for name in ("fkd", "fkdapp", "multiview", "realdata"):  # a copy: the build writes build/ beside its sources
+    for name in ("fkd", "fkdapp", "multiview", "realdata", "studies"):  # a copy: the build writes build/ beside it
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)], check=True,

@@ -147,7 +147,8 @@ def test_a_failing_write_keeps_the_previous_file_and_says_why(tmp_path, monkeypa
     monkeypatch.setattr(runtime.os, "fsync", full)
     with pytest.raises(WriteError) as e:
         atomic_write_text(p, "new\n")
-    assert str(e.value) == f"cannot write {p}: No space left on device; the previous version is intact"
+    assert str(e.value).startswith(f"cannot write {p}: No space left on device (")  # then the bytes free
+    assert str(e.value).endswith("bytes free); the previous version is intact")
     assert p.read_text() == "old\n" and [q.name for q in tmp_path.iterdir()] == ["results.json"]  # no temp files
 
 

@@ -41,8 +41,8 @@ def config(method: str, **kw) -> TrainConfig:
 
 
 def test_registry_and_standard_weights():
-    assert list(METHODS) == ["ce", "kd", "dkd", "dist", "wttm", "ctkd", "fkd", "sp", "pkt", "rkd", "at", "fitnet",
-                             "crd", "cc", "vid", "nst", "reviewkd", "ft", "ab", "fsp"]
+    assert list(METHODS) == ["ce", "kd", "dkd", "dist", "wttm", "ctkd", "fkd", "fkd-add", "sp", "pkt", "rkd", "at",
+                             "fitnet", "crd", "cc", "vid", "nst", "reviewkd", "ft", "ab", "fsp"]
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
     assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "logit_stand": 0.0}
