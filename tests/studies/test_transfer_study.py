@@ -46,3 +46,16 @@ def test_the_lottery_probe_measures_purity_and_memorisation():
     assert 0 <= probe["one_view"] <= 1 and probe["single_train"] > 0
     assert len(probe["fit_view_not_learned"]) == 2 and len(probe["fit_view_learned"]) == 2
     assert (256, 0.04) in REGIMES
+
+
+def test_the_shipped_law_config_is_the_cell_that_passed():
+    from pathlib import Path
+
+    from multiview.methods import parse_method
+    from studies.transfer import FKD, TIMING_K10
+
+    shipped = Config.load(Path(__file__).resolve().parents[2] / "configs" / "law_k10.json")
+    cell = TIMING_K10[1]
+    assert cell.name == "k10-steps1200" and FKD in cell.methods
+    assert shipped.with_(method_params={}) == cell.config()
+    assert parse_method("fkd", shipped) == parse_method(FKD)
