@@ -6,7 +6,9 @@ Shapes: inputs (N, P, d) (P patches in R^d), labels (N,), single-view flag (N,),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -38,6 +40,11 @@ class Samples:
     def to(self, device: torch.device | str) -> Samples:
         return Samples(*(t.to(device) for t in (self.x, self.y, self.single, self.view)))
 
+    @staticmethod
+    def cat(parts: Sequence[Samples]) -> Samples:
+        """The samples of ``parts``, in order."""
+        return Samples(*(torch.cat(t) for t in zip(*((p.x, p.y, p.single, p.view) for p in parts), strict=True)))
+
 
 @dataclass(frozen=True)
 class MultiViewData:
@@ -50,12 +57,12 @@ class MultiViewData:
     test_single: Samples
     transfer: Samples | None = None
 
-    @property
+    @cached_property
     def distill_x(self) -> torch.Tensor:
         """The inputs the distillation terms see: the training set, then the transfer set.  (N + N_tr, P, d)."""
         return self.train.x if self.transfer is None else torch.cat([self.train.x, self.transfer.x])
 
-    @property
+    @cached_property
     def distill_y(self) -> torch.Tensor:
         """Labels of :attr:`distill_x` as the students see them: the training labels, then -1 (unlabelled)."""
         if self.transfer is None:
@@ -121,8 +128,7 @@ def _draw(cfg: Config, features: torch.Tensor, n: int, mu: float, g: torch.Gener
 
 def draw_samples(cfg: Config, features: torch.Tensor, n: int, mu: float, g: torch.Generator) -> Samples:
     """n samples, a fraction mu of them single-view, generated in chunks of CHUNK on the CPU."""
-    parts = [_draw(cfg, features, min(CHUNK, n - i), mu, g) for i in range(0, n, CHUNK)]
-    return Samples(*(torch.cat(t) for t in zip(*((p.x, p.y, p.single, p.view) for p in parts), strict=True)))
+    return Samples.cat([_draw(cfg, features, min(CHUNK, n - i), mu, g) for i in range(0, n, CHUNK)])
 
 
 def make_data(cfg: Config, seed: int, device: torch.device | str = "cpu") -> MultiViewData:
@@ -147,6 +153,5 @@ def transfer_set(cfg: Config, features: torch.Tensor, seed: int) -> Samples | No
     if cfg.transfer_single + cfg.transfer_multi == 0:
         return None
     g = torch.Generator().manual_seed(derive_seed(seed, TRANSFER_STREAM))
-    parts = [draw_samples(cfg, features, n, mu, g) for n, mu in ((cfg.transfer_single, 1.0),
-                                                                 (cfg.transfer_multi, 0.0)) if n]
-    return Samples(*(torch.cat(t) for t in zip(*((p.x, p.y, p.single, p.view) for p in parts), strict=True)))
+    return Samples.cat([draw_samples(cfg, features, n, mu, g) for n, mu in ((cfg.transfer_single, 1.0),
+                                                                          (cfg.transfer_multi, 0.0)) if n])

@@ -193,8 +193,9 @@ class TeacherSet:
 
 
 def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool: Path | None, engine: Engine,
-                  progress: Callable[[int], None] | None = None) -> TeacherSet:
-    """The seed's first ``e_max`` teachers (from the pool), measured: targets, views, network and ensemble records."""
+                  progress: Callable[[int], None] | None = None, union: bool = False) -> TeacherSet:
+    """The seed's first ``e_max`` teachers (from the pool), measured: targets, views, network and ensemble records;
+    with ``union``, the targets hold the oracle union of the first e teachers too."""
     device, k, n = data.features.device, cfg.k, data.distill_x.shape[0]
     if e_max == 0:
         empty = Targets(torch.zeros(0, n, k * cfg.m, device=device), torch.zeros(0, n, k, device=device))
@@ -211,8 +212,10 @@ def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool:
         for s, a, r, lv, f, n in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], tm["learned"],
                                      t_log.fit_step, t_log.steps, strict=True)
     ]
-    union = torch.cat([union_network(w_t[:e], tm["learned"][:e]) for e in range(1, e_max + 1)])
-    union_h = evaluate(union, data.distill_x, cfg.with_(m=2 * cfg.m))[0]
+    union_h = None
+    if union:
+        nets = torch.cat([union_network(w_t[:e], tm["learned"][:e]) for e in range(1, e_max + 1)])
+        union_h = evaluate(nets, data.distill_x, cfg.with_(m=2 * cfg.m))[0]
     return TeacherSet(Targets(*evaluate(w_t, data.distill_x, cfg), union_h), tm["learned"], teachers, ensembles)
 
 
@@ -272,7 +275,8 @@ def distill_seed(
 def _distill_seed(cfg: Config, seed: int, teacher_counts: Sequence[int], methods: Sequence[StudentMethod],
                   device: torch.device, progress: SharedProgress, pool: Path | None, engine: Engine) -> DistillResults:
     data = make_data(cfg, seed, device)
-    ts = seed_teachers(cfg, data, seed, max(teacher_counts), pool, engine, progress)
+    ts = seed_teachers(cfg, data, seed, max(teacher_counts), pool, engine, progress,
+                       union=any(m.USES_UNION for m in methods))
     students = students_for(methods, teacher_counts)
     w_s, s_log = train_students(cfg, data, seed, students, ts.targets, engine, progress)
     sm = measure_population(cfg, data, w_s)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 class Targets:
     """What the teachers offer on the samples the distillation terms see (the training set, then the transfer set):
     features (E_max, N, D) and logits (E_max, N, k); ``union_h`` (E_max, N, 2D): row e - 1 the features of the
-    oracle union of the first e teachers (:func:`multiview.population.union_network`), None where not computed."""
+    oracle union of the first e teachers (:func:`multiview.population.union_network`), None unless a method of the
+    run sets ``USES_UNION``."""
 
     h: torch.Tensor
     logits: torch.Tensor
@@ -61,6 +62,8 @@ class StudentMethod:
     #: a schedule of another method's loss (not a loss family of its own), e.g. fkd-warm of fkd
     VARIANT_OF: ClassVar[str] = ""
     USES_TEACHERS: ClassVar[bool] = True
+    #: the method's targets need the oracle union of the teachers (``Targets.union_h``), computed only then
+    USES_UNION: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

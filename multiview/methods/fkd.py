@@ -135,6 +135,7 @@ class FKDOracle(FKD):
 
     NAME, LABEL, COLOR = "fkd-oracle", "fkd toward the union (oracle)", "black"
     VARIANT_OF = "fkd"
+    USES_UNION = True
     SPEC = {"lambda": Param(10.0), "eps": Param(0.1)}
 
     def prepare(self, targets: Targets, counts: Sequence[int]) -> torch.Tensor | None:
