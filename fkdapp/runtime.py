@@ -23,9 +23,9 @@ import torch
 from fkdapp.errors import UserError
 from fkdapp.ranks import is_main, rank, world_size
 
-__all__ = ["DeviceError", "WriteError", "atomic_save", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-           "check_writable", "device_name", "environment", "is_main", "rank", "read_jsonl", "resolve_device",
-           "world_size", "write_json", "write_jsonl"]
+__all__ = ["DeviceError", "WriteError", "atomic_save", "atomic_save_figure", "atomic_write", "atomic_write_bytes",
+           "atomic_write_text", "check_writable", "device_name", "environment", "is_main", "rank", "read_jsonl",
+           "resolve_device", "world_size", "write_json", "write_jsonl"]
 
 
 class DeviceError(UserError):
@@ -131,7 +131,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], size: int
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~_umask())  # the mode open() would give, not mkstemp's 0600
+        os.fchmod(fd, 0o666 & ~_UMASK)  # the mode open() would give, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -149,10 +149,13 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], size: int
             Path(tmp).unlink(missing_ok=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: done once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes | memoryview) -> None:
@@ -165,6 +168,14 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     WriteError line (with the bytes needed), never torch's serializer's error, and the previous file stays intact."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
+
+
+def atomic_save_figure(fig: Any, path: str | Path, dpi: int) -> None:
+    """A matplotlib figure rendered in memory, in the format its suffix names (png without one; an unknown one is
+    matplotlib's ValueError), then :func:`atomic_write_bytes`: a failed write is one WriteError line."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=Path(path).suffix[1:].lower() or "png")
     atomic_write_bytes(path, buffer.getbuffer())
 
 

@@ -5,7 +5,6 @@ Drawn on matplotlib's Agg canvas (no display, no pyplot state). Bad input is a o
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fkdapp.runtime import atomic_write_bytes
+from fkdapp.runtime import atomic_save_figure
 from multiview.methods import parse_method
 from multiview.records import DistillResults
 from multiview.report import applied_ratio, by_method, group_ensembles, lottery_purity, mean_ci
@@ -180,11 +179,8 @@ def _mechanism_panel(ax: Axes, results: DistillResults) -> None:
 
 def _save(fig: Figure, output: Path) -> None:
     """The figure rendered in memory, then written atomically (a failed write: one WriteError line)."""
-    output = Path(output)
     FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=120, format=output.suffix[1:].lower() or "png")
-    atomic_write_bytes(output, buffer.getbuffer())
+    atomic_save_figure(fig, output, 120)
 
 
 def plot_results(results: DistillResults, output: Path) -> None:

@@ -5,7 +5,6 @@ Drawn on matplotlib's Agg canvas (no display, no pyplot state).
 
 from __future__ import annotations
 
-import io
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fkdapp.runtime import atomic_write_bytes
+from fkdapp.runtime import WriteError, atomic_save_figure
 from realdata.runs import RunError, RunGroup, collect
 
 
@@ -90,10 +89,10 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
         axes["kernel"].set_title("kernel alignment with the teachers (mean over teachers)")
     fig.legend(*axes["full"].get_legend_handles_labels(), loc="lower center", ncol=min(4, len(groups)), fontsize=7)
     fig.tight_layout(rect=(0, 0.22 * rows / (4.8 + 0.22 * rows) + 0.01, 1, 1))
-    buffer = io.BytesIO()
     try:
-        fig.savefig(buffer, dpi=130, format=Path(output).suffix[1:].lower() or "png")
+        atomic_save_figure(fig, output, 130)
+    except WriteError:  # a full disk, no permission: its own line
+        raise
     except ValueError as e:  # an unknown file format
         raise RunError(f"cannot write {output}: {e}") from None
-    atomic_write_bytes(output, buffer.getbuffer())  # a full disk, no permission: one WriteError line
     return groups

@@ -40,6 +40,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fkdapp.runtime import atomic_save_figure, atomic_write_text
 from fkdapp.stats import format_mean_ci, mean_ci
 from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
@@ -143,8 +144,7 @@ def ensemble_figure(curve: dict, output: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="center right")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
+    atomic_save_figure(fig, output, 120)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -185,7 +185,7 @@ def main() -> None:
     ledger = args.out / "seconds.json"  # wall time summed over the sittings that ran something
     seconds = json.loads(ledger.read_text()) if ledger.is_file() else {"teachers": 0.0, "students": 0.0}
     seconds = {k: seconds[k] + v for k, v in spent.items()}
-    ledger.write_text(json.dumps(seconds) + "\n")
+    atomic_write_text(ledger, json.dumps(seconds) + "\n")
     ensembles = {}
     for e, paths in members.items():
         result = args.out / "ensembles" / f"E{e}.json"
@@ -217,7 +217,7 @@ def main() -> None:
     accs = {name: last_accs(args.out / "methods" / name) for name in names}
     distances = {name: last_distances(args.out / "methods" / name) for name in names}
     alignment, rho = alignment_table(accs, distances)
-    (args.figures / "fashion_mnist_study_alignment.md").write_text(alignment + "\n")
+    atomic_write_text(args.figures / "fashion_mnist_study_alignment.md", alignment + "\n")
     table = {name: mean_ci(a) for name, a in accs.items()}
     env = json.loads((args.out / "methods" / "ce" / f"s{args.seeds[0]}" / "environment.json").read_text())
     if args.ensemble:
@@ -227,7 +227,7 @@ def main() -> None:
                "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": seconds,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "environment": env}
-    (args.figures / "fashion_mnist_study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(args.figures / "fashion_mnist_study.json", json.dumps(summary, indent=2) + "\n")
     for part in parts:
         print((args.figures / f"fashion_mnist_study_{part}.md").read_text())
     print(json.dumps(curve, indent=2))

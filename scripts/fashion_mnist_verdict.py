@@ -65,6 +65,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fkdapp.runtime import atomic_save_figure, atomic_write_text
 from fkdapp.stats import format_mean_ci as fmt
 from fkdapp.stats import mean_ci
 from realdata.jobs import Job, last_accs, last_row, last_rows, realdata, run_jobs
@@ -232,7 +233,7 @@ def main() -> None:
         if spent:
             seconds[phase] = seconds.get(phase, 0.0) + spent
             ledger.parent.mkdir(parents=True, exist_ok=True)
-            ledger.write_text(json.dumps(seconds) + "\n")
+            atomic_write_text(ledger, json.dumps(seconds) + "\n")
 
     teacher = study.teacher(TEACHER)
     if set(phases) & {"select", "report", "lowlabel", "recipe"}:
@@ -373,8 +374,8 @@ def write_results(study: Study, methods: list[str], choice: dict, best_other: st
     device = summary["environment"]["device_name"] if summary["environment"] else "?"
     lines.append(f"\nWall time per phase (s, summed over sittings): {spent}; device: {device}.")
     a.figures.mkdir(parents=True, exist_ok=True)
-    (a.figures / f"{a.name}.md").write_text("\n".join(lines) + "\n")
-    (a.figures / f"{a.name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(a.figures / f"{a.name}.md", "\n".join(lines) + "\n")
+    atomic_write_text(a.figures / f"{a.name}.json", json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines))
 
 
@@ -399,8 +400,7 @@ def ensemble_figure(curve: dict, output: Path) -> None:
     ax.set_ylabel("test accuracy (%), last epoch")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
+    atomic_save_figure(fig, output, 120)
 
 
 if __name__ == "__main__":

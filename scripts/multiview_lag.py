@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fkdapp.runtime import write_json
+from fkdapp.runtime import atomic_write_text, write_json
 from fkdapp.settings import parse_seeds
 from multiview.engine import run_script
 from multiview.plot import plot_balance, plot_k_trend
@@ -224,7 +224,7 @@ def main() -> None:
     if trend:
         plot_k_trend(trend, args.figures / "multiview_lag_k.png")
     write_json(args.figures / "multiview_lag.json", state)
-    (args.figures / "multiview_lag.md").write_text(table(state) + "\n")
+    atomic_write_text(args.figures / "multiview_lag.md", table(state) + "\n")
     print(table(state))
     print(f"wrote {args.figures / 'multiview_lag.json'} and {args.figures / 'multiview_lag.md'}")
 

@@ -50,7 +50,7 @@ import torch
 from matplotlib.figure import Figure
 
 from fkdapp.progress import Progress
-from fkdapp.runtime import write_json
+from fkdapp.runtime import atomic_save_figure, atomic_write_text, write_json
 from fkdapp.settings import parse_seeds
 from fkdapp.stats import mean_ci
 from multiview.config import Config
@@ -191,7 +191,7 @@ def write_table(rows: list[dict], path: Path, note: str) -> None:
                      f" | {max(v['multi_max'] for v in pe.values()):.3f}"
                      f" | {max(v['nobody'] for v in pe.values()):.3f} | {verdict} |")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def plot_map(rows: list[dict], path: Path) -> None:
@@ -218,8 +218,7 @@ def plot_map(rows: list[dict], path: Path) -> None:
         ax.set_yscale("log", base=2)
         ax.grid(True, alpha=0.3, which="both")
     axes[0].legend(fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    atomic_save_figure(fig, path, 120)
 
 
 def main() -> None:
