@@ -36,6 +36,11 @@ class Setting:
         return Config().with_overrides([*self.overrides, *extra])
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's contents, or None where there is no such file (the study's own state files)."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def pool_folder(out: Path, cfg: Config, engine: Engine) -> Path:
     """The teacher pool of ``cfg``'s data and teacher settings: settings that differ only in students share it."""
     key = teacher_key(cfg, 0, engine)
@@ -60,7 +65,7 @@ def run_setting(out: Path, setting: Setting, seeds: Sequence[int], engine: Engin
                                  on_seed=lambda r: progress.update(f"seed {r.seeds_done} done", force=True))
     progress.close()
     if todo:
-        wall = json.loads(wall_path.read_text()) if wall_path.is_file() else {}
+        wall = read_json(wall_path) or {}
         wall[",".join(map(str, todo))] = round(time.time() - start, 1)
         write_json(wall_path, wall)
     return results
@@ -68,8 +73,7 @@ def run_setting(out: Path, setting: Setting, seeds: Sequence[int], engine: Engin
 
 def wall_seconds(out: Path, setting: Setting) -> float:
     """Every sitting's wall time of a setting's sweep, summed (0 where none is recorded)."""
-    path = out / "sweeps" / setting.name / "wall.json"
-    return float(sum(json.loads(path.read_text()).values())) if path.is_file() else 0.0
+    return float(sum((read_json(out / "sweeps" / setting.name / "wall.json") or {}).values()))
 
 
 def restrict(results: DistillResults, seeds: Sequence[int]) -> DistillResults:

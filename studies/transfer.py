@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from fkdapp.runtime import write_json
 from multiview.config import Config
@@ -40,7 +39,8 @@ from multiview.engine import Engine
 from multiview.experiment import network_seeds, train_networks
 from multiview.measure import memorisation, views_learned
 from multiview.population import evaluate, view_correlations
-from studies.sweeps import Setting, restrict, run_setting, wall_seconds
+from multiview.records import read_distill
+from studies.sweeps import Setting, read_json, restrict, run_setting, wall_seconds
 
 FKD, KD = "fkd:eps=1", "kd:kd_weight=1"
 ADD_MEAN, ADD_MAX, ORACLE = "fkd-add:eps=1", "fkd-add:eps=1,target=max", "fkd-oracle:eps=1"
@@ -104,7 +104,7 @@ def run_regime_probe(out: Path, engine: Engine, extra: Sequence[str] = ()) -> li
     """Every (d, mu) of :data:`REGIMES` probed on :data:`PROBE_SEEDS` (kept in OUT/regime_probe.json: a setting
     already there is not run again); each row says whether the lottery is clean and the samples memorised."""
     path = out / "regime_probe.json"
-    rows = {r["name"]: r for r in (_read(path) or [])}
+    rows = {r["name"]: r for r in (read_json(path) or [])}
     for d, mu in REGIMES:
         name = f"d{d}-mu{mu}"
         if name in rows:
@@ -124,16 +124,8 @@ def run_regime_probe(out: Path, engine: Engine, extra: Sequence[str] = ()) -> li
     return list(rows.values())
 
 
-def _read(path: Path) -> Any:
-    import json
-
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def summarise(out: Path, setting: Setting, seeds: Sequence[int], extra: Sequence[str] = ()) -> dict[str, Any]:
     """A sweep's decomposition on ``seeds`` and, on the report seeds, the rule's verdict per method."""
-    from multiview.records import read_distill
-
     r = restrict(read_distill(out / "sweeps" / setting.name / "results.json"), seeds)
     rows = decompose(r)
     judged = set(seeds) <= set(REPORT) or set(seeds).isdisjoint(SELECT)
@@ -164,7 +156,7 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
             step(setting, seeds)
     elif plan == "channel":  # the kernels' view signal on the training set and on single-view data
         path = out / "kernel_channel.json"
-        done = _read(path) or []
+        done = read_json(path) or []
         for seed in cut((0, 1)):
             if seed not in [d["seed"] for d in done]:
                 done.append(kernel_channel(Config().with_overrides([*BASE, *extra]), seed, engine))
@@ -194,10 +186,6 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
     return summaries
 
 
-def device() -> torch.device:
-    return torch.device("cpu")
-
-
 def _row(setting: str, method: str, seeds: Sequence[int], rows: list, students: list) -> dict[str, Any]:
     """One (setting, method, seed group) line of the study's table, from its decomposition rows."""
     mine = {r.teachers: r for r in rows if r.method == method}
@@ -217,8 +205,6 @@ def _row(setting: str, method: str, seeds: Sequence[int], rows: list, students: 
 def study_rows(out: Path) -> list[dict[str, Any]]:
     """Every sweep of the study under OUT/sweeps, by seed group (0-3, 4-7), each method's line with the rule's verdict
     on the report seeds."""
-    from multiview.records import read_distill
-
     rows = []
     for folder in sorted((out / "sweeps").iterdir()) if (out / "sweeps").is_dir() else []:
         if not (folder / "results.json").is_file():
@@ -257,7 +243,7 @@ def report_markdown(out: Path) -> str:
         lines.append(f"| {r['setting']} | {r['method']} | {seeds} | " + " | ".join(
             num(r["over_law"].get(e)) for e in (1, 2, 3, 4)) + f" | {num(r['p_mean'])} | {num(r['q_max'], '.3f')} | "
                      f"{num(r['kept_min'])} | {num(r['multi_max'], '.3f')} | {num(r['steps_mean'], '.0f')} | {text} |")
-    probe = _read(out / "regime_probe.json")
+    probe = read_json(out / "regime_probe.json")
     if probe:
         lines += ["", "Regime probe (teachers only, 4 per seed, seeds 0-1): a clean lottery (one-view pairs >= 0.9) "
                       "and memorisation (a view not learned, its single-view training samples still fitted >= 0.9).",
@@ -270,7 +256,7 @@ def report_markdown(out: Path) -> str:
                          f"{'-' if p['fit_view_not_learned'] is None else format(p['fit_view_not_learned'], '.2f')} | "
                          f"{'-' if p['fit_view_learned'] is None else format(p['fit_view_learned'], '.2f')} | "
                          f"{p['multi_view_error']:.3f} | {'yes' if p['meets'] else 'no'} | {p['wall_s']:.0f} |")
-    channel = _read(out / "kernel_channel.json")
+    channel = read_json(out / "kernel_channel.json")
     if channel:
         lines += ["", "The channel (k = 10, 500 training samples, eps 1): the distance D between two teachers' "
                       "normalised kernels on the (multi-view) training set and on 500 single-view test samples, by how "
@@ -283,7 +269,7 @@ def report_markdown(out: Path) -> str:
                              f"{p['d_train']:.4f} | {p['d_single']:.4f} | {p['d_single'] / p['d_train']:.1f} |")
     walls = []
     for folder in sorted((out / "sweeps").iterdir()) if (out / "sweeps").is_dir() else []:
-        w = _read(folder / "wall.json")
+        w = read_json(folder / "wall.json")
         if w:
             walls.append(f"{folder.name}: " + ", ".join(f"seeds {k} {v / 60:.1f} min" for k, v in w.items()))
     if walls:
@@ -298,9 +284,10 @@ def write_report(out: Path, table: Path, records_json: Path, records: Path) -> N
 
     atomic_write_text(table, report_markdown(out) + "\n")
     write_json(records_json, {"rule": {k: list(v) if isinstance(v, tuple) else v for k, v in RULE.items()},
-                              "rows": study_rows(out), "probe": _read(out / "regime_probe.json"),
-                              "kernel_channel": _read(out / "kernel_channel.json"),
-                              "walls": {f.name: _read(f / "wall.json") for f in sorted((out / "sweeps").iterdir())}})
+                              "rows": study_rows(out), "probe": read_json(out / "regime_probe.json"),
+                              "kernel_channel": read_json(out / "kernel_channel.json"),
+                              "walls": {f.name: read_json(f / "wall.json")
+                                        for f in sorted((out / "sweeps").iterdir())}})
     for folder in sorted((out / "sweeps").iterdir()):
         if (folder / "results.json").is_file():
             atomic_write_text(records / folder.name / "results.json", (folder / "results.json").read_text())
