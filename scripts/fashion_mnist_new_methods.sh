@@ -3,7 +3,7 @@
 # teacher, 3 epochs on 2000 images, then resnet8 students, 3 epochs, seeds 0-1. Needs the teacher first:
 #   realdata train --model resnet20 --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist --train-size 2000 \
 #       --epochs 3 --batch-size 64 --eval-batch-size 500 --device cpu --out runs/fm-new/teacher
-# Cost on this CPU (AMD EPYC, 1 thread, beside two other jobs): about 20 minutes.
+# Cost on this CPU (Intel Xeon, 1 thread, beside two other jobs): about 20 minutes.
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 T=runs/fm-new/teacher/last.pt

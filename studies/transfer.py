@@ -223,12 +223,22 @@ def study_rows(out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _devices(out: Path) -> str:
+    """The machines and engines the study's sweeps ran on, as their records say."""
+    seen = set()
+    for folder in sorted((out / "sweeps").iterdir()) if (out / "sweeps").is_dir() else []:
+        env = (read_json(folder / "results.json") or {}).get("environment", {})
+        if env:
+            seen.add(f"{env.get('device_name', env.get('device', '?'))} ({env.get('engine', '?')} engine)")
+    return ", ".join(sorted(seen)) or "-"
+
+
 def report_markdown(out: Path) -> str:
     """The study's tables: every sweep's failure / law per E with the decomposition, then the regime probe."""
     lines = ["Failure / 2^-(E+1) at E = 1..4 (mean over seeds), p: teachers' views taken (mean over E), q: views "
              "nobody had (max over E), own views kept (min over E), multi-view error (max), the students' mean steps; "
              "the rule (<= 1.25 at every E, own kept >= 0.9, multi-view <= 2%; by the mechanism q <= 5%) on seeds 4-7 "
-             "only. CPU (AMD EPYC), exact engine, 1 thread per process.", "",
+             f"only. Made on: {_devices(out)}, 1 thread per process.", "",
              "| sweep | method | seeds | E = 1 | E = 2 | E = 3 | E = 4 | p | q | own kept | multi-view | steps "
              "| verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in study_rows(out):
