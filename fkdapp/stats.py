@@ -18,9 +18,11 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
                                            / math.sqrt(len(values)))
 
 
+def format_ci(mean: float, half: float, digits: int = 3) -> str:
+    """"mean ± half-width" at ``digits`` decimals; the mean alone where the half-width is NaN (one seed)."""
+    return f"{mean:.{digits}f}" if math.isnan(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
 def format_mean_ci(values: Sequence[float], digits: int = 2) -> str:
-    """"mean ± half-width" of :func:`mean_ci` at ``digits`` decimals; the mean alone for one value, "-" for none."""
-    if not values:
-        return "-"
-    m, h = mean_ci(values)
-    return f"{m:.{digits}f}" if math.isnan(h) else f"{m:.{digits}f} ± {h:.{digits}f}"
+    """:func:`format_ci` of :func:`mean_ci` over ``values``; "-" for none."""
+    return format_ci(*mean_ci(values), digits) if values else "-"

@@ -11,13 +11,12 @@ and per (method, E) over seeds: uncovered / ideal union (1: the student covers w
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fkdapp.stats import mean_ci
+from fkdapp.stats import format_ci, mean_ci
 from multiview.records import DistillResults, StudentRecord
 
 #: The decision rule, fixed before the transfer-channel and regime studies ran: the law holds when failure / 2^-(E+1)
@@ -98,10 +97,7 @@ def verdict(rows: list[Row], method: str) -> dict[str, bool | None]:
 
 
 def _pm(v: tuple[float, float] | None, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    m, h = v
-    return f"{m:.{digits}f}" if math.isnan(h) else f"{m:.{digits}f} ± {h:.{digits}f}"
+    return "-" if v is None else format_ci(*v, digits)
 
 
 def decomposition_markdown(results: DistillResults) -> str:

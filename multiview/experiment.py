@@ -16,6 +16,7 @@ from fkdapp.lock import FolderLock
 from fkdapp.runtime import atomic_save, check_writable, environment
 from multiview.config import Config
 from multiview.data import MultiViewData, derive_seed, make_data
+from multiview.decompose import law
 from multiview.distill import Student, Targets, student_objective, students_for
 from multiview.engine import Engine, SharedProgress
 from multiview.measure import (
@@ -231,7 +232,7 @@ def student_record(seed: int, method: StudentMethod, e: int, student: Student, i
         params=dict(method.params), train_accuracy=sm["train_accuracy"][i], fit_step=log.fit_step[i],
         steps=log.steps[i], **sm["reports"][i], ideal_uncovered=float((~ideal_cov).float().mean()),
         own_views_kept=_fraction(learned, own), teacher_new_views_covered=_fraction(learned, union & ~own),
-        mechanism_exact=bool(torch.equal(learned, ideal)), theory_failure=2.0 ** -(e + 1),
+        mechanism_exact=bool(torch.equal(learned, ideal)), theory_failure=law(e),
         views_learned=learned.tolist(), teacher_views_union=union.tolist(), own_views=own.tolist(),
         diagnostics={"probe_steps": log.probe_steps[i], "grad_ratio": log.grad_ratio[i],
                      "view_corr": log.view_corr[i]},

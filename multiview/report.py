@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
 
-from fkdapp.stats import mean_ci  # noqa: F401  (re-exported: the reports and scripts import it from here)
+from fkdapp.stats import format_mean_ci
+from multiview.decompose import law
 from multiview.methods import StudentMethod, parse_method
 from multiview.records import DistillResults, EnsembleRecord, NetworkRecord, StudentRecord
 
 
 def _fmt(values: list[float | None]) -> str:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "-"
-    m, h = mean_ci(vals)
-    return f"{m:.3f}" if math.isnan(h) else f"{m:.3f} ± {h:.3f}"
+    return format_mean_ci([v for v in values if v is not None], 3)
 
 
 def group_students(results: DistillResults) -> dict[tuple[str, int], list[StudentRecord]]:
@@ -106,7 +102,7 @@ def markdown_report(results: DistillResults) -> str:
         ideal = np.mean([s.ideal_uncovered for s in ss])
         ratio = f"{unc / ideal:.2f}" if ideal > 0 else "-"
         lines.append(
-            f"| {method} | {e} | {_fmt([s.single_view_failure for s in ss])} | {2.0 ** -(e + 1):.4f} "
+            f"| {method} | {e} | {_fmt([s.single_view_failure for s in ss])} | {law(e):.4f} "
             f"| {_fmt([s.uncovered_fraction for s in ss])} | {_fmt([s.ideal_uncovered for s in ss])} "
             f"| {ratio} | {_fmt([s.own_views_kept for s in ss])} "
             f"| {_fmt([s.teacher_new_views_covered for s in ss])} "

@@ -1,10 +1,14 @@
 """Named multiview sweeps run in this process, resumably, with one teacher pool per data setting and the wall time
-of every sitting kept beside the results."""
+of every sitting kept beside the results; and one ``multiview sweep`` run as a subprocess (:func:`cli_sweep`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +51,28 @@ def pool_folder(out: Path, cfg: Config, engine: Engine) -> Path:
     key.pop("seed")
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return out / "teachers" / digest
+
+
+def cli_sweep(out: Path, specs: Sequence[str], seeds: str, teachers: str, *, jobs: int = 1, pool: Path | None = None,
+              config: Path | str | None = None, overrides: Sequence[str] = (), device: str = "cpu",
+              extra: Sequence[str] = ()) -> float:
+    """One ``multiview sweep`` into ``out`` as a subprocess (under torchrun with ``jobs`` processes), every process
+    at one thread, its output appended to OUT.log; ``extra``: more sweep options, last. Returns its wall time (s);
+    the sweep resumes by seed."""
+    args = ["sweep", "--methods", ",".join(specs), "--seeds", seeds, "--teachers", teachers, "--device", device,
+            "--out", str(out), *(["--teacher-pool", str(pool)] if pool else []),
+            *(["--config", str(config)] if config else []), *sum((["--set", o] for o in overrides), []), *extra]
+    if jobs > 1:
+        torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+        cmd = [torchrun, "--standalone", "--nproc-per-node", str(jobs), "-m", "multiview", *args]
+    else:
+        cmd = [sys.executable, "-m", "multiview", *args]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    with open(out.with_suffix(".log"), "a") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return time.time() - start
 
 
 def run_setting(out: Path, setting: Setting, seeds: Sequence[int], engine: Engine,

@@ -15,6 +15,7 @@ from tiny_images import write_cifar100
 from fkdapp.runtime import atomic_save
 from realdata.models import build
 from realdata.runs import read_checkpoint
+from studies.reproduce import Options, make_plan
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reproduce_cifar100.py"
 TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.", "FKD", "FitNet", "AT", "DKD", "CRD",
@@ -78,7 +79,8 @@ def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
     # an interrupted run (epoch 1 of 2 done, as if killed) is resumed, not restarted
     base = args(data_dir, out, "--teacher-dir", str(teachers), "--methods", "kd,fkd")
     base[base.index("--epochs") + 1] = "2"
-    job = next(j for j in script.make_plan(script.build_parser().parse_args(base)).jobs if j.config.method == "kd")
+    plan = make_plan(Options(**vars(script.build_parser().parse_args(base))))
+    job = next(j for j in plan.jobs if j.config.method == "kd")
     train_until_killed(job.config, job.out)
     kd = out / "runs" / "kd" / "resnet8-resnet8" / "s0"
     assert job.out == kd and read_checkpoint(kd / "last.pt")["epoch"] == 1

@@ -9,7 +9,7 @@ from scipy import stats
 
 from fkd import dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 from fkdapp.errors import ConfigError
-from fkdapp.stats import format_mean_ci
+from fkdapp.stats import format_mean_ci, mean_ci
 from multiview.config import Config
 from multiview.data import make_data
 from multiview.distill import Student, students_for
@@ -32,7 +32,7 @@ from multiview.methods import (
 )
 from multiview.population import evaluate, init_weights
 from multiview.records import from_dict
-from multiview.report import log2_slope, lottery_report, mean_ci
+from multiview.report import log2_slope, lottery_report
 from multiview.train import cross_entropy, train
 
 TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max_steps=300, sigma_p=0.0875,

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from multiview.cli import main
 from multiview.config import Config
-from multiview.plot import plot_frontier, plot_mu, plot_results
+from multiview.plot import plot_results
 from multiview.records import from_dict
+from studies.figures import plot_frontier, plot_mu
 
 PNG = b"\x89PNG\r\n\x1a\n"
 K = 4

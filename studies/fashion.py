@@ -1,0 +1,182 @@
+"""The converged Fashion-MNIST study: every method against one teacher, the kernel alignment, the ensemble curve
+(the design: scripts/fashion_mnist_study.py's --help)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fkdapp.runtime import atomic_write_text
+from fkdapp.stats import format_mean_ci, mean_ci
+from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
+from realdata.methods import METHODS
+from studies.figures import ensemble_figure
+
+STUDENT, PAIR_TEACHER, MEMBER = "resnet8", "resnet20", "resnet8"
+#: The methods table's rows: name -> (method, extra flags).
+#: The initialisation stage (FT, FSP) scaled with training like the lr milestones: the benchmark's 30 init epochs
+#: of 240 epochs are 2.5 of the study's 20, rounded up.
+INIT = ["--param", "init_epochs=3"]
+#: The study's methods: the CRD benchmark's rows and DKD, as it ran (the methods after DKD have their own check,
+#: scripts/fashion_mnist_new_methods.sh).
+STUDY_METHODS = ("kd", "dkd", "fkd", "sp", "pkt", "rkd", "at", "fitnet", "crd", "cc", "vid", "nst", "ft", "ab", "fsp")
+ROWS: dict[str, tuple[str, list[str]]] = {
+    **{m: (m, INIT if "init_epochs" in METHODS[m].PARAMS else []) for m in STUDY_METHODS},
+    "fkd-noreg": ("fkd", ["--param", "feature_reg=0"]),
+}
+ENSEMBLE_METHODS = ("fkd", "kd")
+
+
+@dataclass
+class Options:
+    """The study's settings, as scripts/fashion_mnist_study.py's flags give them; ``rows`` (the methods table's rows)
+    derived from ``methods`` and checked here."""
+
+    out: Path
+    figures: Path
+    jobs: int
+    threads: int
+    seeds: list[int]
+    ensemble: list[int]
+    train_size: int
+    epochs: int
+    teacher_epochs: int
+    teacher_train_size: int | None
+    batch_size: int
+    eval_batch_size: int
+    data_dir: str
+    device: str
+    methods: str | None
+    dry_run: bool
+    rows: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rows = list(ROWS) if self.methods is None else self.methods.split(",")
+        unknown = sorted(set(self.rows) - set(ROWS))
+        if unknown:
+            sys.exit(f"Error: unknown method {', '.join(unknown)} for --methods; choose from {', '.join(ROWS)}")
+
+
+def plan(args: Options) -> tuple[list[Job], list[Job], dict[int, list[Path]]]:
+    """The teacher jobs, the student jobs and, per E, the checkpoints of the ensemble's members."""
+    out = args.out
+    common = ["--dataset", "fashion_mnist", "--data-dir", args.data_dir, "--device", args.device,
+              "--batch-size", str(args.batch_size), "--eval-batch-size", str(args.eval_batch_size), "--resume",
+              "--no-progress"]
+    teacher_size = [] if args.teacher_train_size is None else ["--train-size", str(args.teacher_train_size)]
+
+    def teacher(arch: str, seed: int) -> Job:
+        folder = out / "teachers" / f"{arch}-s{seed}"
+        return Job(("train", "--model", arch, "--seed", str(seed), "--epochs", str(args.teacher_epochs),
+                    *teacher_size, "--out", str(folder), *common), folder)
+
+    members = [teacher(MEMBER, s) for s in range(max(args.ensemble, default=0))]
+    teachers = [teacher(PAIR_TEACHER, 0), *members]
+    student = ["--epochs", str(args.epochs), "--train-size", str(args.train_size), *common]
+    students = []
+    for seed in args.seeds:
+        s = ["--seed", str(seed)]
+        folder = out / "methods" / "ce" / f"s{seed}"
+        students.append(Job(("train", "--model", STUDENT, *s, "--out", str(folder), *student), folder))
+        for name in args.rows:
+            method, extra = ROWS[name]
+            folder = out / "methods" / name / f"s{seed}"
+            students.append(Job(("distill", "--teacher", str(teachers[0].out / "last.pt"), "--student", STUDENT,
+                                 "--method", method, *extra, *s, "--out", str(folder), *student), folder))
+        for e in args.ensemble:
+            tt = [a for m in members[:e] for a in ("--teacher", str(m.out / "last.pt"))]
+            for method in ENSEMBLE_METHODS:
+                folder = out / "ensemble" / f"{method}-E{e}" / f"s{seed}"
+                students.append(Job(("distill", *tt, "--student", STUDENT, "--method", method, *s, "--out",
+                                     str(folder), *student), folder))
+    return teachers, students, {e: [m.out / "last.pt" for m in members[:e]] for e in args.ensemble}
+
+
+def last_distances(folder: Path) -> list[float]:
+    """The last epoch's kernel distance D(rho_S, rho_T) (mean over teachers) of every finished run in ``folder``;
+    for a run without a teacher, the one ``realdata evaluate --kernel-to`` wrote to its kernel.json."""
+    out = []
+    for run, row in last_rows(folder):
+        d = row.get("kernel_distance") or json.loads((run / "kernel.json").read_text())["kernel_distance"]
+        out.append(sum(d) / len(d))
+    return out
+
+
+def alignment_table(table: dict[str, list[float]], distance: dict[str, list[float]]) -> tuple[str, float]:
+    """Markdown: per method, last-epoch accuracy and kernel distance to the teacher (mean ± 95% interval); and
+    Spearman's rank correlation between the two over the methods' means."""
+    from scipy.stats import spearmanr
+
+    acc, dist = {n: mean_ci(v) for n, v in table.items()}, {n: mean_ci(v) for n, v in distance.items()}
+    rows = ["| method | last acc (%) | kernel distance to the teacher, last epoch | seeds |", "|---|---|---|---|"]
+    for name in sorted(table, key=lambda n: -acc[n][0]):
+        rows.append(f"| {name} | {format_mean_ci(table[name])} | {format_mean_ci(distance[name], 4)} | "
+                    f"{len(table[name])} |")
+    rho = float(spearmanr([acc[n][0] for n in table], [dist[n][0] for n in table])[0])
+    rows.append(f"\nSpearman rank correlation over the {len(table)} methods (accuracy, distance): {rho:.2f}")
+    return "\n".join(rows), rho
+
+
+def run(a: Options) -> None:
+    """The teachers and students (each run resumes), then the tables, the record and the figures."""
+    teachers, students, members = plan(a)
+    spent = {"teachers": run_jobs(teachers, a.jobs, a.threads, a.dry_run)}
+    spent["students"] = run_jobs(students, a.jobs, a.threads, a.dry_run)
+    if a.dry_run:
+        return
+    ledger = a.out / "seconds.json"  # wall time summed over the sittings that ran something
+    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {"teachers": 0.0, "students": 0.0}
+    seconds = {k: seconds[k] + v for k, v in spent.items()}
+    atomic_write_text(ledger, json.dumps(seconds) + "\n")
+    ensembles = {}
+    for e, paths in members.items():
+        result = a.out / "ensembles" / f"E{e}.json"
+        if not result.is_file():
+            result.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([realdata(), "evaluate", *map(str, paths), "--device", a.device, "--data-dir",
+                            a.data_dir, "--json", str(result)], check=True)
+        ensembles[str(e)] = json.loads(result.read_text())["test_acc"]
+    for folder, _ in last_rows(a.out / "methods" / "ce"):
+        if not (folder / "kernel.json").is_file():
+            subprocess.run([realdata(), "evaluate", str(folder / "last.pt"), "--kernel-to",
+                            str(teachers[0].out / "last.pt"), "--device", a.device, "--data-dir", a.data_dir,
+                            "--json", str(folder / "kernel.json")], check=True)
+    run = [realdata()]
+    a.figures.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*run, "report", str(a.out / "teachers"), str(a.out / "methods"), "--output",
+                    str(a.figures / "fashion_mnist_study_methods.md")], check=True)
+    parts = ["methods", "alignment", *(["ensemble"] if a.ensemble else [])]
+    if a.ensemble:
+        subprocess.run([*run, "report", str(a.out / "methods" / "ce"), str(a.out / "ensemble"), "--output",
+                        str(a.figures / "fashion_mnist_study_ensemble.md")], check=True)
+    subprocess.run([*run, "plot", str(a.out / "methods"), "-o", str(a.figures / "fashion_mnist_study_curves.png"),
+                    "--title", f"Fashion-MNIST, {a.train_size} training images, {PAIR_TEACHER} -> {STUDENT} "
+                    f"(mean ± std over {len(a.seeds)} seeds)"], check=True)
+    curve = {"teacher_ensemble": ensembles, "student_alone": mean_ci(last_accs(a.out / "methods" / "ce")),
+             **{m: {str(e): mean_ci(last_accs(a.out / "ensemble" / f"{m}-E{e}")) for e in a.ensemble}
+                for m in ENSEMBLE_METHODS}}
+    names = ["ce", *a.rows]
+    accs = {name: last_accs(a.out / "methods" / name) for name in names}
+    distances = {name: last_distances(a.out / "methods" / name) for name in names}
+    alignment, rho = alignment_table(accs, distances)
+    atomic_write_text(a.figures / "fashion_mnist_study_alignment.md", alignment + "\n")
+    table = {name: mean_ci(a) for name, a in accs.items()}
+    env = json.loads((a.out / "methods" / "ce" / f"s{a.seeds[0]}" / "environment.json").read_text())
+    if a.ensemble:
+        ensemble_figure({m: {e: tuple(curve[m][str(e)]) for e in a.ensemble} for m in ENSEMBLE_METHODS},
+                        {e: ensembles[str(e)] for e in a.ensemble}, a.figures / "fashion_mnist_study_ensemble.png",
+                        "number of teachers E", alone=curve["student_alone"][0],
+                        title=f"Fashion-MNIST, {a.train_size} training images: {STUDENT} students of E {MEMBER} "
+                              "teachers")
+    summary = {"methods_last_acc": table, "methods_kernel_distance": {n: mean_ci(d) for n, d in distances.items()},
+               "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": seconds,
+               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(a).items()},
+               "environment": env}
+    atomic_write_text(a.figures / "fashion_mnist_study.json", json.dumps(summary, indent=2) + "\n")
+    for part in parts:
+        print((a.figures / f"fashion_mnist_study_{part}.md").read_text())
+    print(json.dumps(curve, indent=2))
+

@@ -1,0 +1,353 @@
+"""Reproduce a CIFAR-100 table with ``realdata``: the plan of (pair, method, seed) runs from the suites' data files,
+the runs (each resumable), and the report beside the published numbers (scripts/reproduce_cifar100.py's --help says
+the layout)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fkdapp.progress import Progress
+from fkdapp.runtime import DeviceError, atomic_write_text
+from realdata import distributed
+from realdata.config import ConfigError, TrainConfig
+from realdata.data import DataError
+from realdata.engine import NonFiniteLoss, run_training
+from realdata.evaluate import evaluate_checkpoint
+from realdata.methods import METHODS as DISTILLERS
+from realdata.models import MODELS
+from realdata.runs import RunDir, RunError, report
+from realdata.teachers import TeacherDirError, teacher_checkpoint
+
+DATASET = "cifar100"
+
+
+@dataclass(frozen=True)
+class Method:
+    """A column of the table: a realdata method with its weights."""
+
+    title: str
+    method: str
+    params: dict[str, float] = field(default_factory=dict)
+    fields: dict[str, object] = field(default_factory=dict)  # other TrainConfig fields (the optimizer)
+
+
+#: The suites, their columns and the published numbers: data files beside the per-pair configs.
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "realdata" / "cifar100"
+SUITES: dict = json.loads((CONFIGS / "suites.json").read_text())
+#: --methods key -> column: its title, realdata method, parameters and training fields (e.g. "optimizer": "dot").
+METHODS: dict[str, Method] = {k: Method(v["title"], v["method"], v.get("params", {}),
+                                        {f: v[f] for f in v if f not in ("title", "method", "params")})
+                              for k, v in SUITES["methods"].items()}
+#: "teacher->student" -> {method key: published top-1 (%)}, with the source and epoch of each in published.json.
+PAPER: dict[str, dict[str, float]] = {}
+for _cell in json.loads((CONFIGS / "published.json").read_text())["cells"]:
+    PAPER.setdefault(_cell["pair"], {}).setdefault(_cell["method"], _cell["top1"])
+
+
+def pair_config(key: str, teacher: str, student: str) -> dict | None:
+    """The (pair, method) run's TrainConfig fields: the pair's file for a listed pair (None: the method cannot
+    distil it here), else the method's own settings for a pair of the user's."""
+    listed = any(f"{teacher}->{student}" in suite["pairs"] for name, suite in SUITES.items()
+                 if isinstance(suite, dict) and "pairs" in suite)
+    m = METHODS[key]
+    if not listed:
+        return {"method": m.method, "params": dict(m.params), **m.fields}
+    path = CONFIGS / f"{teacher}-{student}" / f"{key}.json"
+    if not path.is_file():
+        return None
+    fields = json.loads(path.read_text())
+    return {k: v for k, v in fields.items() if k not in ("model", "dataset", "teacher_archs")}
+
+
+@dataclass
+class Options:
+    """The reproduction's settings, as scripts/reproduce_cifar100.py's flags give them; ``pairs`` and ``methods``
+    default to the suite's."""
+
+    out: str
+    data_dir: str
+    download: bool
+    device: str
+    epochs: int
+    batch_size: int
+    seeds: str
+    suite: str
+    pairs: str | None
+    methods: str | None
+    teacher_dir: str | None
+    dry_run: bool
+
+    def __post_init__(self) -> None:
+        suite = SUITES[self.suite]
+        self.pairs = self.pairs or ",".join(suite["pairs"])
+        self.methods = self.methods or ",".join(suite["methods"])
+
+
+USER_ERRORS = (ConfigError, RunError, DataError, NonFiniteLoss, DeviceError)
+
+
+class PlanError(ValueError):
+    """A bad flag; the message is one line."""
+
+
+def say(*args: object) -> None:
+    """Print on rank 0 only (under torchrun every rank runs this script)."""
+    if distributed.is_main():
+        print(*args, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- the plan
+
+
+def parse_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        teacher, sep, student = item.partition("->")
+        if not sep:
+            raise PlanError(f"--pairs wants TEACHER->STUDENT items, got {item!r}")
+        for arch in (teacher.strip(), student.strip()):
+            if arch not in MODELS:
+                raise PlanError(f"unknown model {arch!r} in --pairs; choose from: {', '.join(MODELS)}")
+        pairs.append((teacher.strip(), student.strip()))
+    if not pairs:
+        raise PlanError("--pairs is empty")
+    return pairs
+
+
+def parse_methods(text: str) -> list[str]:
+    keys = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown or not keys:
+        raise PlanError(f"unknown --methods {', '.join(unknown) or '(none)'}; choose from: {', '.join(METHODS)}")
+    return keys
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``N`` (seeds 0..N-1) or a comma-separated list."""
+    try:
+        listed = "," in text  # "3," is seed 3 alone, "3" seeds 0, 1, 2
+        seeds = sorted({int(s) for s in text.split(",") if s.strip()}) if listed else list(range(int(text)))
+    except ValueError:
+        raise PlanError(f"--seeds wants a count N or a list like 0,3,4, got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise PlanError(f"--seeds must give at least one seed >= 0, got {text!r}")
+    return seeds
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run folder to bring to its last epoch (a student, or a teacher trained here)."""
+
+    name: str
+    out: Path
+    config: TrainConfig
+
+    def status(self) -> tuple[str, bool]:
+        """(what is there, whether it is finished)."""
+        run = RunDir(self.out)
+        if not run.is_run():
+            return "to do", False
+        rows = run.read_metrics()
+        done = rows[-1]["epoch"] if rows else 0
+        if done >= self.config.epochs:
+            return "done", True
+        return f"resume after epoch {done}", False
+
+
+@dataclass
+class Plan:
+    teachers: dict[str, str]  # arch -> checkpoint path
+    teacher_jobs: list[Job]
+    jobs: list[Job]
+
+
+def make_plan(args: Options) -> Plan:
+    out = Path(args.out).absolute()
+    pairs, keys, seeds = parse_pairs(args.pairs), parse_methods(args.methods), parse_seeds(args.seeds)
+    common = {"dataset": DATASET, "epochs": args.epochs, "batch_size": args.batch_size, "data_dir": args.data_dir,
+              "device": args.device}
+    teachers: dict[str, str] = {}
+    teacher_jobs = []
+    needs_teacher = any(DISTILLERS[METHODS[k].method].NEEDS_TEACHER for k in keys)
+    for arch in dict.fromkeys(t for t, _ in pairs) if needs_teacher else ():
+        if args.teacher_dir is not None:
+            try:
+                teachers[arch] = str(teacher_checkpoint(Path(args.teacher_dir).absolute(), arch))
+            except TeacherDirError as e:
+                raise PlanError(str(e)) from None
+        else:
+            job = Job(f"teacher {arch}", out / "teachers" / arch, TrainConfig(model=arch, seed=0, **common))
+            teacher_jobs.append(job)
+            teachers[arch] = str(job.out / "last.pt")
+    jobs: dict[Path, Job] = {}
+    for seed in seeds:
+        for teacher, student in pairs:
+            for key in keys:
+                m = METHODS[key]
+                if not DISTILLERS[m.method].NEEDS_TEACHER:
+                    folder, name = out / "runs" / "ce" / student / f"s{seed}", f"{student} alone, seed {seed}"
+                    config = TrainConfig(model=student, seed=seed, **common)
+                else:
+                    fields = pair_config(key, teacher, student)
+                    if fields is None:
+                        continue  # the method cannot distil this pair here (no config file)
+                    folder = out / "runs" / key / f"{teacher}-{student}" / f"s{seed}"
+                    name = f"{teacher} -> {student} {key}, seed {seed}"
+                    config = TrainConfig(model=student, teachers=(teachers[teacher],), teacher_archs=(teacher,),
+                                         seed=seed, **common, **fields)
+                jobs.setdefault(folder, Job(name, folder, config))  # a student alone is shared by its pairs
+    return Plan(teachers, teacher_jobs, list(jobs.values()))
+
+
+# --------------------------------------------------------------------------------------------------- running
+
+
+def run_job(job: Job, download: bool) -> bool:
+    """Train (or resume) one run; False (with the reason printed) if it failed with a user error."""
+    state, done = job.status()
+    if done:
+        say(f"[skip] {job.name}: done ({job.out})")
+        return True
+    say(f"[run] {job.name}: {state} ({job.out})")
+
+    def log(row: dict) -> None:
+        named = ", ".join(f"{k} {v:.4f}" for k, v in row["losses"].items())
+        say(f"  epoch {row['epoch']}/{job.config.epochs} loss {row['loss']:.4f} ({named}) test {row['test_acc']:.2f}% "
+            f"(best {row['best_acc']:.2f}%) {row['images_per_s']:.0f} img/s")
+
+    try:
+        summary = run_training(job.config, job.out, resume=True, download=download,
+                               progress=Progress() if sys.stderr.isatty() else None, on_epoch_end=log)
+    except USER_ERRORS as e:
+        say(f"[failed] {job.name}: {e}")
+        return False
+    say(f"[done] {job.name}: last {summary['last_acc']:.2f}%, best {summary['best_acc']:.2f}%")
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def _finished_acc(run: RunDir) -> float | None:
+    """The last-epoch test accuracy of a finished run (None if unfinished or absent)."""
+    if not run.is_run():
+        return None
+    rows = run.read_metrics()
+    done = rows and rows[-1]["epoch"] >= TrainConfig.load(run.config_path).epochs
+    return rows[-1]["test_acc"] if done else None
+
+
+def _seed_accs(folder: Path) -> list[float]:
+    """Last-epoch test accuracies of the finished runs in ``folder``'s seed folders (s0, s1, ...)."""
+    accs = [_finished_acc(RunDir(p)) for p in sorted(folder.glob("s*"))]
+    return [a for a in accs if a is not None]
+
+
+def _cell(accs: Sequence[float]) -> str:
+    """Mean ± sample std (n seeds), the paper's layout; one seed: "(n = 1)", no spread."""
+    if not accs:
+        return "-"
+    if len(accs) == 1:
+        return f"{accs[0]:.2f} (n = 1)"
+    return f"{statistics.fmean(accs):.2f} ± {statistics.stdev(accs):.2f} (n = {len(accs)})"
+
+
+_GIVEN_TEACHER_ACC: dict[str, float | None] = {}
+
+
+def _teacher_accs(arch: str, path: str, args: Options) -> list[float]:
+    """The teacher's last-epoch accuracy if trained here, else the test accuracy of the given checkpoint (once)."""
+    if args.teacher_dir is None:
+        acc = _finished_acc(RunDir(Path(path).parent))
+    else:
+        if path not in _GIVEN_TEACHER_ACC:
+            try:
+                result = evaluate_checkpoint(path, DATASET, arch, args.data_dir, False, args.device)
+                _GIVEN_TEACHER_ACC[path] = result["test_acc"]
+            except USER_ERRORS as e:
+                say(f"[report] cannot evaluate teacher {path}: {e}")
+                _GIVEN_TEACHER_ACC[path] = None
+        acc = _GIVEN_TEACHER_ACC[path]
+    return [] if acc is None else [acc]
+
+
+def write_report(args: Options, plan: Plan) -> Path:
+    """Write OUT/report.md (on rank 0) from the run folders as they are now."""
+    out = Path(args.out).absolute()
+    path = out / "report.md"
+    if not distributed.is_main():
+        return path
+    pairs, keys = parse_pairs(args.pairs), parse_methods(args.methods)
+    columns = ["teacher", *keys] if plan.teachers else keys
+    titles = ["teacher", *(METHODS[k].title for k in keys)] if plan.teachers else [METHODS[k].title for k in keys]
+    lines = [f"# CIFAR-100, suite {args.suite} (epochs {args.epochs}, batch {args.batch_size})", "",
+             "Top-1 test accuracy (%) at the last epoch: mean ± sample std over the finished seeds (their number in "
+             "brackets); the published numbers in the rows below (configs/realdata/cifar100/published.json names each "
+             "one's source and whether it is a last- or best-epoch number).",
+             "", "| teacher -> student | | " + " | ".join(titles) + " |", "|---|---|" + "---|" * len(titles)]
+    teacher_accs = {arch: _teacher_accs(arch, path, args) for arch, path in plan.teachers.items()}
+    for teacher, student in pairs:
+        ours, paper = [], []
+        for col in columns:
+            if col == "teacher":
+                accs = teacher_accs[teacher]
+            elif col == "ce":
+                accs = _seed_accs(out / "runs" / "ce" / student)
+            else:
+                accs = _seed_accs(out / "runs" / col / f"{teacher}-{student}")
+            ours.append(_cell(accs))
+            known = PAPER.get(f"{teacher}->{student}", {}).get(col)
+            paper.append("-" if known is None else f"{known:.2f}")
+        lines.append(f"| {teacher} -> {student} | ours | " + " | ".join(ours) + " |")
+        lines.append("| | paper | " + " | ".join(paper) + " |")
+    for title, folder in (("Students", out / "runs"), ("Teachers trained here", out / "teachers")):
+        if folder.is_dir():
+            try:
+                table = report([folder])
+            except RunError as e:
+                table = str(e)
+            lines += ["", f"## {title}: last and best epoch (realdata report {folder})", "", table]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def run(args: Options) -> int:
+    """Plan, train what is not finished (teachers first) and write OUT/report.md after every run; the exit status
+    (2: a bad flag, said in one line; 1: a run failed)."""
+    try:
+        plan = make_plan(args)
+    except (PlanError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    jobs = plan.teacher_jobs + plan.jobs
+    say(f"{len(plan.teacher_jobs)} teachers to train, {len(plan.jobs)} student runs, {args.epochs} epochs each, "
+        f"into {Path(args.out).absolute()}")
+    for arch, path in plan.teachers.items():
+        if args.teacher_dir is not None:
+            say(f"  teacher {arch}: {path}")
+    if args.dry_run:
+        for job in jobs:
+            say(f"  {job.name}: {job.status()[0]} -> {job.out} (lr {job.config.lr:g})")
+        return 0
+    for job in plan.teacher_jobs:
+        if not run_job(job, args.download):
+            say("a teacher failed; stopping")
+            return 1
+    failed = []
+    for job in plan.jobs:
+        if not run_job(job, args.download):
+            failed.append(job.name)
+        write_report(args, plan)  # the table so far
+    path = write_report(args, plan)
+    say(f"report: {path}")
+    if failed:
+        say(f"{len(failed)} runs failed: {'; '.join(failed)}")
+        return 1
+    return 0
+

@@ -1,0 +1,332 @@
+"""The fair verdict on real images: every method tuned with one budget on a validation split, then reported on
+fresh seeds (the design, budgets and rules: scripts/fashion_mnist_verdict.py's --help)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fkdapp.runtime import atomic_write_text
+from fkdapp.stats import format_mean_ci as fmt
+from fkdapp.stats import mean_ci
+from realdata.jobs import Job, last_accs, last_row, last_rows, realdata, run_jobs
+from realdata.methods import METHODS
+from studies.figures import ensemble_figure
+from studies.select import choose
+
+STUDENT, TEACHER = "resnet8", "resnet20"
+MEMBERS = ("resnet20", "wrn_16_2", "vgg8", "resnet14")
+FACTORS = (0.25, 1.0, 4.0, 0.5, 2.0, 8.0)  # the coarse grid first
+#: The parameters each method's weight scales (DKD: both of its terms).
+WEIGHTS = {"kd": ("kd_weight",), "dkd": ("alpha", "beta"), "sp": ("sp_weight",), "pkt": ("pkt_weight",),
+           "rkd": ("rkd_weight",), "at": ("at_weight",), "fitnet": ("hint_weight",), "crd": ("crd_weight",)}
+FKD_GRID = [(lam, reg) for reg in (1e-4, 1e-3) for lam in (25.0, 100.0, 400.0)]
+BASE_WD = 5e-4
+PHASES = ["select", "report", "lowlabel", "recipe", "ensemble"]  # in order of what the verdict needs most
+
+
+@dataclass
+class Options:
+    """The study's settings, as scripts/fashion_mnist_verdict.py's flags give them (its --help says each)."""
+
+    out: Path
+    figures: Path
+    start: str
+    until: str
+    selection: Path | None
+    name: str
+    jobs: int
+    threads: int
+    select_seeds: list[int]
+    report_seeds: list[int]
+    methods: str
+    settings: int
+    train_size: int
+    val_size: int
+    low_labels: int
+    unlabelled: int
+    ensemble: list[int]
+    big_batch: int
+    epochs: int
+    teacher_epochs: int
+    batch_size: int
+    eval_batch_size: int
+    data_dir: str
+    device: str
+    dry_run: bool
+
+
+def settings(method: str, first: int = 6) -> list[dict]:
+    """The method's selection grid (its ``first`` settings): each as {"params": {...}} and/or {"flags": [...]}
+    (ce: weight decay)."""
+    if method == "ce":
+        grid = [{"flags": ["--weight-decay", f"{BASE_WD * f:g}"]} for f in FACTORS]
+    elif method == "fkd":
+        grid = [{"params": {"lambda": lam, "feature_reg": reg}} for lam, reg in FKD_GRID]
+    else:
+        grid = [{"params": {p: METHODS[method].PARAMS[p] * f for p in WEIGHTS[method]}} for f in FACTORS]
+    return grid[:first]
+
+
+def setting_args(setting: dict) -> list[str]:
+    return [*setting.get("flags", []), *(a for k, v in setting.get("params", {}).items()
+                                         for a in ("--param", f"{k}={v:g}"))]
+
+
+def label(setting: dict) -> str:
+    flags = setting.get("flags", [])
+    return ",".join([*(f"{k}={v:g}" for k, v in setting.get("params", {}).items()),
+                     *(f"{flags[i].lstrip('-')}={flags[i + 1]}" for i in range(0, len(flags), 2))]) or "default"
+
+
+class Study:
+    """The study's folders and commands."""
+
+    def __init__(self, a: Options) -> None:
+        self.a, self.out = a, a.out
+        self.common = ["--dataset", "fashion_mnist", "--data-dir", a.data_dir, "--device", a.device,
+                       "--eval-batch-size", str(a.eval_batch_size), "--resume", "--no-progress"]
+        self.student = ["--student", STUDENT, "--epochs", str(a.epochs), "--batch-size", str(a.batch_size),
+                        "--val-size", str(a.val_size), *self.common]
+
+    def teacher(self, arch: str, part: str | None = None) -> Job:
+        name = arch if part is None else f"{arch}-part{part.replace('/', 'of')}"
+        folder = self.out / "teachers" / name
+        split = [] if part is None else ["--train-part", part]
+        return Job(("train", "--model", arch, "--seed", "0", "--epochs", str(self.a.teacher_epochs), *split,
+                    "--batch-size", str(self.a.batch_size), "--out", str(folder), *self.common), folder)
+
+    def members(self) -> list[Job]:
+        return [self.teacher(arch, f"{i + 1}/4") for i, arch in enumerate(MEMBERS)]
+
+    def student_job(self, folder: Path, method: str, setting: dict, seed: int, teachers: list[Job],
+                    extra: tuple[str, ...] = ()) -> Job:
+        folder = folder / f"s{seed}"
+        if method == "ce":
+            args = ["train", "--model", STUDENT, *self.student[2:]]
+        else:
+            args = ["distill", *(a for t in teachers for a in ("--teacher", str(t.out / "last.pt"))),
+                    "--method", method, *self.student]
+        return Job((*args, "--train-size", str(self.a.train_size), *setting_args(setting), *extra, "--seed",
+                    str(seed), "--out", str(folder)), folder)
+
+
+def chosen(study: Study, method: str) -> tuple[int, dict, list[dict]]:
+    """The selection's choice for ``method``: (its index, its setting, every setting's record); -1 while the
+    selection runs of some setting are unfinished."""
+    records, best = [], -1
+    grid = settings(method, study.a.settings)
+    for i, setting in enumerate(grid):
+        val = last_accs(study.out / "select" / method / f"set{i}", "val")
+        m = float(sum(val) / len(val)) if val else math.nan
+        records.append({"setting": label(setting), "val_acc": val, "mean_val_acc": m})
+        if len(val) < len(study.a.select_seeds):
+            best = -2
+    if best == -1:  # the highest mean validation accuracy; ties: the earlier setting
+        best = choose(dict(enumerate(records)), lambda r: True, "mean_val_acc", highest=True)
+    return (best, grid[best], records) if best >= 0 else (-1, {}, records)
+
+
+def recorded(study: Study, methods: list[str], record: Path) -> dict:
+    """Each method's choice as :func:`chosen` gives it, read from an earlier record of this script; exits with one
+    line where the record is unreadable, lacks a method, or chose from another grid than this run's."""
+    try:
+        selection = json.loads(record.read_text())["selection"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"Error: --selection {record}: not a record written by this script ({type(e).__name__}: {e}); "
+                 "pass the .json it wrote under --figures")
+    choice = {}
+    for m in methods:
+        entry = selection.get(m)
+        if entry is None:
+            sys.exit(f"Error: --selection {record} has no choice for {m}; drop it from --methods or rerun its "
+                     "selection")
+        grid = settings(m, study.a.settings)
+        tried = [r.get("setting") for r in entry.get("records", [])]
+        i = entry.get("chosen", -1)
+        if tried != [label(s) for s in grid] or not 0 <= i < len(grid):
+            sys.exit(f"Error: --selection {record} chose {m} from {tried}, not from this run's grid "
+                     f"{[label(s) for s in grid]}; pass the --settings it was made with")
+        choice[m] = (i, grid[i], entry["records"])
+    return choice
+
+
+def slug(name: str) -> str:
+    """A folder name for a table row: "fkd, batch 256" -> "fkd-batch256"."""
+    return name.replace(", ", "-").replace(" ", "").replace("=", "")
+
+
+def run(a: Options) -> None:
+    """The study's phases from ``a.start`` to ``a.until`` (each run resumes; finished runs are skipped), then its
+    tables, record and figure."""
+    methods = a.methods.split(",")
+    unknown = sorted(set(methods) - {"ce", "fkd", *WEIGHTS})
+    if unknown or "fkd" not in methods or "kd" not in methods:
+        sys.exit(f"Error: --methods must include fkd and kd and name only: ce, fkd, {', '.join(WEIGHTS)}")
+    if not set(a.ensemble) <= {1, 2, 3, 4}:
+        sys.exit(f"Error: --ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
+    if PHASES.index(a.start) > PHASES.index(a.until):
+        sys.exit(f"Error: --from {a.start} comes after --until {a.until}; phases run in the order {', '.join(PHASES)}")
+    if a.selection is not None and a.start == "select":
+        sys.exit("Error: --selection replaces the select phase; pass --from with a later phase")
+    study = Study(a)
+    phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
+    ledger = a.out / "seconds.json"
+    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {}
+
+    def run_phase(phase: str, jobs: list[Job]) -> None:
+        spent = run_jobs(jobs, a.jobs, a.threads, a.dry_run)
+        if spent:
+            seconds[phase] = seconds.get(phase, 0.0) + spent
+            ledger.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(ledger, json.dumps(seconds) + "\n")
+
+    teacher = study.teacher(TEACHER)
+    if set(phases) & {"select", "report", "lowlabel", "recipe"}:
+        run_phase("teachers", [teacher])
+    if "select" in phases:
+        run_phase("select", [study.student_job(a.out / "select" / m / f"set{i}", m, s, seed, [teacher])
+                       for m in methods for i, s in enumerate(settings(m, a.settings)) for seed in a.select_seeds])
+    choice = recorded(study, methods, a.selection) if a.selection else {m: chosen(study, m) for m in methods}
+    ready = all(c[0] >= 0 for c in choice.values())
+    pick = {m: c[1] for m, c in choice.items()}
+    others = [m for m in methods if m not in ("ce", "kd", "fkd")]
+    best_other = max(others, key=lambda m: choice[m][2][choice[m][0]]["mean_val_acc"]) if ready and others else None
+    report = lambda m: a.out / "report" / m  # noqa: E731
+    if ready and "report" in phases:
+        run_phase("report", [study.student_job(report(m), m, pick[m], seed, [teacher]) for m in methods
+                       for seed in a.report_seeds])
+    low = {}
+    if ready and "lowlabel" in phases:
+        for m in [*(["ce"] if "ce" in methods else []), "fkd", "kd", *([best_other] if best_other else [])]:
+            low[m] = a.out / "lowlabel" / m
+            if m != "ce":
+                low[f"{m} + unlabelled"] = a.out / "lowlabel" / f"{m}-unlabelled"
+        jobs = []
+        for name, folder in low.items():
+            m = name.split(" ")[0]
+            extra = ("--train-size", str(a.low_labels), *(("--transfer-size", str(a.unlabelled))
+                                                          if "unlabelled" in name else ()))
+            jobs += [study.student_job(folder, m, pick[m], seed, [teacher], extra) for seed in a.report_seeds]
+        run_phase("lowlabel", jobs)
+    recipe_rows = {}
+    if ready and "recipe" in phases:
+        fkd, kd = pick["fkd"]["params"], pick["kd"]["params"]
+        big = ("--batch-size", str(a.big_batch), "--lr", f"{0.05 * a.big_batch / 64:g}")
+        recipe_rows = {
+            "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": 1}}, ()),
+            "fkd, reg_power=1": ("fkd", {"params": {**fkd, "reg_power": 1, "feature_reg": fkd["feature_reg"] * 4}},
+                                 ()),
+            f"fkd, batch {a.big_batch}": ("fkd", {"params": fkd}, big),
+            f"kd, batch {a.big_batch}": ("kd", {"params": kd}, big),
+        }
+        run_phase("recipe", [study.student_job(a.out / "recipe" / slug(name), m, s, seed, [teacher], extra)
+                       for name, (m, s, extra) in recipe_rows.items() for seed in a.report_seeds])
+    es = tuple(a.ensemble)
+    members = study.members()[: max(es)]
+    if ready and "ensemble" in phases:
+        run_phase("teachers", members)
+        run_phase("ensemble", [study.student_job(a.out / "ensemble" / f"{m}-E{e}", m, pick[m], seed, members[:e])
+                         for e in es for m in ("fkd", "kd") for seed in a.report_seeds])
+    if a.dry_run:
+        return
+    write_results(study, methods, choice, best_other, recipe_rows, members, es, low, seconds, phases)
+
+
+def ensemble_accuracy(study: Study, members: list[Job], e: int) -> float | None:
+    """The test accuracy of the first ``e`` members' ensemble (mean logits), by ``realdata evaluate``."""
+    result = study.out / "ensembles" / f"E{e}.json"
+    if not all(m.finished() for m in members[:e]):
+        return None
+    if not result.is_file():
+        result.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([realdata(), "evaluate", *(str(m.out / "last.pt") for m in members[:e]), "--device",
+                        study.a.device, "--data-dir", study.a.data_dir, "--json", str(result)], check=True)
+    return json.loads(result.read_text())["test_acc"]
+
+
+def paired(a_dir: Path, b_dir: Path) -> list[float]:
+    """Per-seed differences of last-epoch test accuracy, a - b, over the seeds both finished."""
+    a = {run.name: row["test_acc"] for run, row in last_rows(a_dir)}
+    b = {run.name: row["test_acc"] for run, row in last_rows(b_dir)}
+    return [a[s] - b[s] for s in sorted(a.keys() & b.keys())]
+
+
+def write_results(study: Study, methods: list[str], choice: dict, best_other: str | None, recipe_rows: dict,
+                  members: list, es: tuple, low: dict, seconds: dict, phases: list[str]) -> None:
+    a, out = study.a, study.out
+    source = f"read from {a.selection}" if a.selection else "the selection runs"
+    lines = ["# Fashion-MNIST: every method tuned alike (resnet20 -> resnet8)", "",
+             f"{a.train_size} labelled images, {a.val_size} validation images, {a.epochs} epochs, batch "
+             f"{a.batch_size}; selection seeds {a.select_seeds} (validation), report seeds {a.report_seeds} (test). "
+             "Accuracy (%): mean ± 95% interval of the last epoch.", "",
+             f"## Selection (validation accuracy; {source})", "",
+             "| method | settings tried: mean validation accuracy | chosen |", "|---|---|---|"]
+    for m in methods:
+        i, _, records = choice[m]
+        tried = "; ".join(f"{r['setting']}: {r['mean_val_acc']:.2f}" for r in records)
+        lines.append(f"| {m} | {tried} | {records[i]['setting'] if i >= 0 else '(unfinished)'} |")
+    summary: dict = {"selection": {m: {"chosen": c[0], "records": c[2]} for m, c in choice.items()},
+                     "best_other": best_other, "seconds": seconds,
+                     "selection_from": str(a.selection) if a.selection else None}
+    if "report" in phases:
+        test = {m: last_accs(out / "report" / m) for m in methods}
+        lines += ["", "## Test accuracy at the chosen settings", "", "| method | setting | test acc (%) | seeds |",
+                  "|---|---|---|---|"]
+        for m in sorted(methods, key=lambda m: -(sum(test[m]) / len(test[m]) if test[m] else 0)):
+            i = choice[m][0]
+            lines.append(f"| {m} | {choice[m][2][i]['setting'] if i >= 0 else '-'} | {fmt(test[m])} | "
+                         f"{len(test[m])} |")
+        diff = paired(out / "report" / "fkd", out / "report" / "kd")
+        lines.append(f"\nFKD - KD, paired by seed: {fmt(diff)} points ({', '.join(f'{d:+.2f}' for d in diff)})")
+        summary["test"] = {m: {"acc": v, "mean_ci": mean_ci(v) if v else None} for m, v in test.items()}
+        summary["fkd_minus_kd"] = diff
+    if recipe_rows:
+        lines += ["", "## FKD's recipe choices (report seeds)", "", "| row | test acc (%) | seeds |", "|---|---|---|"]
+        summary["recipe"] = {}
+        for name in recipe_rows:
+            v = last_accs(out / "recipe" / slug(name))
+            summary["recipe"][name] = v
+            lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
+    if "ensemble" in phases:
+        own = {m.out.name: (last_row(m.out) or {}).get("test_acc") for m in members}
+        curve = {"teacher_ensemble": {str(e): ensemble_accuracy(study, members, e) for e in es}, "members": own}
+        lines += ["", "## Teachers that differ: the ensemble curve (report seeds)", "",
+                  "Members, in order, with their own test accuracy: "
+                  f"{', '.join(f'{n} ({a_:.2f}%)' if a_ is not None else n for n, a_ in own.items())} "
+                  "(ARCH-partIof4: trained on quarter I of the training images).",
+                  "", "| E | teacher ensemble test acc (%) | FKD | KD | FKD - KD, paired |", "|---|---|---|---|---|"]
+        for e in es:
+            f, k = (last_accs(out / "ensemble" / f"{m}-E{e}") for m in ("fkd", "kd"))
+            curve.setdefault("fkd", {})[str(e)], curve.setdefault("kd", {})[str(e)] = f, k
+            t = curve["teacher_ensemble"][str(e)]
+            d = paired(out / "ensemble" / f"fkd-E{e}", out / "ensemble" / f"kd-E{e}")
+            lines.append(f"| {e} | {'-' if t is None else f'{t:.2f}'} | {fmt(f)} | {fmt(k)} | {fmt(d)} |")
+        summary["ensemble"] = curve
+        points = {m: {e: mean_ci(v) if (v := curve[m].get(str(e))) else None for e in es} for m in ("fkd", "kd")}
+        ensemble_figure(points,
+                        {e: curve["teacher_ensemble"][str(e)] for e in es}, a.figures / f"{a.name}.png",
+                        "number of teachers E (different architectures, different quarters of the data)")
+    if low:
+        lines += ["", f"## Fewer labels: {a.low_labels} labelled images (report seeds)", "",
+                  f"'+ unlabelled': the distillation terms also on {a.unlabelled} unlabelled training images.", "",
+                  "| student | test acc (%) | seeds |", "|---|---|---|"]
+        summary["lowlabel"] = {}
+        for name, folder in low.items():
+            v = last_accs(folder)
+            summary["lowlabel"][name] = v
+            lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
+    env_file = next(out.glob("*/*/s*/environment.json"), None) or next(out.glob("*/*/*/s*/environment.json"), None)
+    summary["environment"] = json.loads(env_file.read_text()) if env_file else None
+    summary["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(a).items()}
+    spent = json.dumps({k: round(v) for k, v in seconds.items()})
+    device = summary["environment"]["device_name"] if summary["environment"] else "?"
+    lines.append(f"\nWall time per phase (s, summed over sittings): {spent}; device: {device}.")
+    a.figures.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(a.figures / f"{a.name}.md", "\n".join(lines) + "\n")
+    atomic_write_text(a.figures / f"{a.name}.json", json.dumps(summary, indent=2) + "\n")
+    print("\n".join(lines))
