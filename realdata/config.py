@@ -104,9 +104,6 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        def fix(name: str, value: Any) -> None:
-            object.__setattr__(self, name, value)
-
         if not _known_model(self.model):
             raise ConfigError(f"unknown model {self.model!r}{_hint(self.model, MODELS)} (or package.module:factory)")
         if self.feature_layer is not None:
@@ -115,20 +112,49 @@ class TrainConfig:
             if not is_spec(self.model):
                 raise ConfigError("--feature-layer applies to a package.module:factory model; zoo models read their "
                                   "own")
+        self._check_data()
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}{_hint(self.method, METHODS)}")
+        self._check_teachers()
+        self._check_transfer()
+        method = METHODS[self.method]  # the method's own rules live with it (Distiller.check_run)
+        method.check_run(self.method, teachers=len(self.teachers),
+                         zoo_models=not any(is_spec(a) for a in (self.model, *(a for a in self.teacher_archs if a))),
+                         transfer_data=self.transfer_data is not None, transfer_size=self.transfer_size is not None,
+                         optimizer=self.optimizer)
+        try:
+            self._fix("params", method.resolve_params(self.params))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self._check_schedule()
+
+    def _fix(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def _check_data(self) -> None:
+        """The data set, the transfer data set (names normalised) and the sizes and part of the training data."""
         dataset = self.dataset.strip().lower().replace("-", "_")
         if dataset not in DATASETS:
             raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)}")
-        fix("dataset", dataset)
+        self._fix("dataset", dataset)
         if self.transfer_data is not None:
             transfer = self.transfer_data.strip().lower().replace("-", "_")
             if transfer not in DATASETS:
                 raise ConfigError(f"unknown transfer data set {self.transfer_data!r}; choose one of: "
                                   f"{', '.join(DATASETS)}")
-            fix("transfer_data", transfer)
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}{_hint(self.method, METHODS)}")
-        method = METHODS[self.method]
-        fix("teachers", tuple(os.path.abspath(t) for t in self.teachers))
+            self._fix("transfer_data", transfer)
+        if self.train_part is not None:
+            if self.train_size is not None:
+                raise ConfigError("give --train-size or --train-part, not both")
+            self.part()  # validates
+        if self.train_size is not None:
+            _check_int("train_size", self.train_size, 1)
+        if self.val_size is not None:
+            _check_int("val_size", self.val_size, 1)
+
+    def _check_teachers(self) -> None:
+        """Teacher paths made absolute, one arch (or None: read later) per teacher, each a known model."""
+        self._fix("teachers", tuple(os.path.abspath(t) for t in self.teachers))
         archs = tuple(self.teacher_archs) or (None,) * len(self.teachers)
         if len(archs) != len(self.teachers):
             raise ConfigError(f"{len(self.teachers)} teachers but {len(archs)} teacher archs")
@@ -136,47 +162,28 @@ class TrainConfig:
             if arch is not None and not _known_model(arch):
                 raise ConfigError(f"unknown teacher arch {arch!r}; a zoo name ({', '.join(list(MODELS)[:4])}, ...) "
                                   "or package.module:factory")
-        fix("teacher_archs", archs)
-        if method.USES_STAGES and any(is_spec(a) for a in (self.model, *(a for a in archs if a))):
-            raise ConfigError(f"method {self.method!r} compares the maps after every stage, which only the zoo's "
-                              "models give; pick another method")
-        if method.NEEDS_TEACHER and not self.teachers:
-            raise ConfigError(f"method {self.method!r} needs at least one --teacher checkpoint")
-        if not method.NEEDS_TEACHER and self.teachers:
-            raise ConfigError(f"method {self.method!r} uses no teacher; drop --teacher or pick a distillation method")
-        if self.transfer_data is not None and not method.SUPPORTS_TRANSFER:
-            raise ConfigError(f"method {self.method!r} needs the labels of the images it distils, so it cannot use "
-                              f"--transfer-data; drop it or pick another method")
-        if not method.NEEDS_TEACHER and self.transfer_data is not None:
-            raise ConfigError(f"method {self.method!r} uses no teacher, so --transfer-data has nothing to transfer")
-        if self.transfer_size is not None:
-            _check_int("transfer_size", self.transfer_size, 1)
-            if self.transfer_data is not None:
-                raise ConfigError("give --transfer-data (another data set) or --transfer-size (unlabelled images of "
-                                  "this one), not both")
-            if self.train_size is None:
-                raise ConfigError("--transfer-size takes unlabelled images outside the training subset: give "
-                                  "--train-size too")
-            if not method.NEEDS_TEACHER or not method.SUPPORTS_TRANSFER:
-                raise ConfigError(f"method {self.method!r} cannot use unlabelled images; drop --transfer-size")
-        if self.train_part is not None:
-            if self.train_size is not None:
-                raise ConfigError("give --train-size or --train-part, not both")
-            self.part()  # validates
-        try:
-            fix("params", method.resolve_params(self.params))
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+        self._fix("teacher_archs", archs)
 
+    def _check_transfer(self) -> None:
+        """Unlabelled images of this data set: a count, with a training subset to lie outside, not beside
+        --transfer-data."""
+        if self.transfer_size is None:
+            return
+        _check_int("transfer_size", self.transfer_size, 1)
+        if self.transfer_data is not None:
+            raise ConfigError("give --transfer-data (another data set) or --transfer-size (unlabelled images of "
+                              "this one), not both")
+        if self.train_size is None:
+            raise ConfigError("--transfer-size takes unlabelled images outside the training subset: give "
+                              "--train-size too")
+
+    def _check_schedule(self) -> None:
+        """Epochs, batches, seed, the optimiser and its numbers, the milestones (derived where not given), device."""
         _check_int("epochs", self.epochs, 1)
-        if self.train_size is not None:
-            _check_int("train_size", self.train_size, 1)
-        if self.val_size is not None:
-            _check_int("val_size", self.val_size, 1)
         _check_int("batch_size", self.batch_size, 2)  # BatchNorm and the batch kernels need two samples
         _check_int("eval_batch_size", self.eval_batch_size, 1)
         _check_int("seed", self.seed, 0)
-        fix("lr", default_lr(self.model) if self.lr is None else self.lr)
+        self._fix("lr", default_lr(self.model) if self.lr is None else self.lr)
         _check_number("lr", self.lr, low=0.0, low_open=True)
         _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         _check_number("weight_decay", self.weight_decay, low=0.0)
@@ -184,15 +191,11 @@ class TrainConfig:
         if self.optimizer not in ("sgd", "dot"):
             raise ConfigError(f"optimizer must be 'sgd' or 'dot', got {self.optimizer!r}")
         _check_number("dot_delta", self.dot_delta, low=0.0)
-        if self.optimizer == "dot":
-            if not method.NEEDS_TEACHER:
-                raise ConfigError(f"optimizer 'dot' splits the distillation gradient from CE's; method {self.method!r} "
-                                  "has no distillation term: use the default optimizer")
-            if not (self.momentum - self.dot_delta >= 0 and self.momentum + self.dot_delta < 1):
-                raise ConfigError(f"optimizer 'dot' needs 0 <= momentum - dot_delta and momentum + dot_delta < 1, got "
-                                  f"momentum {self.momentum:g} and dot_delta {self.dot_delta:g}")
+        if self.optimizer == "dot" and not (self.momentum - self.dot_delta >= 0 and self.momentum + self.dot_delta < 1):
+            raise ConfigError(f"optimizer 'dot' needs 0 <= momentum - dot_delta and momentum + dot_delta < 1, got "
+                              f"momentum {self.momentum:g} and dot_delta {self.dot_delta:g}")
         if self.milestones is None:
-            fix("milestones", scale_milestones(self.epochs))
+            self._fix("milestones", scale_milestones(self.epochs))
         else:
             ms = tuple(self.milestones)
             for m in ms:
@@ -200,7 +203,7 @@ class TrainConfig:
             if list(ms) != sorted(set(ms)) or (ms and ms[-1] >= self.epochs):
                 raise ConfigError(f"milestones must be increasing epochs in 1..{self.epochs - 1}, got "
                                   f"{','.join(map(str, ms))}")
-            fix("milestones", ms)
+            self._fix("milestones", ms)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

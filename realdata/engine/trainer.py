@@ -21,6 +21,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -221,6 +222,29 @@ class Trainer:
         block = block.double().cpu()
         return {n: block[:, i] for i, n in enumerate(names)}
 
+    def _run_steps(self, first: int, step: Callable[[int], dict[str, Tensor]], sums: dict[str, float],
+                   check: Callable[[dict[str, Tensor], int], None],
+                   report: Callable[[int], None] | None = None) -> int | None:
+        """The one step loop of both stages: steps ``first``..steps_per_epoch of ``step`` (named detached values),
+        synced to the host every ``sync_every`` steps (few host syncs on a GPU), each synced block ``check``-ed
+        (block, its first step) and added into ``sums``, then ``report``-ed (the last step); returns the step after
+        which a stop signal ended the loop, or None when it ran to the end."""
+        pending: list[dict[str, Tensor]] = []
+        for i in range(first, self.steps_per_epoch + 1):
+            pending.append(step(i))
+            stopping = self.stop is not None and self.stop.received is not None
+            if len(pending) == self.sync_every or i == self.steps_per_epoch or stopping:
+                block = self._sync(pending)
+                check(block, i - len(pending) + 1)
+                for name, values in block.items():
+                    sums[name] = sums.get(name, 0.0) + float(values.sum())
+                pending = []
+                if report is not None:
+                    report(i)
+            if stopping:
+                return i
+        return None
+
     def train_epoch(self, progress: Progress | None = None) -> dict[str, Any]:
         """One pass over the training set; returns the epoch's lr, mean losses, train accuracy (%) and speed.
 
@@ -241,32 +265,30 @@ class Trainer:
             order, transfer_order = part["order"].to(self.device), part["transfer_order"]
             transfer_order = None if transfer_order is None else transfer_order.to(self.device)
             done, sums, seconds_before = part["step"], dict(part["sums"]), part["seconds"]
-        pending: list[dict[str, Tensor]] = []
         start = time.perf_counter()
-        for step in range(done + 1, steps + 1):
+
+        def one(step: int) -> dict[str, Tensor]:
             idx = order[(step - 1) * bs : step * bs]
             transfer_x = None if transfer_order is None else \
                 self.transfer.train_x[transfer_order[(step - 1) * bs : step * bs]]
-            pending.append(self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx, step))
-            stopping = self.stop is not None and self.stop.received is not None
-            if len(pending) == self.sync_every or step == steps or stopping:
-                block = self._sync(pending)
-                self._check_finite(block, epoch, step - len(pending) + 1)
-                for name, values in block.items():
-                    sums[name] = sums.get(name, 0.0) + float(values.sum())
-                pending = []
-                if progress is not None:
-                    elapsed = time.perf_counter() - start
-                    left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / (step - done)  # training only
-                    progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums['total'] / step:.4f} "
-                                    f"acc {100 * sums['correct'] / (step * bs):.2f}% "
-                                    f"{(step - done) * bs / elapsed:.0f} img/s, training ETA {clock(left)}",
-                                    force=step == steps)
-            if stopping:
-                self.partial = {"epoch": epoch, "step": step, "order": order.cpu(), "sums": sums,
-                                "transfer_order": None if transfer_order is None else transfer_order.cpu(),
-                                "seconds": seconds_before + time.perf_counter() - start}
-                raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {step}/{steps}")
+            return self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx, step)
+
+        def report(step: int) -> None:
+            if progress is not None:
+                elapsed = time.perf_counter() - start
+                left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / (step - done)  # training only
+                progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums['total'] / step:.4f} "
+                                f"acc {100 * sums['correct'] / (step * bs):.2f}% "
+                                f"{(step - done) * bs / elapsed:.0f} img/s, training ETA {clock(left)}",
+                                force=step == steps)
+
+        stopped = self._run_steps(done + 1, one, sums, lambda block, first: self._check_finite(block, epoch, first),
+                                  report)
+        if stopped is not None:
+            self.partial = {"epoch": epoch, "step": stopped, "order": order.cpu(), "sums": sums,
+                            "transfer_order": None if transfer_order is None else transfer_order.cpu(),
+                            "seconds": seconds_before + time.perf_counter() - start}
+            raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {stopped}/{steps}")
         seconds = seconds_before + time.perf_counter() - start
         self.scheduler.step()
         self.epoch = epoch
@@ -337,8 +359,10 @@ class Trainer:
         self.distiller.train()
         order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
         params = [p for g in opt.param_groups for p in g["params"]]
-        total, pending, start = 0.0, [], time.perf_counter()
-        for step in range(1, self.steps_per_epoch + 1):
+        sums: dict[str, float] = {}
+        start = time.perf_counter()
+
+        def one(step: int) -> dict[str, Tensor]:
             idx = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
             images = self._images(data.train_x[idx], data)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -347,21 +371,22 @@ class Trainer:
             loss.backward()
             distributed.average_grads(params)  # the stage runs outside DDP: one all-reduce of its gradients
             opt.step()
-            pending.append({"init_loss": loss.detach().float()})
-            if len(pending) == self.sync_every or step == self.steps_per_epoch:  # as train_epoch: few host syncs
-                block = self._sync(pending)["init_loss"]
-                bad = (~torch.isfinite(block)).nonzero()
-                if len(bad):
-                    first = step - len(pending) + 1 + int(bad[0])
-                    raise NonFiniteLoss(f"the {self.distiller.NAME} initialisation loss is {float(block[bad[0]])} at "
-                                        f"init epoch {epoch}, step {first}")
-                total, pending = total + float(block.sum()), []
-            if self.stop is not None and self.stop.received is not None:
-                raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {step}")
+            return {"init_loss": loss.detach().float()}
+
+        def check(block: dict[str, Tensor], first: int) -> None:
+            bad = (~torch.isfinite(block["init_loss"])).nonzero()
+            if len(bad):
+                raise NonFiniteLoss(f"the {self.distiller.NAME} initialisation loss is "
+                                    f"{float(block['init_loss'][bad[0]])} at init epoch {epoch}, step "
+                                    f"{first + int(bad[0])}")
+
+        stopped = self._run_steps(1, one, sums, check)
+        if stopped is not None:
+            raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {stopped}")
         self.init_done = epoch
         if epoch >= self.distiller.init_epochs():
             self.distiller.end_init()
-        return {"init_epoch": epoch, "init_loss": total / self.steps_per_epoch,
+        return {"init_epoch": epoch, "init_loss": sums["init_loss"] / self.steps_per_epoch,
                 "seconds": time.perf_counter() - start}
 
 

@@ -126,6 +126,31 @@ class Distiller(nn.Module):
         self.heads = nn.ModuleDict()
 
     @classmethod
+    def check_run(cls, name: str, *, teachers: int, zoo_models: bool, transfer_data: bool, transfer_size: bool,
+                  optimizer: str) -> None:
+        """The method's rules on a run (a ConfigError line each, raised where the run's config is built): teachers
+        where it needs them and none where it does not, the zoo's models where it compares stage maps, transfer
+        images only where its terms need no labels, DOT only where there is a distillation term to split off.
+        ``name`` is the run's method as the user wrote it (``crd+kd``)."""
+        if cls.USES_STAGES and not zoo_models:
+            raise ConfigError(f"method {name!r} compares the maps after every stage, which only the zoo's models "
+                              "give; pick another method")
+        if cls.NEEDS_TEACHER and not teachers:
+            raise ConfigError(f"method {name!r} needs at least one --teacher checkpoint")
+        if not cls.NEEDS_TEACHER and teachers:
+            raise ConfigError(f"method {name!r} uses no teacher; drop --teacher or pick a distillation method")
+        if transfer_data and not cls.SUPPORTS_TRANSFER:
+            raise ConfigError(f"method {name!r} needs the labels of the images it distils, so it cannot use "
+                              f"--transfer-data; drop it or pick another method")
+        if transfer_data and not cls.NEEDS_TEACHER:
+            raise ConfigError(f"method {name!r} uses no teacher, so --transfer-data has nothing to transfer")
+        if transfer_size and (not cls.NEEDS_TEACHER or not cls.SUPPORTS_TRANSFER):
+            raise ConfigError(f"method {name!r} cannot use unlabelled images; drop --transfer-size")
+        if optimizer == "dot" and not cls.NEEDS_TEACHER:
+            raise ConfigError(f"optimizer 'dot' splits the distillation gradient from CE's; method {name!r} has no "
+                              "distillation term: use the default optimizer")
+
+    @classmethod
     def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
         """The method's defaults updated with ``params``; unknown names and bad values are a ConfigError (a
         ValueError) naming them (:func:`fkdapp.params.check_params`)."""
