@@ -43,8 +43,12 @@ def test_suites_and_published_numbers():
         assert set(suite["methods"]) <= set(SUITES["methods"])
         for pair in suite["pairs"]:
             assert (ROOT / pair.replace("->", "-")).is_dir(), pair
-    cells = json.loads((ROOT / "published.json").read_text())["cells"]
-    assert cells and all(c["epoch"] in ("last", "best") and c["source"] and 50 < c["top1"] < 90 for c in cells)
+    published = json.loads((ROOT / "published.json").read_text())
+    cells = published["cells"]
+    for c in cells + published["other_cells"]:  # every number says where it is from and which epoch it is
+        assert c["epoch"] in ("last", "best", "not stated") and c["source"] and 50 < c["top1"] < 90, c
+        assert c["pair"] in SUITES["crd"]["pairs"] + SUITES["fkd"]["pairs"], c
     assert {c["method"] for c in cells} <= set(SUITES["methods"]) | {"teacher"}
+    assert len({(c["pair"], c["method"], c["source"]) for c in cells}) == len(cells)
     fkd = {(c["pair"], c["method"]): c["top1"] for c in cells if c["source"].startswith("He & Ozay")}
     assert fkd[("resnet32x4->resnet8x4", "fkd")] == 75.57
