@@ -9,6 +9,8 @@ from fkd.benchmark_objectives import (
     ft_loss,
     hcl_loss,
     nst_loss,
+    ofd_loss,
+    ofd_margin,
     pool_pair,
     vid_loss,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "max_kernel",
     "normalized_kernel",
     "nst_loss",
+    "ofd_loss",
+    "ofd_margin",
     "one_sided_kernel_distance",
     "pkt_loss",
     "pool_pair",

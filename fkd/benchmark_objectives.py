@@ -100,6 +100,30 @@ def ab_loss(maps_s: Sequence[torch.Tensor], maps_t: Sequence[torch.Tensor], marg
     return torch.stack(out)
 
 
+def ofd_margin(bn_weight: torch.Tensor, bn_bias: torch.Tensor) -> torch.Tensor:
+    """OFD's margin per channel (Heo et al., ICCV 2019) from the BatchNorm before a teacher's ReLU: with s = |weight|
+    and m = bias, the mean of the negative part of N(m, s^2), m - s phi(m / s) / Phi(-m / s), where Phi(-m / s) >
+    0.001, else -3 s. (C,), (C,) -> (C,) in the inputs' dtype (computed in float64)."""
+    s, m = bn_weight.detach().double().abs(), bn_bias.detach().double()
+    tail = torch.special.ndtr(-m / s)
+    gauss = torch.exp(-((m / s) ** 2) / 2) / (2 * torch.pi) ** 0.5
+    margin = torch.where(tail > 0.001, m - s * gauss / tail.clamp_min(0.001), -3 * s)
+    return margin.to(bn_weight.dtype)
+
+
+def ofd_loss(s: torch.Tensor, t: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    """OFD's partial L2 distance: with the teacher's map raised to the margin, t' = max(t, margin), the squared
+    difference (s - t')^2 where s > t' or t' > 0 (a student value below a teacher's negative response costs
+    nothing), summed over channels and positions and averaged over the batch. (B, C, H, W) connected student map,
+    (B, C, H, W) teacher pre-activation map, (C,) margin -> scalar."""
+    if s.shape != t.shape or s.dim() != 4 or margin.shape != (s.shape[1],):
+        raise ValueError(f"ofd_loss pairs (B, C, H, W) maps of one shape with a (C,) margin, got {tuple(s.shape)}, "
+                         f"{tuple(t.shape)} and {tuple(margin.shape)}; connect the student's map first")
+    s, t = upcast(s), upcast(t)
+    t = torch.maximum(t, margin.to(t.dtype).view(1, -1, 1, 1))
+    return ((s - t).pow(2) * ((s > t) | (t > 0))).sum() / s.shape[0]
+
+
 def fsp_matrices(maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """FSP matrices of consecutive maps: for (bottom, top), the mean over positions of bottom_c * top_c'
     (the larger map pooled to the smaller first).  n maps (B, C_i, H_i, W_i) -> n - 1 (B, C_{i+1}, C_i)."""

@@ -8,7 +8,7 @@ step knows (labels, indices, epoch) as a :class:`~realdata.methods.base.StepCont
 (name -> class) is the only place a method is looked up by name.
 
 Families: :mod:`.logit` (CE, KD, DKD, DIST, WTTM, CTKD), :mod:`.relational` (FKD, SP, PKT, RKD, CC),
-:mod:`.stages` (AT, FitNet, VID, NST, ReviewKD), :mod:`.two_stage` (FT, FSP, AB: an initialisation stage first),
+:mod:`.stages` (AT, FitNet, VID, NST, ReviewKD, OFD), :mod:`.two_stage` (FT, FSP, AB: an initialisation stage first),
 :mod:`.contrastive` (CRD); :mod:`.compose` adds KD to any of them (``NAME+kd``).
 
 Teachers are frozen (``requires_grad`` False) and stay in eval mode whatever ``.train()`` is called on the
@@ -36,14 +36,15 @@ from realdata.methods.compose import Registry, with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
 from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, WTTM
 from realdata.methods.relational import CC, FKD, PKT, RKD, SP, FKDAdd
-from realdata.methods.stages import AT, NST, VID, FitNet, ReviewKD
+from realdata.methods.stages import AT, NST, OFD, VID, FitNet, ReviewKD
 from realdata.methods.two_stage import AB, FSP, FT
 
 #: Method name -> Distiller class: the one place a method is looked up by name; ``NAME+kd`` is NAME with a KD term
 #: added (:mod:`.compose`). Iterating it gives the base methods.
 METHODS: Registry = Registry({cls.NAME: cls for cls in (
-    CE, KD, DKD, DIST, WTTM, CTKD, FKD, FKDAdd, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST, ReviewKD, FT, AB, FSP)})
+    CE, KD, DKD, DIST, WTTM, CTKD, FKD, FKDAdd, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST, ReviewKD, OFD, FT, AB,
+    FSP)})
 
-__all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "PKT",
-           "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs", "Registry",
+__all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "OFD",
+           "PKT", "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs", "Registry",
            "ReviewKD", "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]

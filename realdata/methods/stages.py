@@ -12,6 +12,8 @@ from fkd import (
     at_loss,
     hcl_loss,
     nst_loss,
+    ofd_loss,
+    ofd_margin,
     pool_pair,
     vid_loss,
 )
@@ -189,3 +191,47 @@ class ReviewKD(Distiller):
             losses.append(hcl_loss(fused, [m.float() for m in targets]))
         ramp = min(ctx.epoch / p["warmup"], 1.0) if p["warmup"] > 0 else 1.0
         return {"reviewkd": p["reviewkd_weight"] * ramp * torch.stack(losses).mean()}
+
+
+class OFD(Distiller):
+    """A comprehensive overhaul of feature distillation (Heo et al., ICCV 2019; mdistiller's CIFAR-100 recipe): the
+    student's pre-activation stage maps (the last n of each network's), each through a connector (1x1 conv + BN to the
+    teacher's channels, trained with the student), against the teacher's pre-activation maps (pooled to the student's
+    size) by the partial L2 distance with the margin of the teacher's BatchNorm before each ReLU
+    (:func:`fkd.ofd_margin`, :func:`fkd.ofd_loss`); the deepest stage weighted 1, each shallower one half the next;
+    CE + 1e-3 x their sum, averaged over an ensemble's teachers. Needs pre-activation maps of student and teachers
+    (CIFAR ResNets, WRNs, VGGs). The teachers stay in eval mode (the reference code runs them with batch statistics)."""
+
+    NAME = "ofd"
+    SPEC = {"ce_weight": Param(1.0), "ofd_weight": Param(1e-3)}
+    NEEDS = frozenset({"pooled", "preact"})
+
+    def _outputs(self, net: nn.Module, x: Tensor) -> Outputs:
+        logits, pooled, pre = net.forward_preact(x)
+        return Outputs(logits, pooled, pre[-1].relu(), tuple(pre))
+
+    def build_heads(self, data: ImageData, seed: int = 0) -> None:
+        """One connector per (teacher, paired stage): conv weights N(0, 2 / c_t), BN the identity (OFD's init)."""
+        s, ts = self._example_outputs(data)
+        for i, t in enumerate(ts):
+            for j, (ms, mt) in enumerate(self._stage_pairs(s, t)):
+                conv = nn.Conv2d(ms.shape[1], mt.shape[1], 1, bias=False)
+                nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / mt.shape[1]))
+                self.heads[f"connector{i}_{j}"] = nn.Sequential(conv, nn.BatchNorm2d(mt.shape[1]))
+
+    def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
+        losses = []
+        for i, (t, net) in enumerate(zip(teachers, self.teachers, strict=True)):
+            pairs = self._stage_pairs(student, t)
+            bns = net.preact_bns()[-len(pairs):]
+            total = 0.0
+            for j, ((ms, mt), bn) in enumerate(zip(pairs, bns, strict=True)):
+                head = self.heads[f"connector{i}_{j}"]
+                connected = head(ms.to(head[0].weight.dtype))
+                size = connected.shape[-2:]
+                target = mt if mt.shape[-2:] == size else F.adaptive_avg_pool2d(mt, size)
+                term = ofd_loss(connected.float(), target.float(), ofd_margin(bn.weight, bn.bias).float())
+                total = total + term / 2 ** (len(pairs) - 1 - j)
+            losses.append(total)
+        return {"ofd": self.params["ofd_weight"] * torch.stack(losses).mean()}
+

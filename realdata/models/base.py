@@ -22,7 +22,8 @@ class ZooModel(nn.Module, ABC):
 
     unit_features: bool = False
     #: What the model gives a distillation method (realdata.methods.base.gives): logits, pooled features and the
-    #: last map ("pooled"), the maps after every stage ("stages"); models with ``preact_stages`` add "preact".
+    #: last map ("pooled"), the maps after every stage ("stages"); models with ``preact_stages`` (and
+    #: ``preact_bns``, the BatchNorm each pre-activation map comes out of) add "preact".
     GIVES: ClassVar[frozenset[str]] = frozenset({"pooled", "stages"})
 
     def __init__(self, arch: str, penultimate_dim: int) -> None:
@@ -54,6 +55,13 @@ class ZooModel(nn.Module, ABC):
         stages = self.feature_stages(x)
         pooled = F.adaptive_avg_pool2d(stages[-1], 1).flatten(1)
         return self.head(pooled), pooled, stages
+
+    def forward_preact(self, x: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """For models with ``preact_stages`` ("preact" in GIVES): logits, pooled and the stages' pre-activation maps
+        in one pass (the last map's ReLU is the pooled ``fmap``)."""
+        pre = self.preact_stages(x)
+        pooled = F.adaptive_avg_pool2d(pre[-1].relu(), 1).flatten(1)
+        return self.head(pooled), pooled, pre
 
     def head(self, pooled: Tensor) -> Tensor:
         """(B, penultimate_dim) pooled features -> (B, num_classes) logits, through unit length if

@@ -82,5 +82,9 @@ class CifarResNet(ZooModel):
             x = out[-1].relu()
         return out
 
+    def preact_bns(self) -> list[nn.BatchNorm2d]:
+        """The BatchNorm of each pre-activation map (its last block's second; the residual is added after it)."""
+        return [layer[-1].bn2 for layer in (self.layer1, self.layer2, self.layer3)]
+
     def classify(self, pooled: Tensor) -> Tensor:
         return self.fc(pooled)

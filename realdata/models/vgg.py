@@ -62,5 +62,9 @@ class VGG(ZooModel):
             x = F.max_pool2d(out[-1].relu(), 2)
         return [*out, self.block4(self.block3(x).relu())]
 
+    def preact_bns(self) -> list[nn.BatchNorm2d]:
+        """The BatchNorm each pre-activation map comes out of (its block's last)."""
+        return [block[-1] for block in (self.block0, self.block1, self.block2, self.block4)]
+
     def classify(self, pooled: Tensor) -> Tensor:
         return self.classifier(pooled)

@@ -27,7 +27,11 @@ class BasicBlock(nn.Module):
         self.convShortcut = None if in_planes == planes else nn.Conv2d(in_planes, planes, 1, stride, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        pre = self.bn1(x).relu()
+        return self.after_bn1(x, self.bn1(x))
+
+    def after_bn1(self, x: Tensor, normed: Tensor) -> Tensor:
+        """The block on ``x`` given its first BatchNorm's output ``normed`` (the stage's pre-activation map)."""
+        pre = normed.relu()
         out = self.conv2(self.bn2(self.conv1(pre)).relu())
         return out + (x if self.convShortcut is None else self.convShortcut(pre))
 
@@ -70,10 +74,16 @@ class WideResNet(ZooModel):
 
     def preact_stages(self, x: Tensor) -> list[Tensor]:
         """The stages' maps as the next ReLU sees them (the next block's BN of them; the final BN for the last), as
-        the CRD benchmark reads a WRN's pre-activations for AB."""
+        the CRD benchmark reads a WRN's pre-activations for AB; one pass (each BatchNorm runs once)."""
         f1 = self.block1(self.conv1(x))
-        f2 = self.block2(f1)
-        return [self.block2.layer[0].bn1(f1), self.block3.layer[0].bn1(f2), self.bn1(self.block3(f2))]
+        p1 = self.block2.layer[0].bn1(f1)
+        f2 = self.block2.layer[1:](self.block2.layer[0].after_bn1(f1, p1))
+        p2 = self.block3.layer[0].bn1(f2)
+        return [p1, p2, self.bn1(self.block3.layer[1:](self.block3.layer[0].after_bn1(f2, p2)))]
+
+    def preact_bns(self) -> list[nn.BatchNorm2d]:
+        """The BatchNorm each pre-activation map comes out of."""
+        return [self.block2.layer[0].bn1, self.block3.layer[0].bn1, self.bn1]
 
     def classify(self, pooled: Tensor) -> Tensor:
         return self.fc(pooled)

@@ -13,6 +13,8 @@ from fkd import (
     dkd_loss,
     hcl_loss,
     kd_loss,
+    ofd_loss,
+    ofd_margin,
     standardize_logits,
     wttm_loss,
 )
@@ -101,3 +103,24 @@ def test_dot_optimizer():
         assert w.tolist() == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="momentum \\+ delta < 1"):
         DOT([w], lr=0.1, momentum=0.95, delta=0.075)
+
+
+# clovaai/overhaul-distillation @ 76344a84 (CIFAR-100/distiller.py: get_margin_from_BN, distillation_loss, the
+# 2^(n-i-1) stage weights) and megvii-research/mdistiller @ a08d46f1 (distillers/OFD.py: feat_loss, which divides
+# the sum by the batch size, as ofd_loss does): a BN with weight (0.5, 1, 2) and bias (-0.5, 0, 0.3); two stages of
+# randn(4, 3, 2, 2) pairs (seeds 0 and 1), the connector the identity.
+def test_ofd():
+    margin = ofd_margin(torch.tensor([0.5, 1.0, 2.0]), torch.tensor([-0.5, 0.0, 0.3]))
+    assert margin.tolist() == pytest.approx([-0.64379996, -0.79788458, -1.4915313], rel=1e-6)
+    stages = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        stages.append((torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)))
+    first, second = (ofd_loss(s, t, margin) for s, t in stages)
+    assert float(first) == pytest.approx(24.097336, rel=1e-6)  # clovaai's sum 96.389343 / batch 4
+    assert float(second) == pytest.approx(20.073172, rel=1e-6)
+    assert float(first / 2 + second) == pytest.approx(32.121841, rel=1e-6)  # mdistiller's ofd_loss
+    assert float(ofd_loss(stages[0][1], stages[0][1], margin)) == 0.0
+    low = torch.full((1, 3, 1, 1), -5.0)  # a student below a negative teacher response costs nothing
+    assert float(ofd_loss(low, torch.full((1, 3, 1, 1), -0.1), margin)) == 0.0
+

@@ -34,6 +34,8 @@ def test_the_per_pair_settings_of_the_published_configs():
     assert params("resnet32x4-ShuffleV2", "reviewkd") == {"reviewkd_weight": 8.0}
     assert json.loads((ROOT / "vgg13-vgg8" / "kd-dot.json").read_text())["optimizer"] == "dot"
     assert not (ROOT / "ResNet50-vgg8" / "reviewkd.json").exists()  # ResNet50 gives no pre-activation maps here
+    assert (ROOT / "wrn_40_2-wrn_16_2" / "ofd.json").exists()  # OFD: pre-activation maps on both sides
+    assert not any((ROOT / p / "ofd.json").exists() for p in ("vgg13-MobileNetV2", "resnet32x4-ShuffleV1"))
     assert not (ROOT / "resnet32x4-ShuffleV1" / "fsp.json").exists()  # FSP needs equal stage channels
 
 

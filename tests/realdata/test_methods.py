@@ -42,13 +42,14 @@ def config(method: str, **kw) -> TrainConfig:
 
 def test_registry_and_standard_weights():
     assert list(METHODS) == ["ce", "kd", "dkd", "dist", "wttm", "ctkd", "fkd", "fkd-add", "sp", "pkt", "rkd", "at",
-                             "fitnet", "crd", "cc", "vid", "nst", "reviewkd", "ft", "ab", "fsp"]
+                             "fitnet", "crd", "cc", "vid", "nst", "reviewkd", "ofd", "ft", "ab", "fsp"]
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
     assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "logit_stand": 0.0}
     assert METHODS["dist"].PARAMS == {"ce_weight": 1.0, "dist_weight": 2.0, "beta": 1.0, "gamma": 1.0,
                                       "temperature": 4.0, "logit_stand": 0.0}
     assert METHODS["reviewkd"].PARAMS == {"ce_weight": 1.0, "reviewkd_weight": 5.0, "warmup": 20.0}
+    assert METHODS["ofd"].PARAMS == {"ce_weight": 1.0, "ofd_weight": 1e-3}  # mdistiller's CE_WEIGHT, FEAT_WEIGHT
     assert METHODS["crd+kd"].PARAMS == {**METHODS["crd"].PARAMS, "kd_weight": 1.0, "kd_temperature": 4.0}
     assert "crd+kd" in METHODS and "crd+kd" not in list(METHODS) and "nothing+kd" not in METHODS
     assert METHODS["sp"].PARAMS["sp_weight"] == 3000 and METHODS["pkt"].PARAMS["pkt_weight"] == 30000

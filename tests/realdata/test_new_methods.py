@@ -92,7 +92,7 @@ def test_dkd_warms_up_and_refuses_transfer_data(data_dir, teachers):
 
 
 @pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst", "dist", "wttm", "ctkd",
-                                    "reviewkd", "crd+kd", "kd --optimizer dot", "dkd --param logit_stand=1",
+                                    "reviewkd", "ofd", "crd+kd", "kd --optimizer dot", "dkd --param logit_stand=1",
                                     "fkd-add --param target=1"])
 def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
     method, *extra = method.split()
@@ -111,7 +111,7 @@ def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, te
         assert a[key].keys() == b[key].keys()
         for k in a[key]:  # tensors, and CRD's memory's step count and constants
             assert torch.equal(a[key][k], b[key][k]) if torch.is_tensor(a[key][k]) else a[key][k] == b[key][k], k
-    assert bool(a["heads"]) == (method in ("fitnet", "crd", "cc", "vid", "ctkd", "reviewkd", "crd+kd"))
+    assert bool(a["heads"]) == (method in ("fitnet", "crd", "cc", "vid", "ctkd", "reviewkd", "ofd", "crd+kd"))
     rows = [__import__("json").loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert len(rows[-1]["kernel_distance"]) == 2 and all(v >= 0 for v in rows[-1]["kernel_distance"])
 
