@@ -27,3 +27,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _float_settings_restored():
+    """The commands set the simulation's numerics for their process (denormals flushed to zero:
+    multiview.engine.set_numerics); a command run in this process by CliRunner must not leave them to the next test
+    (hypothesis cannot draw floats with denormals flushed), so every test ends with the settings it began with."""
+    flushing = float(torch.tensor([1e-39]) * 1.0) == 0.0
+    yield
+    torch.set_flush_denormal(flushing)
