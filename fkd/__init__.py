@@ -30,6 +30,7 @@ from fkd.logit import (
     dist_loss,
     dkd_loss,
     kd_loss,
+    mlkd_terms,
     standardize_logits,
     wttm_loss,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "kernel_distance",
     "layer_names",
     "max_kernel",
+    "mlkd_terms",
     "normalized_kernel",
     "nst_loss",
     "ofd_loss",

@@ -168,3 +168,42 @@ def ctkd_reversal(epoch: int, epochs: int = 10, low: float = -1.0, high: float =
     ``epochs`` (10), then held: low + (high - low) (cos(pi min(e, N) / N) + 1) / 2."""
     e = min(max(epoch, 0), epochs)
     return low + (high - low) * (math.cos(math.pi * e / epochs) + 1) / 2
+
+
+def _gram_distance(p_s: torch.Tensor, p_t: torch.Tensor, dim: int) -> torch.Tensor:
+    """MLKD's class-level (``dim`` 0: the (C, C) Gram matrices P^T P) or batch-level (``dim`` 1: the (B, B) P P^T)
+    term: the summed squared difference of the teacher's and the student's, over the matrices' side."""
+    g_s = p_s.T @ p_s if dim == 0 else p_s @ p_s.T
+    g_t = p_t.T @ p_t if dim == 0 else p_t @ p_t.T
+    return (g_t - g_s).pow(2).sum() / g_s.shape[0]
+
+
+def mlkd_terms(logits_s: torch.Tensor, logits_t: torch.Tensor, strong_s: torch.Tensor, strong_t: torch.Tensor,
+               temperature: float = 4.0, kd_weight: float = 0.9) -> dict[str, torch.Tensor]:
+    """Multi-level logit distillation (Jin et al., CVPR 2023) as its reference code computes it, on the weak view's
+    (B, C) logits of student and teacher and the strong view's: at the temperatures (``temperature``, 3, 5, 2, 6),
+
+    - ``kd``: the weak view's instance-level KD (:func:`kd_loss`) at every temperature times m, plus the strong
+      view's at ``temperature``, 3 and 5 and the weak view's again at 2 and 6 (unmasked);
+    - ``cc``: the weak view's class-level Gram distance at every temperature times c;
+    - ``bc``: the weak view's batch-level Gram distance at every temperature times m;
+
+    each times ``kd_weight``. m and c are the fractions of samples and classes whose teacher confidence (the max
+    softmax probability; the class's summed probability over the batch) is at most its median: the reference
+    multiplies a scalar loss by a 0/1 mask and averages, so its confidence mask acts as these constant factors.
+    -> {"kd", "cc", "bc"} scalars."""
+    for name, z in (("logits_s", logits_s), ("strong_s", strong_s), ("strong_t", strong_t)):
+        check_same_batch(logits_t, z, ("logits_t", name))
+    zs, zt, ss, st = (upcast(z) for z in (logits_s, logits_t, strong_s, strong_t))
+    with torch.no_grad():
+        p = F.softmax(zt, -1)
+        conf, class_conf = p.max(-1).values, p.sum(0)
+        m = (conf <= torch.quantile(conf, 0.5)).float().mean()
+        c = (class_conf <= torch.quantile(class_conf, 0.5)).float().mean()
+    temps = (temperature, 3.0, 5.0, 2.0, 6.0)
+    kd = sum(m * kd_loss(zs, zt, t) for t in temps) + sum(kd_loss(ss, st, t) for t in temps[:3]) + \
+        sum(kd_loss(zs, zt, t) for t in temps[3:])
+    probs = [(F.softmax(zs / t, -1), F.softmax(zt / t, -1)) for t in temps]
+    cc = sum(c * _gram_distance(a, b, 0) for a, b in probs)
+    bc = sum(m * _gram_distance(a, b, 1) for a, b in probs)
+    return {"kd": kd_weight * kd, "cc": kd_weight * cc, "bc": kd_weight * bc}

@@ -89,6 +89,9 @@ def _common_options(f: Callable) -> Callable:
                      help="sgd, or dot: DOT's separate momenta for CE's and the distillation gradients (momentum -/+ "
                           "--dot-delta)" + _default("optimizer")),
         click.option("--dot-delta", type=float, default=None, help="DOT's delta" + _default("dot_delta")),
+        click.option("--strong-view/--no-strong-view", default=None,
+                     help="Also a strong view of every training image (RandAugment and Cutout on the device), for the "
+                          "methods that train on two views (mlkd)" + _default("strong_view")),
         click.option("--seed", type=int, default=None, help="Seed of the initialisation and data" + _default("seed")),
         click.option("--device", default=None,
                      help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK with NCCL, or cpu with gloo)"

@@ -67,6 +67,10 @@ class TrainConfig:
     ``dot_delta`` for the CE gradient, momentum + ``dot_delta`` for the distillation terms', 0.075 as DOT's CIFAR-100
     configs), usable with any method that has a teacher, in one process.
 
+    ``strong_view``: every training image also as a strong view (:func:`realdata.data.randaugment.rand_augment`:
+    RandAugment and Cutout after the crop and flip, drawn on the device), for the methods that train on two views
+    (MLKD).
+
     ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
     on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
     architectures (None where still to be read from the checkpoint: :func:`realdata.runs.load_teachers` fills
@@ -94,6 +98,7 @@ class TrainConfig:
     lr_decay: float = 0.1
     optimizer: str = "sgd"
     dot_delta: float = 0.075
+    strong_view: bool = False
     seed: int = 0
     amp: bool = True
     channels_last: bool = True
@@ -121,7 +126,7 @@ class TrainConfig:
         method.check_run(self.method, teachers=len(self.teachers),
                          zoo_models=not any(is_spec(a) for a in (self.model, *(a for a in self.teacher_archs if a))),
                          transfer_data=self.transfer_data is not None, transfer_size=self.transfer_size is not None,
-                         optimizer=self.optimizer)
+                         optimizer=self.optimizer, strong_view=bool(self.strong_view))
         try:
             self._fix("params", method.resolve_params(self.params))
         except ValueError as e:

@@ -38,6 +38,7 @@ from realdata.data import (
     ImageData,
     augment,
     normalize,
+    rand_augment,
 )
 from realdata.evaluate import evaluate, kernel_alignment
 from realdata.methods import Distiller
@@ -171,16 +172,24 @@ class Trainer:
         x = normalize(self._shard(augment(x, self.generator)), data.mean, data.std)
         return x.contiguous(memory_format=self.memory_format)
 
+    def _strong_images(self, x: Tensor) -> Tensor:
+        """The batch's strong view: its own crop and flip, then RandAugment and Cutout (drawn after the weak view's,
+        for the whole global batch on every rank), normalised, this rank's shard."""
+        strong = rand_augment(augment(x, self.generator), self.generator)
+        strong = normalize(self._shard(strong), self.data.mean, self.data.std)
+        return strong.contiguous(memory_format=self.memory_format)
+
     def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None,
                    indices: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
         """One SGD step of epoch ``self.epoch + 1`` on a uint8 global batch (this rank trains on its shard of it;
         ``indices``: the global batch's indices into the training set, for CRD's memory); returns this rank's named
         losses, their ``total`` and the number ``correct`` (detached, on the device, not synced)."""
         images = self._images(x, self.data)
+        strong = self._strong_images(x) if self.config.strong_view else None
         y = self._shard(y)
         transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits, losses = self.forward(images, y, transfer, indices, self.epoch + 1, step)
+            logits, losses = self.forward(images, y, transfer, indices, self.epoch + 1, step, strong)
         total = torch.stack(list(losses.values())).sum()
         self.optimizer.zero_grad(set_to_none=True)
         if self.dot:  # DOT: the distillation terms' gradient first, kept apart, then CE's

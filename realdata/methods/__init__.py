@@ -7,7 +7,7 @@ labels, transfer_images=None, indices=None, epoch=1, step=0)`` returns ``(studen
 step knows (labels, indices, epoch) as a :class:`~realdata.methods.base.StepContext` argument. :data:`METHODS`
 (name -> class) is the only place a method is looked up by name.
 
-Families: :mod:`.logit` (CE, KD, DKD, DIST, WTTM, CTKD), :mod:`.relational` (FKD, SP, PKT, RKD, CC),
+Families: :mod:`.logit` (CE, KD, DKD, DIST, WTTM, CTKD, MLKD), :mod:`.relational` (FKD, SP, PKT, RKD, CC),
 :mod:`.stages` (AT, FitNet, VID, NST, ReviewKD, OFD), :mod:`.two_stage` (FT, FSP, AB: an initialisation stage first),
 :mod:`.contrastive` (CRD); :mod:`.compose` adds KD to any of them (``NAME+kd``).
 
@@ -34,7 +34,7 @@ each is declared once, as a :class:`fkdapp.params.Param` in the method's ``SPEC`
 from realdata.methods.base import Distiller, Outputs, StepContext, check_compatible, gives, in_channels_of
 from realdata.methods.compose import Registry, with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
-from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, WTTM
+from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, MLKD, WTTM
 from realdata.methods.relational import CC, FKD, PKT, RKD, SP, FKDAdd
 from realdata.methods.stages import AT, NST, OFD, VID, FitNet, ReviewKD
 from realdata.methods.two_stage import AB, FSP, FT
@@ -42,9 +42,9 @@ from realdata.methods.two_stage import AB, FSP, FT
 #: Method name -> Distiller class: the one place a method is looked up by name; ``NAME+kd`` is NAME with a KD term
 #: added (:mod:`.compose`). Iterating it gives the base methods.
 METHODS: Registry = Registry({cls.NAME: cls for cls in (
-    CE, KD, DKD, DIST, WTTM, CTKD, FKD, FKDAdd, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST, ReviewKD, OFD, FT, AB,
-    FSP)})
+    CE, KD, DKD, DIST, WTTM, CTKD, MLKD, FKD, FKDAdd, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST, ReviewKD, OFD, FT,
+    AB, FSP)})
 
-__all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "NST", "OFD",
-           "PKT", "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs", "Registry",
-           "ReviewKD", "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]
+__all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "MLKD", "NST",
+           "OFD", "PKT", "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs",
+           "Registry", "ReviewKD", "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]

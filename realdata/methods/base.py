@@ -37,12 +37,14 @@ class Outputs(NamedTuple):
 class StepContext:
     """What a training step tells a method beside the networks' outputs: this rank's labels (B,), the global batch's
     indices into the training set (W B,) (every rank's, in rank order; None outside training), the epoch being
-    trained (1-based; schedules such as DKD's warm-up read it) and the step within it."""
+    trained (1-based; schedules such as DKD's warm-up read it), the step within it, and for two-view methods the
+    student's and the teachers' outputs on the strong view (a pass of their own, as the reference runs it)."""
 
     labels: Tensor
     indices: Tensor | None = None
     epoch: int = 1
     step: int = 0
+    strong: tuple[Outputs, list[Outputs]] | None = None
 
 
 def in_channels_of(model: nn.Module) -> int:
@@ -98,6 +100,9 @@ class Distiller(nn.Module):
     TEACHER_NEEDS: ClassVar[frozenset[str]] = frozenset({"pooled"})
     #: The distillation terms can use unlabelled transfer images (--transfer-data); False where they need labels.
     SUPPORTS_TRANSFER: ClassVar[bool] = True
+    #: 2: the method trains on a weak and a strong view of every image (``--strong-view``; MLKD): the strong view's
+    #: outputs reach :meth:`distill` as ``ctx.strong``.
+    VIEWS: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -127,7 +132,7 @@ class Distiller(nn.Module):
 
     @classmethod
     def check_run(cls, name: str, *, teachers: int, zoo_models: bool, transfer_data: bool, transfer_size: bool,
-                  optimizer: str) -> None:
+                  optimizer: str, strong_view: bool = False) -> None:
         """The method's rules on a run (a ConfigError line each, raised where the run's config is built): teachers
         where it needs them and none where it does not, the zoo's models where it compares stage maps, transfer
         images only where its terms need no labels, DOT only where there is a distillation term to split off.
@@ -149,6 +154,11 @@ class Distiller(nn.Module):
         if optimizer == "dot" and not cls.NEEDS_TEACHER:
             raise ConfigError(f"optimizer 'dot' splits the distillation gradient from CE's; method {name!r} has no "
                               "distillation term: use the default optimizer")
+        if cls.VIEWS == 2 and not strong_view:
+            raise ConfigError(f"method {name!r} trains on a weak and a strong view of every image: add --strong-view")
+        if strong_view and cls.VIEWS != 2:
+            raise ConfigError(f"--strong-view gives a second view of every image, which method {name!r} does not use; "
+                              "drop it")
 
     @classmethod
     def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
@@ -164,15 +174,22 @@ class Distiller(nn.Module):
         return self
 
     def forward(self, images: Tensor, labels: Tensor, transfer_images: Tensor | None = None,
-                indices: Tensor | None = None, epoch: int = 1, step: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+                indices: Tensor | None = None, epoch: int = 1, step: int = 0,
+                strong_images: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """(B, C, H, W) normalised images, (B,) labels[, (B', C, H, W) transfer images][, (W B,) the global batch's
         indices into the training set (methods with a memory over the training set need them)], the epoch
-        (1-based) and step -> logits, named losses."""
+        (1-based) and step[, (B, C, H, W) the images' strong view, for two-view methods] -> logits, named losses."""
         n = images.shape[0]
         if not self.teachers:
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
-        ctx = StepContext(labels, indices, epoch, step)
+        strong = None
+        if strong_images is not None and self.VIEWS == 2:
+            with torch.no_grad():
+                strong_t = [self._outputs(t, resize_channels(strong_images, c))
+                            for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
+            strong = (self._outputs(self.student, strong_images), strong_t)
+        ctx = StepContext(labels, indices, epoch, step, strong)
         both = images if transfer_images is None else torch.cat([images, transfer_images])
         student = self._outputs(self.student, both)
         logits = student.logits[:n]

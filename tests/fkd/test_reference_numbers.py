@@ -13,6 +13,7 @@ from fkd import (
     dkd_loss,
     hcl_loss,
     kd_loss,
+    mlkd_terms,
     ofd_loss,
     ofd_margin,
     standardize_logits,
@@ -123,4 +124,23 @@ def test_ofd():
     assert float(ofd_loss(stages[0][1], stages[0][1], margin)) == 0.0
     low = torch.full((1, 3, 1, 1), -5.0)  # a student below a negative teacher response costs nothing
     assert float(ofd_loss(low, torch.full((1, 3, 1, 1), -0.1), margin)) == 0.0
+
+
+# Jin-Ying/Multi-Level-Logit-Distillation @ 5ee473fc, mdistiller/distillers/KD_ours.py (KD_ours.forward_train with
+# its kd_loss, cc_loss, bc_loss and confidence masks): the weak view's logits randn(6, 5) x 2 (seed 0), the strong
+# view's (seed 1), targets [0, 1, 2, 3, 4, 0]; its CIFAR settings (T 4, CE 0.1, KD 0.9) and its ImageNet ones (T 1,
+# CE 0.5, KD 0.5). The sample mask keeps 3 of 6 (0.5), the class mask 3 of 5 (0.6).
+@pytest.mark.parametrize(("temperature", "ce_weight", "kd_weight", "want"),
+                         [(4.0, 0.1, 0.9, (0.43503705, 5.3830433, 0.02293068, 0.0051978389, 5.846209)),
+                          (1.0, 0.5, 0.5, (2.1751852, 2.9484453, 0.049240142, 0.026015365, 5.1988859))])
+def test_mlkd(temperature, ce_weight, kd_weight, want):
+    torch.manual_seed(0)
+    zs, zt = torch.randn(6, 5), torch.randn(6, 5)
+    torch.manual_seed(1)
+    ss, st = torch.randn(6, 5), torch.randn(6, 5)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    terms = mlkd_terms(zs, zt, ss, st, temperature, kd_weight)
+    ce = ce_weight * (torch.nn.functional.cross_entropy(zs, y) + torch.nn.functional.cross_entropy(ss, y))
+    got = (float(ce), float(terms["kd"]), float(terms["cc"]), float(terms["bc"]), float(ce + sum(terms.values())))
+    assert got == pytest.approx(want, rel=1e-6)
 

@@ -37,18 +37,20 @@ def make(method: str, teachers: list[torch.nn.Module] | None = None, **params: f
 def config(method: str, **kw) -> TrainConfig:
     teachers = ("teacher.pt",) if METHODS[method].NEEDS_TEACHER else ()
     return TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=teachers,
-                       teacher_archs=("resnet8",) * len(teachers), batch_size=16, **kw)
+                       teacher_archs=("resnet8",) * len(teachers), batch_size=16,
+                       strong_view=METHODS[method].VIEWS == 2, **kw)
 
 
 def test_registry_and_standard_weights():
-    assert list(METHODS) == ["ce", "kd", "dkd", "dist", "wttm", "ctkd", "fkd", "fkd-add", "sp", "pkt", "rkd", "at",
-                             "fitnet", "crd", "cc", "vid", "nst", "reviewkd", "ofd", "ft", "ab", "fsp"]
+    assert list(METHODS) == ["ce", "kd", "dkd", "dist", "wttm", "ctkd", "mlkd", "fkd", "fkd-add", "sp", "pkt", "rkd",
+                             "at", "fitnet", "crd", "cc", "vid", "nst", "reviewkd", "ofd", "ft", "ab", "fsp"]
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
     assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "logit_stand": 0.0}
     assert METHODS["dist"].PARAMS == {"ce_weight": 1.0, "dist_weight": 2.0, "beta": 1.0, "gamma": 1.0,
                                       "temperature": 4.0, "logit_stand": 0.0}
     assert METHODS["reviewkd"].PARAMS == {"ce_weight": 1.0, "reviewkd_weight": 5.0, "warmup": 20.0}
+    assert METHODS["mlkd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}  # MLKD's cfg.KD
     assert METHODS["ofd"].PARAMS == {"ce_weight": 1.0, "ofd_weight": 1e-3}  # mdistiller's CE_WEIGHT, FEAT_WEIGHT
     assert METHODS["crd+kd"].PARAMS == {**METHODS["crd"].PARAMS, "kd_weight": 1.0, "kd_temperature": 4.0}
     assert "crd+kd" in METHODS and "crd+kd" not in list(METHODS) and "nothing+kd" not in METHODS

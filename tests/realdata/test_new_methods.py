@@ -92,8 +92,8 @@ def test_dkd_warms_up_and_refuses_transfer_data(data_dir, teachers):
 
 
 @pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst", "dist", "wttm", "ctkd",
-                                    "reviewkd", "ofd", "crd+kd", "kd --optimizer dot", "dkd --param logit_stand=1",
-                                    "fkd-add --param target=1"])
+                                    "reviewkd", "ofd", "mlkd --strong-view", "crd+kd", "kd --optimizer dot",
+                                    "dkd --param logit_stand=1", "fkd-add --param target=1"])
 def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
     method, *extra = method.split()
     common = ["--student", "resnet8", "--method", method, "--dataset", "cifar10", "--data-dir", str(data_dir),
