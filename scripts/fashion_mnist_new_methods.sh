@@ -10,10 +10,11 @@ T=runs/fm-new/teacher/last.pt
 C="--student resnet8 --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist --train-size 2000 --epochs 3 --batch-size 64 --eval-batch-size 500 --device cpu --no-progress"
 for seed in 0 1; do
   .venv/bin/realdata train --model resnet8 --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist --train-size 2000 --epochs 3 --batch-size 64 --eval-batch-size 500 --device cpu --no-progress --seed $seed --out runs/fm-new/ce/s$seed
-  for m in kd dist wttm ctkd reviewkd crd+kd; do
+  for m in kd dist wttm ctkd reviewkd ofd crd+kd; do
     .venv/bin/realdata distill --teacher $T --method $m $C --seed $seed --out runs/fm-new/$m/s$seed
   done
   .venv/bin/realdata distill --teacher $T --method kd --param logit_stand=1 --param temperature=2 --param kd_weight=9 $C --seed $seed --out runs/fm-new/kd-ls/s$seed
   .venv/bin/realdata distill --teacher $T --method kd --optimizer dot $C --seed $seed --out runs/fm-new/kd-dot/s$seed
+  .venv/bin/realdata distill --teacher $T --method mlkd --strong-view $C --seed $seed --out runs/fm-new/mlkd/s$seed
 done
 echo ALLDONE

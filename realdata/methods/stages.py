@@ -8,15 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fkd import (
-    at_loss,
-    hcl_loss,
-    nst_loss,
-    ofd_loss,
-    ofd_margin,
-    pool_pair,
-    vid_loss,
-)
+from fkd import at_loss, hcl_loss, nst_loss, ofd_loss, ofd_margin, pool_pair, vid_loss
 from fkdapp.params import Param
 from realdata.data import ImageData
 from realdata.methods.base import Distiller, Outputs, StepContext
