@@ -37,9 +37,10 @@ passes --resume, so the script can be stopped and run again: finished runs are s
 ``--from PHASE`` and ``--until PHASE`` run the phases between (the teacher is trained only for the phases that use
 it: select to recipe); the selection is read from the finished selection runs, or with ``--selection RECORD`` from
 the record of an earlier run of this script (checked against this run's grids), so that a later phase can run in
-another sitting or on another machine without the selection runs. Writes FIGURES/NAME.md (the tables of the phases
-run), FIGURES/NAME.json (every number, the selection record, the wall time per phase, the device) and
-FIGURES/NAME.png (the ensemble curve), NAME being --name (fashion_mnist_verdict).
+another sitting or on another machine without the selection runs; with ``--from select`` the record's choices are
+kept and only the methods it lacks are selected (a verdict extended with new methods). Writes FIGURES/NAME.md
+(the tables of the phases run), FIGURES/NAME.json (every number, the selection record, the wall time per phase, the
+device) and FIGURES/NAME.png (the ensemble curve), NAME being --name (fashion_mnist_verdict).
 
 The runs read the test set at their last epoch only (``--val-size``): it never chooses a setting or a checkpoint.
 

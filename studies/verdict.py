@@ -23,7 +23,9 @@ MEMBERS = ("resnet20", "wrn_16_2", "vgg8", "resnet14")
 FACTORS = (0.25, 1.0, 4.0, 0.5, 2.0, 8.0)  # the coarse grid first
 #: The parameters each method's weight scales (DKD: both of its terms).
 WEIGHTS = {"kd": ("kd_weight",), "dkd": ("alpha", "beta"), "sp": ("sp_weight",), "pkt": ("pkt_weight",),
-           "rkd": ("rkd_weight",), "at": ("at_weight",), "fitnet": ("hint_weight",), "crd": ("crd_weight",)}
+           "rkd": ("rkd_weight",), "at": ("at_weight",), "fitnet": ("hint_weight",), "crd": ("crd_weight",),
+           "dist": ("dist_weight",), "wttm": ("wttm_weight",), "ctkd": ("kd_weight",), "mlkd": ("kd_weight",),
+           "reviewkd": ("reviewkd_weight",), "ofd": ("ofd_weight",)}
 FKD_GRID = [(lam, reg) for reg in (1e-4, 1e-3) for lam in (25.0, 100.0, 400.0)]
 BASE_WD = 5e-4
 PHASES = ["select", "report", "lowlabel", "recipe", "ensemble"]  # in order of what the verdict needs most
@@ -110,7 +112,7 @@ class Study:
             args = ["train", "--model", STUDENT, *self.student[2:]]
         else:
             args = ["distill", *(a for t in teachers for a in ("--teacher", str(t.out / "last.pt"))),
-                    "--method", method, *self.student]
+                    "--method", method, *(["--strong-view"] if METHODS[method].VIEWS == 2 else []), *self.student]
         return Job((*args, "--train-size", str(self.a.train_size), *setting_args(setting), *extra, "--seed",
                     str(seed), "--out", str(folder)), folder)
 
@@ -131,9 +133,10 @@ def chosen(study: Study, method: str) -> tuple[int, dict, list[dict]]:
     return (best, grid[best], records) if best >= 0 else (-1, {}, records)
 
 
-def recorded(study: Study, methods: list[str], record: Path) -> dict:
+def recorded(study: Study, methods: list[str], record: Path, complete: bool = True) -> dict:
     """Each method's choice as :func:`chosen` gives it, read from an earlier record of this script; exits with one
-    line where the record is unreadable, lacks a method, or chose from another grid than this run's."""
+    line where the record is unreadable, chose from another grid than this run's, or (``complete``) lacks a method;
+    without ``complete`` the methods it lacks are left out (their selection runs here)."""
     try:
         selection = json.loads(record.read_text())["selection"]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -142,6 +145,8 @@ def recorded(study: Study, methods: list[str], record: Path) -> dict:
     choice = {}
     for m in methods:
         entry = selection.get(m)
+        if entry is None and not complete:
+            continue
         if entry is None:
             sys.exit(f"Error: --selection {record} has no choice for {m}; drop it from --methods or rerun its "
                      "selection")
@@ -171,8 +176,6 @@ def run(a: Options) -> None:
         sys.exit(f"Error: --ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
     if PHASES.index(a.start) > PHASES.index(a.until):
         sys.exit(f"Error: --from {a.start} comes after --until {a.until}; phases run in the order {', '.join(PHASES)}")
-    if a.selection is not None and a.start == "select":
-        sys.exit("Error: --selection replaces the select phase; pass --from with a later phase")
     study = Study(a)
     phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
     ledger = a.out / "seconds.json"
@@ -188,10 +191,13 @@ def run(a: Options) -> None:
     teacher = study.teacher(TEACHER)
     if set(phases) & {"select", "report", "lowlabel", "recipe"}:
         run_phase("teachers", [teacher])
+    # --selection with the select phase: the record's choices where it has them, selection runs for the others
+    given = recorded(study, methods, a.selection, complete=a.start != "select") if a.selection else {}
     if "select" in phases:
         run_phase("select", [study.student_job(a.out / "select" / m / f"set{i}", m, s, seed, [teacher])
-                       for m in methods for i, s in enumerate(settings(m, a.settings)) for seed in a.select_seeds])
-    choice = recorded(study, methods, a.selection) if a.selection else {m: chosen(study, m) for m in methods}
+                             for m in methods if m not in given for i, s in enumerate(settings(m, a.settings))
+                             for seed in a.select_seeds])
+    choice = {m: given[m] if m in given else chosen(study, m) for m in methods}
     ready = all(c[0] >= 0 for c in choice.values())
     pick = {m: c[1] for m, c in choice.items()}
     others = [m for m in methods if m not in ("ce", "kd", "fkd")]
@@ -259,7 +265,11 @@ def paired(a_dir: Path, b_dir: Path) -> list[float]:
 def write_results(study: Study, methods: list[str], choice: dict, best_other: str | None, recipe_rows: dict,
                   members: list, es: tuple, low: dict, seconds: dict, phases: list[str]) -> None:
     a, out = study.a, study.out
-    source = f"read from {a.selection}" if a.selection else "the selection runs"
+    source = "the selection runs"
+    if a.selection:
+        from_record = ", ".join(recorded(study, methods, a.selection, complete=False))
+        source = f"read from {a.selection}" + ("" if a.start != "select" else
+                                               f" for {from_record}; the selection runs for the others")
     lines = ["# Fashion-MNIST: every method tuned alike (resnet20 -> resnet8)", "",
              f"{a.train_size} labelled images, {a.val_size} validation images, {a.epochs} epochs, batch "
              f"{a.batch_size}; selection seeds {a.select_seeds} (validation), report seeds {a.report_seeds} (test). "

@@ -128,6 +128,11 @@ def test_fashion_mnist_verdict_script(tmp_path):
     assert set(ens["ensemble"]["kd"]) == {"1", "2"} and "test" not in ens and "lowlabel" not in ens
     assert not (tmp_path / "out2" / "teachers" / "resnet20").exists() and not (tmp_path / "out2" / "select").exists()
     assert (tmp_path / "fig" / "ens.png").is_file() and "read from" in (tmp_path / "fig" / "ens.md").read_text()
+    # a verdict extended with a new method: the record's choices kept, only the new method's selection planned
+    more = verdict("--from", "select", "--until", "report", "--selection", str(record), "--methods", "kd,fkd,sp,dist",
+                   "--dry-run")
+    assert [line.split("--out ")[-1] for line in more.splitlines() if "/select/" in line] == [
+        str(tmp_path / "out" / "select" / "dist" / "set0" / "s0")]
     wrong = subprocess.run([sys.executable, "scripts/fashion_mnist_verdict.py", "--from", "ensemble", "--selection",
                             str(record), "--methods", "kd,fkd,sp", "--settings", "2", "--dry-run"], cwd=ROOT,
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
