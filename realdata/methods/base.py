@@ -184,6 +184,9 @@ class Distiller(nn.Module):
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
         strong = None
+        if self.VIEWS == 2 and strong_images is None:
+            raise ValueError(f"method {self.NAME!r} trains on two views: pass the batch's strong view as strong_images "
+                             "(--strong-view)")
         if strong_images is not None and self.VIEWS == 2:
             with torch.no_grad():
                 strong_t = [self._outputs(t, resize_channels(strong_images, c))

@@ -41,10 +41,12 @@ def test_bf16_autocast_and_channels_last_on_cpu(method):
         d.build_heads(image_data(n_train=64))
         d.heads.eval()
     d_bf16 = copy.deepcopy(d)  # CRD's memory changes with every call
-    _, want = d(x, y, indices=torch.arange(8))
+    strong = x.flip(-1) if d.VIEWS == 2 else None  # a second view for the two-view methods (MLKD)
+    _, want = d(x, y, indices=torch.arange(8), strong_images=strong)
     d = d_bf16.to(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        _, got = d(x.contiguous(memory_format=torch.channels_last), y, indices=torch.arange(8))
+        _, got = d(x.contiguous(memory_format=torch.channels_last), y, indices=torch.arange(8),
+                   strong_images=None if strong is None else strong.contiguous(memory_format=torch.channels_last))
     assert set(got) == set(want)
     for name, value in got.items():
         assert value.dtype == torch.float32 and torch.isfinite(value)
