@@ -204,8 +204,9 @@ def run(a: Options) -> None:
     best_other = max(others, key=lambda m: choice[m][2][choice[m][0]]["mean_val_acc"]) if ready and others else None
     report = lambda m: a.out / "report" / m  # noqa: E731
     if ready and "report" in phases:
-        run_phase("report", [study.student_job(report(m), m, pick[m], seed, [teacher]) for m in methods
-                       for seed in a.report_seeds])
+        # seed by seed: a report stopped early has every method on the same seeds
+        run_phase("report", [study.student_job(report(m), m, pick[m], seed, [teacher]) for seed in a.report_seeds
+                             for m in methods])
     low = {}
     if ready and "lowlabel" in phases:
         for m in [*(["ce"] if "ce" in methods else []), "fkd", "kd", *([best_other] if best_other else [])]:
