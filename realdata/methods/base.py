@@ -184,14 +184,11 @@ class Distiller(nn.Module):
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
         strong = None
-        if self.VIEWS == 2 and strong_images is None:
-            raise ValueError(f"method {self.NAME!r} trains on two views: pass the batch's strong view as strong_images "
-                             "(--strong-view)")
-        if strong_images is not None and self.VIEWS == 2:
-            with torch.no_grad():
-                strong_t = [self._outputs(t, resize_channels(strong_images, c))
-                            for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
-            strong = (self._outputs(self.student, strong_images), strong_t)
+        if self.VIEWS == 2:
+            if strong_images is None:
+                raise ValueError(f"method {self.NAME!r} trains on two views: pass the batch's strong view as "
+                                 "strong_images (--strong-view)")
+            strong = (self._outputs(self.student, strong_images), self._teacher_outputs(strong_images))
         ctx = StepContext(labels, indices, epoch, step, strong)
         both = images if transfer_images is None else torch.cat([images, transfer_images])
         student = self._outputs(self.student, both)
@@ -200,9 +197,7 @@ class Distiller(nn.Module):
         if transfer_images is not None:
             student = Outputs(*(t[n:] for t in student[:3]), tuple(t[n:] for t in student.stages))
             kernel_images = transfer_images
-        with torch.no_grad():
-            teachers = [self._outputs(t, resize_channels(kernel_images, c))
-                        for t, c in zip(self.teachers, self.teacher_channels, strict=True)]
+        teachers = self._teacher_outputs(kernel_images)
         if self.GATHERED:
             student = self._gathered(student)
             teachers = [self._gathered(t) for t in teachers]
@@ -249,9 +244,7 @@ class Distiller(nn.Module):
         """The student's and the teachers' outputs on two of ``data``'s training images (to size heads from)."""
         example = self._example_images(data)
         with torch.no_grad():
-            return self._outputs(self.student, example), [
-                self._outputs(t, resize_channels(example, c)) for t, c in zip(self.teachers, self.teacher_channels,
-                                                                               strict=True)]
+            return self._outputs(self.student, example), self._teacher_outputs(example)
 
     def _stage_pairs(self, student: Outputs, teacher: Outputs) -> list[tuple[Tensor, Tensor]]:
         """The last n stage maps of student and teacher, paired (n the smaller stage count)."""
