@@ -198,6 +198,10 @@ def run(a: Options) -> None:
                              for m in methods if m not in given for i, s in enumerate(settings(m, a.settings))
                              for seed in a.select_seeds])
     choice = {m: given[m] if m in given else chosen(study, m) for m in methods}
+    source = "the selection runs"
+    if a.selection:
+        source = f"read from {a.selection}" + ("" if a.start != "select" else
+                                               f" for {', '.join(given)}; the selection runs for the others")
     ready = all(c[0] >= 0 for c in choice.values())
     pick = {m: c[1] for m, c in choice.items()}
     others = [m for m in methods if m not in ("ce", "kd", "fkd")]
@@ -241,7 +245,7 @@ def run(a: Options) -> None:
                          for e in es for m in ("fkd", "kd") for seed in a.report_seeds])
     if a.dry_run:
         return
-    write_results(study, methods, choice, best_other, recipe_rows, members, es, low, seconds, phases)
+    write_results(study, methods, choice, source, best_other, recipe_rows, members, es, low, seconds, phases)
 
 
 def ensemble_accuracy(study: Study, members: list[Job], e: int) -> float | None:
@@ -263,14 +267,10 @@ def paired(a_dir: Path, b_dir: Path) -> list[float]:
     return [a[s] - b[s] for s in sorted(a.keys() & b.keys())]
 
 
-def write_results(study: Study, methods: list[str], choice: dict, best_other: str | None, recipe_rows: dict,
-                  members: list, es: tuple, low: dict, seconds: dict, phases: list[str]) -> None:
+def write_results(study: Study, methods: list[str], choice: dict, source: str, best_other: str | None,
+                  recipe_rows: dict, members: list, es: tuple, low: dict, seconds: dict, phases: list[str]) -> None:
+    """The tables, the record and the figure of the phases run; ``source``: where the selection came from."""
     a, out = study.a, study.out
-    source = "the selection runs"
-    if a.selection:
-        from_record = ", ".join(recorded(study, methods, a.selection, complete=False))
-        source = f"read from {a.selection}" + ("" if a.start != "select" else
-                                               f" for {from_record}; the selection runs for the others")
     lines = ["# Fashion-MNIST: every method tuned alike (resnet20 -> resnet8)", "",
              f"{a.train_size} labelled images, {a.val_size} validation images, {a.epochs} epochs, batch "
              f"{a.batch_size}; selection seeds {a.select_seeds} (validation), report seeds {a.report_seeds} (test). "
