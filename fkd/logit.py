@@ -179,7 +179,7 @@ def _gram_distance(p_s: torch.Tensor, p_t: torch.Tensor, dim: int) -> torch.Tens
 
 
 def mlkd_terms(logits_s: torch.Tensor, logits_t: torch.Tensor, strong_s: torch.Tensor, strong_t: torch.Tensor,
-               temperature: float = 4.0, kd_weight: float = 0.9) -> dict[str, torch.Tensor]:
+               temperature: float = 4.0, kd_weight: float = 0.9, standardize: bool = False) -> dict[str, torch.Tensor]:
     """Multi-level logit distillation (Jin et al., CVPR 2023) as its reference code computes it, on the weak view's
     (B, C) logits of student and teacher and the strong view's: at the temperatures (``temperature``, 3, 5, 2, 6),
 
@@ -191,7 +191,8 @@ def mlkd_terms(logits_s: torch.Tensor, logits_t: torch.Tensor, strong_s: torch.T
     each times ``kd_weight``. m and c are the fractions of samples and classes whose teacher confidence (the max
     softmax probability; the class's summed probability over the batch) is at most its median: the reference
     multiplies a scalar loss by a 0/1 mask and averages, so its confidence mask acts as these constant factors.
-    -> {"kd", "cc", "bc"} scalars."""
+    ``standardize`` z-scores the logits of the instance-level terms only (as the logit-standardisation code's MLKD
+    does; the masks and the Gram terms keep the raw logits). -> {"kd", "cc", "bc"} scalars."""
     for name, z in (("logits_s", logits_s), ("strong_s", strong_s), ("strong_t", strong_t)):
         check_same_batch(logits_t, z, ("logits_t", name))
     zs, zt, ss, st = (upcast(z) for z in (logits_s, logits_t, strong_s, strong_t))
@@ -201,8 +202,11 @@ def mlkd_terms(logits_s: torch.Tensor, logits_t: torch.Tensor, strong_s: torch.T
         m = (conf <= torch.quantile(conf, 0.5)).float().mean()
         c = (class_conf <= torch.quantile(class_conf, 0.5)).float().mean()
     temps = (temperature, 3.0, 5.0, 2.0, 6.0)
-    kd = sum(m * kd_loss(zs, zt, t) for t in temps) + sum(kd_loss(ss, st, t) for t in temps[:3]) + \
-        sum(kd_loss(zs, zt, t) for t in temps[3:])
+    def inst(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+        return kd_loss(a, b, t, standardize=standardize)
+
+    kd = sum(m * inst(zs, zt, t) for t in temps) + sum(inst(ss, st, t) for t in temps[:3]) + \
+        sum(inst(zs, zt, t) for t in temps[3:])
     probs = [(F.softmax(zs / t, -1), F.softmax(zt / t, -1)) for t in temps]
     cc = sum(c * _gram_distance(a, b, 0) for a, b in probs)
     bc = sum(m * _gram_distance(a, b, 1) for a, b in probs)

@@ -3,7 +3,7 @@
 Every method that compares logits takes ``logit_stand`` (0 or 1): logit standardisation (Sun et al., CVPR 2024),
 both sides' logits z-scored per sample before the temperature. The LS paper's CIFAR-100 settings for KD are
 ``--param logit_stand=1 --param temperature=2 --param kd_weight=9`` (CE weight 0.1); for DKD it multiplies alpha and
-beta by 9 (9 and 72) at T = 2.
+beta by 9 (9 and 72) at T = 2; for MLKD ``temperature=2 kd_weight=9``, z-scoring its instance-level terms only.
 """
 
 from __future__ import annotations
@@ -53,19 +53,22 @@ class MLKD(Distiller):
     T = 4, 3, 5, 2, 6 on both views, the class- and batch-level Gram terms on the weak one, weight 0.9). An
     ensemble's targets are the mean of its teachers' logits on each view. Its published CIFAR-100 numbers come from
     its own recipe too (lr 0.025 for same-family pairs, 480-960 epochs for some others), which the suite's configs
-    do not copy."""
+    do not copy. With ``logit_stand=1`` the instance-level terms z-score their logits (the LS paper's MLKD setting:
+    ``temperature=2``, ``kd_weight=9``)."""
 
     NAME = "mlkd"
     USES_TEACHER_LOGITS = True
     SUPPORTS_TRANSFER = False  # CE on the strong view needs the labels
     VIEWS = 2
-    SPEC = {"ce_weight": Param(0.1), "kd_weight": Param(0.9), "temperature": Param(4.0, positive=True)}
+    SPEC = {"ce_weight": Param(0.1), "kd_weight": Param(0.9), "temperature": Param(4.0, positive=True),
+            "logit_stand": LOGIT_STAND}
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         p = self.params
         strong_s, strong_t = ctx.strong
         mean = [torch.stack(_logits(ts)).mean(0) for ts in (teachers, strong_t)]  # an ensemble's mean logits
-        terms = mlkd_terms(student.logits, mean[0], strong_s.logits, mean[1], p["temperature"], p["kd_weight"])
+        terms = mlkd_terms(student.logits, mean[0], strong_s.logits, mean[1], p["temperature"], p["kd_weight"],
+                            standardize=bool(p["logit_stand"]))
         return {"ce_strong": self._ce(strong_s.logits, ctx.labels), **terms}
 
 

@@ -144,3 +144,21 @@ def test_mlkd(temperature, ce_weight, kd_weight, want):
     got = (float(ce), float(terms["kd"]), float(terms["cc"]), float(terms["bc"]), float(ce + sum(terms.values())))
     assert got == pytest.approx(want, rel=1e-6)
 
+
+
+# sunshangquan/logit-standardization-KD @ f6e5aa51, mdistiller/distillers/MLKD.py (MLKD.forward_train with
+# EXPERIMENT.LOGIT_STAND on): the tensors of test_mlkd, CE weight 0.1; the LS paper's setting (base temperature 2,
+# KD weight 9) and the CIFAR one (T 4, KD 0.9). Only the instance-level terms see z-scored logits.
+@pytest.mark.parametrize(("temperature", "kd_weight", "want"),
+                         [(2.0, 9.0, (53.699425, 0.33593622, 0.089005604, 54.559402)),
+                          (4.0, 0.9, (5.401103, 0.02293068, 0.0051978389, 5.8642688))])
+def test_mlkd_logit_standardisation(temperature, kd_weight, want):
+    torch.manual_seed(0)
+    zs, zt = torch.randn(6, 5), torch.randn(6, 5)
+    torch.manual_seed(1)
+    ss, st = torch.randn(6, 5), torch.randn(6, 5)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    terms = mlkd_terms(zs, zt, ss, st, temperature, kd_weight, standardize=True)
+    ce = 0.1 * (torch.nn.functional.cross_entropy(zs, y) + torch.nn.functional.cross_entropy(ss, y))
+    got = (float(terms["kd"]), float(terms["cc"]), float(terms["bc"]), float(ce + sum(terms.values())))
+    assert got == pytest.approx(want, rel=1e-6)

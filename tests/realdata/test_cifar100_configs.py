@@ -40,6 +40,21 @@ def test_the_per_pair_settings_of_the_published_configs():
     assert (ROOT / "wrn_40_2-wrn_16_2" / "ofd.json").exists()  # OFD: pre-activation maps on both sides
     assert not any((ROOT / p / "ofd.json").exists() for p in ("vgg13-MobileNetV2", "resnet32x4-ShuffleV1"))
     assert not (ROOT / "resnet32x4-ShuffleV1" / "fsp.json").exists()  # FSP needs equal stage channels
+    # logit standardisation: the LS logs' base temperature and weight; DKD's alpha W and beta BETA x W
+    assert params("vgg13-vgg8", "dkd-ls") == {"logit_stand": 1.0, "temperature": 2.0, "alpha": 15.0, "beta": 30.0}
+    assert params("resnet32x4-resnet8x4", "dkd-ls")["beta"] == 72.0  # no BETA in the log: the pair's 8
+    assert params("vgg13-vgg8", "mlkd-ls") == {"logit_stand": 1.0, "temperature": 2.0, "kd_weight": 6.0}
+
+
+@pytest.mark.parametrize("key", sorted(SUITES["methods"]))
+def test_every_column_runs_on_a_pair_of_the_users(key):
+    """A pair no suite lists takes the column's own settings, and they make a valid run."""
+    from studies.reproduce import pair_config
+
+    fields = pair_config(key, "resnet32", "resnet8")
+    teachers = {} if fields["method"] == "ce" else {"teachers": ("t.pth",), "teacher_archs": ("resnet32",)}
+    config = TrainConfig(model="resnet8", dataset="cifar100", **teachers, **fields)
+    assert config.method == SUITES["methods"][key]["method"]
 
 
 def test_suites_and_published_numbers():

@@ -50,7 +50,8 @@ def test_registry_and_standard_weights():
     assert METHODS["dist"].PARAMS == {"ce_weight": 1.0, "dist_weight": 2.0, "beta": 1.0, "gamma": 1.0,
                                       "temperature": 4.0, "logit_stand": 0.0}
     assert METHODS["reviewkd"].PARAMS == {"ce_weight": 1.0, "reviewkd_weight": 5.0, "warmup": 20.0}
-    assert METHODS["mlkd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}  # MLKD's cfg.KD
+    assert METHODS["mlkd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0,  # MLKD's cfg.KD
+                                      "logit_stand": 0.0}
     assert METHODS["ofd"].PARAMS == {"ce_weight": 1.0, "ofd_weight": 1e-3}  # mdistiller's CE_WEIGHT, FEAT_WEIGHT
     assert METHODS["crd+kd"].PARAMS == {**METHODS["crd"].PARAMS, "kd_weight": 1.0, "kd_temperature": 4.0}
     assert "crd+kd" in METHODS and "crd+kd" not in list(METHODS) and "nothing+kd" not in METHODS
@@ -195,3 +196,16 @@ def test_fkd_recipe_choices_regulariser_form_and_a_head_on_unit_features():
             METHODS["fkd"].resolve_params(bad)
     with pytest.raises(ValueError, match="norm_head=1 needs a zoo model"):
         METHODS["fkd"](torch.nn.Linear(2, 2), [net()], norm_head=1)
+
+
+def test_mlkd_logit_standardisation_reaches_its_instance_terms_only():
+    """``logit_stand=1`` on MLKD z-scores the logits of its KD terms; the Gram terms and CE do not change."""
+    torch.manual_seed(0)
+    student, teacher = build("resnet8", num_classes=10), build("resnet8", num_classes=10)
+    x, xs, y = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    plain, stand = (METHODS["mlkd"](student, [teacher], logit_stand=v) for v in (0.0, 1.0))
+    with torch.no_grad():
+        a, b = (d(x, y, epoch=1, strong_images=xs)[1] for d in (plain, stand))
+    assert float(a["kd"]) != pytest.approx(float(b["kd"]), rel=1e-3)
+    for key in ("cc", "bc", "ce", "ce_strong"):
+        assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-6), key
