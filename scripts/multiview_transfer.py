@@ -23,7 +23,8 @@ from studies.transfer import run_plan, write_report
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    plans = ["transfer", "t0-report", "timing", "timing-report", "k20", "k20-report", "channel-steps", "probe", "regime", "channel"]
+    plans = ["transfer", "t0-report", "timing", "timing-report", "k20", "k20-report", "channel-steps", "probe",
+             "regime", "channel"]
     ap.add_argument("--plan", choices=plans, help="the plan to run (see studies/transfer.py)")
     ap.add_argument("--report", action="store_true",
                     help="write the study's table (--table) and records (--json) from OUT's sweeps, and copy each "
