@@ -15,7 +15,9 @@ Plans (each a list of steps run in order, every step resumable; two plans can ru
   the rule's ratio, own-kept and multi-view thresholds on seeds 0-1 (0.82, 0.90, 0; its q 0.075 was above 5%).
 ``channel-steps``: T1 (the single-view transfer set) at 1200 student steps instead of 600, fkd, kd and the one-sided
   fkd-add (which kept its own views with the channel at 600 steps but took too few of the teachers'): does the
-  channel with a longer-trained student meet the rule? Seeds 0-3, then the fresh seeds 4-7 whatever 0-3 show.
+  channel with a longer-trained student meet the rule? Seeds 0-3, then the fresh seeds 4-7 whatever 0-3 show; then
+  the same without the transfer set (T0 at 1200 steps, 50 samples per class: does the 1200-step result at 25 per
+  class hold at 50?), seeds 0-3 and 4-7.
 ``probe`` and ``regime``: d = 512 and 1024 with sigma_p = 0.7 / sqrt(d) (a patch's noise norm as at d = 256),
   mu = 0.04 and 0.12 of 500 training samples (1 and 3 single-view samples per (class, view)), d = 256 at mu = 0.04
   beside them: 4 teachers per seed, seeds 0-1, measured for a clean lottery (one-view pairs >= 0.9) and for
@@ -60,9 +62,12 @@ TRANSFER = [
     Setting("T2-single500-multi500", (*BASE, "transfer_single=500", "transfer_multi=500"), TRANSFER_METHODS,
             notes={"channel": "training set + 500 single-view + 500 multi-view"}),
 ]
-#: The channel with the length that made FKD follow the law at 25 samples per class (``channel-steps``).
+#: The channel with the length that made FKD follow the law at 25 samples per class, and its control without the
+#: transfer set (``channel-steps``).
 T1_STEPS = Setting("T1-single500-steps1200", (*BASE, "transfer_single=500", "student_steps=1200"), (FKD, KD, ADD_MEAN),
                    notes={"channel": "training set + 500 single-view", "student_steps": 1200})
+T0_STEPS = Setting("T0-train-only-steps1200", (*BASE, "student_steps=1200"), (FKD, KD, ADD_MEAN),
+                   notes={"channel": "training set only (multi-view)", "student_steps": 1200})
 
 
 def _timing(k: int, steps: int, extra: tuple[str, ...] = (), name: str = "") -> Setting:
@@ -176,8 +181,8 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
         for setting in TIMING_K10[1:3]:
             step(setting, REPORT)
     elif plan == "channel-steps":  # the channel at 1200 student steps: select seeds, then report seeds
-        for seeds in (SELECT, REPORT):
-            step(T1_STEPS, seeds)
+        for setting, seeds in ((T1_STEPS, SELECT), (T1_STEPS, REPORT), (T0_STEPS, SELECT), (T0_STEPS, REPORT)):
+            step(setting, seeds)
     elif plan == "k20-report":  # the k = 20 1200-step cell judged on fresh seeds (chosen on seeds 0-1)
         step(TIMING_K20[1], REPORT)
     elif plan in ("timing", "k20"):
