@@ -26,6 +26,15 @@ def test_settings_share_teachers_and_resume(tmp_path):
     assert list(json.loads((tmp_path / "sweeps" / "a" / "wall.json").read_text())) == ["0"]
 
 
+def test_the_report_names_seed_groups_in_seed_order(tmp_path):
+    """Seeds run out of order (two lanes merged, a resumed sweep) are reported as the group they form."""
+    engine = Engine.for_device(torch.device("cpu"), 1)
+    a = Setting("a", (), ("fkd",), (0,))
+    for seed in (1, 0):
+        run_setting(tmp_path, a, [seed], engine, TINY)
+    assert "| a | fkd | 0-1 |" in report_markdown(tmp_path)
+
+
 @pytest.mark.slow
 def test_the_transfer_plan_at_tiny_size(tmp_path):
     engine = Engine.for_device(torch.device("cpu"), 1)
