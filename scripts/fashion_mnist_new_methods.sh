@@ -16,5 +16,7 @@ for seed in 0 1; do
   .venv/bin/realdata distill --teacher $T --method kd --param logit_stand=1 --param temperature=2 --param kd_weight=9 $C --seed $seed --out runs/fm-new/kd-ls/s$seed
   .venv/bin/realdata distill --teacher $T --method kd --optimizer dot $C --seed $seed --out runs/fm-new/kd-dot/s$seed
   .venv/bin/realdata distill --teacher $T --method mlkd --strong-view $C --seed $seed --out runs/fm-new/mlkd/s$seed
+  .venv/bin/realdata distill --teacher $T --method dkd --param logit_stand=1 --param temperature=2 --param alpha=9 --param beta=72 $C --seed $seed --out runs/fm-new/dkd-ls/s$seed
+  .venv/bin/realdata distill --teacher $T --method mlkd --strong-view --param logit_stand=1 --param temperature=2 --param kd_weight=9 $C --seed $seed --out runs/fm-new/mlkd-ls/s$seed
 done
 echo ALLDONE

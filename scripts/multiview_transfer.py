@@ -18,14 +18,12 @@ from pathlib import Path
 import torch
 
 from multiview.engine import Engine, run_script
-from studies.transfer import run_plan, write_report
+from studies.transfer import PLANS, run_plan, write_report
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    plans = ["transfer", "t0-report", "timing", "timing-report", "k20", "k20-report", "channel-steps", "probe",
-             "regime", "channel"]
-    ap.add_argument("--plan", choices=plans, help="the plan to run (see studies/transfer.py)")
+    ap.add_argument("--plan", choices=PLANS, help="the plan to run (see studies/transfer.py)")
     ap.add_argument("--report", action="store_true",
                     help="write the study's table (--table) and records (--json) from OUT's sweeps, and copy each "
                          "sweep's results.json under --records")

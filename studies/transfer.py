@@ -53,6 +53,9 @@ FKD, KD = "fkd:eps=1", "kd:kd_weight=1"
 ADD_MEAN, ADD_MAX, ORACLE = "fkd-add:eps=1", "fkd-add:eps=1,target=max", "fkd-oracle:eps=1"
 TRANSFER_METHODS = (FKD, KD, ADD_MEAN, ADD_MAX, ORACLE)
 SELECT, REPORT = (0, 1, 2, 3), (4, 5, 6, 7)
+#: The plans :func:`run_plan` knows (the module docstring says what each runs).
+PLANS = ("transfer", "t0-report", "timing", "timing-report", "k20", "k20-report", "channel-steps", "probe", "regime",
+         "channel")
 BASE = ("k=10", "n_train=500")
 
 TRANSFER = [
@@ -200,7 +203,7 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
                 write_json(out / "regime.json", {"probe": probe, "sweeps": summaries})
         return summaries
     else:
-        raise ValueError(f"unknown plan {plan!r}: transfer, timing or regime")
+        raise ValueError(f"unknown plan {plan!r}; the plans: {', '.join(PLANS)}")
     return summaries
 
 
