@@ -359,6 +359,7 @@ def distill_experiment(
                 continue
             r = distill_seed(cfg, seed, teacher_counts, methods, device, progress, pool, engine)
             results.add(r)
+            results.sort_by_seed()  # a file resumed or filled out of order still lists its seeds in order
             if path is not None:
                 write_results(path, results)
             if on_seed is not None:

@@ -212,7 +212,7 @@ def _row(setting: str, method: str, seeds: Sequence[int], rows: list, students: 
     mine = {r.teachers: r for r in rows if r.method == method}
     per_e = [mine[e] for e in (1, 2, 3, 4) if e in mine]
     steps = [s.steps for s in students if s.method == method and s.teachers > 0 and s.steps is not None]
-    return {"setting": setting, "method": method, "seeds": sorted(seeds),
+    return {"setting": setting, "method": method, "seeds": list(seeds),
             "over_law": {r.teachers: round(r.over_law, 3) for r in per_e},
             "failure": {r.teachers: [round(r.failure[0], 4), None if math.isnan(r.failure[1]) else
                                      round(r.failure[1], 4)] for r in per_e},

@@ -8,6 +8,7 @@ import torch
 
 from multiview.config import Config
 from multiview.engine import Engine
+from multiview.records import read_distill
 from studies.sweeps import Setting, pool_folder, run_setting
 from studies.transfer import REGIMES, TRANSFER, lottery_probe, report_markdown, run_plan
 
@@ -27,11 +28,12 @@ def test_settings_share_teachers_and_resume(tmp_path):
 
 
 def test_the_report_names_seed_groups_in_seed_order(tmp_path):
-    """Seeds run out of order (two lanes merged, a resumed sweep) are reported as the group they form."""
+    """Seeds run out of order (a resumed or extended sweep) are kept, and reported, in seed order."""
     engine = Engine.for_device(torch.device("cpu"), 1)
     a = Setting("a", (), ("fkd",), (0,))
     for seed in (1, 0):
         run_setting(tmp_path, a, [seed], engine, TINY)
+    assert read_distill(tmp_path / "sweeps" / "a" / "results.json").seeds_done == [0, 1]
     assert "| a | fkd | 0-1 |" in report_markdown(tmp_path)
 
 
