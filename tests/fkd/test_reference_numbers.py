@@ -126,6 +126,16 @@ def test_ofd():
     assert float(ofd_loss(low, torch.full((1, 3, 1, 1), -0.1), margin)) == 0.0
 
 
+@pytest.fixture
+def mlkd_inputs():
+    """The weak view's logits (seed 0), the strong view's (seed 1), student then teacher, and the targets."""
+    torch.manual_seed(0)
+    zs, zt = torch.randn(6, 5), torch.randn(6, 5)
+    torch.manual_seed(1)
+    ss, st = torch.randn(6, 5), torch.randn(6, 5)
+    return zs, zt, ss, st, torch.tensor([0, 1, 2, 3, 4, 0])
+
+
 # Jin-Ying/Multi-Level-Logit-Distillation @ 5ee473fc, mdistiller/distillers/KD_ours.py (KD_ours.forward_train with
 # its kd_loss, cc_loss, bc_loss and confidence masks): the weak view's logits randn(6, 5) x 2 (seed 0), the strong
 # view's (seed 1), targets [0, 1, 2, 3, 4, 0]; its CIFAR settings (T 4, CE 0.1, KD 0.9) and its ImageNet ones (T 1,
@@ -133,17 +143,12 @@ def test_ofd():
 @pytest.mark.parametrize(("temperature", "ce_weight", "kd_weight", "want"),
                          [(4.0, 0.1, 0.9, (0.43503705, 5.3830433, 0.02293068, 0.0051978389, 5.846209)),
                           (1.0, 0.5, 0.5, (2.1751852, 2.9484453, 0.049240142, 0.026015365, 5.1988859))])
-def test_mlkd(temperature, ce_weight, kd_weight, want):
-    torch.manual_seed(0)
-    zs, zt = torch.randn(6, 5), torch.randn(6, 5)
-    torch.manual_seed(1)
-    ss, st = torch.randn(6, 5), torch.randn(6, 5)
-    y = torch.tensor([0, 1, 2, 3, 4, 0])
+def test_mlkd(mlkd_inputs, temperature, ce_weight, kd_weight, want):
+    zs, zt, ss, st, y = mlkd_inputs
     terms = mlkd_terms(zs, zt, ss, st, temperature, kd_weight)
     ce = ce_weight * (torch.nn.functional.cross_entropy(zs, y) + torch.nn.functional.cross_entropy(ss, y))
     got = (float(ce), float(terms["kd"]), float(terms["cc"]), float(terms["bc"]), float(ce + sum(terms.values())))
     assert got == pytest.approx(want, rel=1e-6)
-
 
 
 # sunshangquan/logit-standardization-KD @ f6e5aa51, mdistiller/distillers/MLKD.py (MLKD.forward_train with
@@ -152,12 +157,8 @@ def test_mlkd(temperature, ce_weight, kd_weight, want):
 @pytest.mark.parametrize(("temperature", "kd_weight", "want"),
                          [(2.0, 9.0, (53.699425, 0.33593622, 0.089005604, 54.559402)),
                           (4.0, 0.9, (5.401103, 0.02293068, 0.0051978389, 5.8642688))])
-def test_mlkd_logit_standardisation(temperature, kd_weight, want):
-    torch.manual_seed(0)
-    zs, zt = torch.randn(6, 5), torch.randn(6, 5)
-    torch.manual_seed(1)
-    ss, st = torch.randn(6, 5), torch.randn(6, 5)
-    y = torch.tensor([0, 1, 2, 3, 4, 0])
+def test_mlkd_logit_standardisation(mlkd_inputs, temperature, kd_weight, want):
+    zs, zt, ss, st, y = mlkd_inputs
     terms = mlkd_terms(zs, zt, ss, st, temperature, kd_weight, standardize=True)
     ce = 0.1 * (torch.nn.functional.cross_entropy(zs, y) + torch.nn.functional.cross_entropy(ss, y))
     got = (float(terms["kd"]), float(terms["cc"]), float(terms["bc"]), float(ce + sum(terms.values())))
