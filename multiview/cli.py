@@ -208,16 +208,37 @@ def plot(results: str, output: str) -> None:
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("--decompose", is_flag=True, help="Only the decomposition per (method, E): teachers' views taken, "
-              "views nobody had, own views kept, uncovered / ideal, failure / law, and the decision rule's verdict.")
-def report(results: str, decompose: bool) -> None:
-    """The sweep as Markdown tables (mean and 95% interval over seeds), then its decomposition."""
+              "views nobody had, own views kept, uncovered / ideal, failure / law, and rule v2's verdict.")
+@click.option("--judge-seeds", default=None, help="The fresh seeds rule v2 judges (a range like 8-15 or a list; "
+              "never seeds that chose a setting) [every seed of the file].")
+def report(results: str, decompose: bool, judge_seeds: str | None) -> None:
+    """The sweep as Markdown tables (mean and 95% interval over seeds), its decomposition and rule v2's verdict."""
     from multiview.decompose import decomposition_markdown
     from multiview.report import markdown_report
+    from multiview.verdict import verdict_markdown
 
     with user_errors():
         r = read_distill(Path(results))
-        text = decomposition_markdown(r) if decompose else markdown_report(r) + "\n\n" + decomposition_markdown(r)
+        seeds = parse_counts(judge_seeds) if judge_seeds else None
+        if seeds is not None and not set(seeds) <= set(r.seeds_done):
+            raise UserError(f"--judge-seeds {judge_seeds}: the file holds seeds {r.seeds_done}; judge seeds it has")
+        parts = [decomposition_markdown(r if seeds is None else r.only(seeds)), verdict_markdown(r, seeds)]
+        text = "\n\n".join(parts if decompose else [markdown_report(r), *parts])
     click.echo(text)
+
+
+@main.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where the table goes: OUT.md (Markdown) and OUT.json (every clause's numbers).")
+def verdicts(manifest: str, out: str) -> None:
+    """Rule v2 on every sweep a manifest lists (JSON: a list of {"label", "results", "seeds", "fresh"}), as one
+    table: regime, method, seeds, failure / L(E) at E = 1..4, ensemble / L(E), verdict and its failing clause."""
+    from multiview.verdicts_table import write_verdicts
+
+    with user_errors():
+        md = write_verdicts(Path(manifest), Path(out))
+    click.echo(md)
 
 
 __all__ = ["main", "run_script", "set_numerics"]

@@ -79,13 +79,15 @@ def train_networks(
 
 def measure_population(cfg: Config, data: MultiViewData, w: torch.Tensor) -> dict[str, Any]:
     """Everything measured about a population: per network views and errors, and the raw test logits."""
-    learned = views_learned(view_correlations(w, data.features, cfg), cfg)
+    corr = view_correlations(w, data.features, cfg)
+    learned = views_learned(corr, cfg)
     lm = evaluate(w, data.test_multi.x, cfg)[1]
     ls = evaluate(w, data.test_single.x, cfg)[1]
     lt = evaluate(w, data.train.x, cfg)[1]
     reports = error_report(lm, ls, data.test_multi, data.test_single, covered(learned, data.test_single))
     return {
         "learned": learned,
+        "strength": (corr / cfg.varrho).round(decimals=4).tolist(),
         "logits_multi": lm,
         "logits_single": ls,
         "train_accuracy": train_accuracy(lt, data.train.y),
@@ -106,9 +108,9 @@ def population_experiment(
         m = measure_population(cfg, data, w)
     networks = [
         NetworkRecord(seed=seed, init_seed=s, train_accuracy=acc, **rep, views_learned=lv.tolist(), fit_step=fs,
-                      steps=st)
-        for s, acc, rep, lv, fs, st in zip(
-            seeds, m["train_accuracy"], m["reports"], m["learned"], log.fit_step, log.steps, strict=True
+                      steps=st, view_strength=vs)
+        for s, acc, rep, lv, fs, st, vs in zip(
+            seeds, m["train_accuracy"], m["reports"], m["learned"], log.fit_step, log.steps, m["strength"], strict=True
         )
     ]
     ensembles = [
@@ -209,9 +211,10 @@ def seed_teachers(cfg: Config, data: MultiViewData, seed: int, e_max: int, pool:
                                  tm["learned"], list(range(1, e_max + 1)))
     ]
     teachers = [
-        NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f, steps=n)
-        for s, a, r, lv, f, n in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"], tm["learned"],
-                                     t_log.fit_step, t_log.steps, strict=True)
+        NetworkRecord(seed=seed, init_seed=s, train_accuracy=a, **r, views_learned=lv.tolist(), fit_step=f, steps=n,
+                      view_strength=vs)
+        for s, a, r, lv, f, n, vs in zip(network_seeds(seed, e_max), tm["train_accuracy"], tm["reports"],
+                                         tm["learned"], t_log.fit_step, t_log.steps, tm["strength"], strict=True)
     ]
     union_h = None
     if union:
@@ -236,6 +239,7 @@ def student_record(seed: int, method: StudentMethod, e: int, student: Student, i
         views_learned=learned.tolist(), teacher_views_union=union.tolist(), own_views=own.tolist(),
         diagnostics={"probe_steps": log.probe_steps[i], "grad_ratio": log.grad_ratio[i],
                      "view_corr": log.view_corr[i]},
+        view_strength=sm["strength"][i],
     )
 
 

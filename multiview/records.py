@@ -49,6 +49,7 @@ class NetworkRecord(Errors):
     views_learned: list[list[bool]]
     fit_step: int
     steps: int | None = None
+    view_strength: list[list[float]] | None = None  # max_r <w_j,r, v_j,l> / varrho per (class, view); None: older
 
 
 @dataclass
@@ -82,6 +83,7 @@ class StudentRecord(Errors):
     fit_step: int | None = None  # the step it first fitted its training set (-1: never; None: not recorded)
     steps: int | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    view_strength: list[list[float]] | None = None  # max_r <w_j,r, v_j,l> / varrho per (class, view); None: older
 
 
 @dataclass
@@ -106,6 +108,15 @@ class DistillResults:
         self.teachers += other.teachers
         self.ensembles += other.ensembles
         self.students += other.students
+
+    def only(self, seeds: list[int]) -> DistillResults:
+        """The same sweep restricted to ``seeds`` (records of other seeds left out)."""
+        keep = set(seeds)
+        return dataclasses.replace(
+            self, seeds_done=[s for s in self.seeds_done if s in keep],
+            teachers=[t for t in self.teachers if t.seed in keep],
+            ensembles=[e for e in self.ensembles if e.seed in keep],
+            students=[s for s in self.students if s.seed in keep])
 
     def sort_by_seed(self) -> None:
         self.seeds_done.sort()

@@ -17,7 +17,7 @@ from fkdapp.runtime import atomic_write_text, write_json
 from fkdapp.settings import parse_seeds
 from fkdapp.stats import mean_ci
 from multiview.config import Config
-from multiview.decompose import RULE, law, nobody_had
+from multiview.decompose import RULE_V1, law, nobody_had
 from multiview.engine import Engine
 from multiview.experiment import distill_experiment
 from multiview.methods import parse_method
@@ -128,15 +128,15 @@ def summary(out: Path, cell: Cell, method: str, seeds: list[int]) -> dict:
                     "own_kept": float(np.mean(kept)) if kept else math.nan,
                     "multi_max": max(s.multi_view_error for s in ss), "nobody": float(np.mean(nobody)),
                     "seeds": len(ss)}
-    ok = len(per_e) == 4 and all(v["ratio"] <= RULE["ratio"] and v["own_kept"] >= RULE["kept"]
-                                 and v["multi_max"] <= RULE["multi"] for v in per_e.values())
+    ok = len(per_e) == 4 and all(v["ratio"] <= RULE_V1["ratio"] and v["own_kept"] >= RULE_V1["kept"]
+                                 and v["multi_max"] <= RULE_V1["multi"] for v in per_e.values())
     verdict = None
     if set(seeds) == {4, 5, 6, 7} and len(per_e) == 4:
-        mechanism = ok and all(v["nobody"] <= RULE["nobody"] for v in per_e.values())
+        mechanism = ok and all(v["nobody"] <= RULE_V1["nobody"] for v in per_e.values())
         verdict = {"law_holds": ok, "by_mechanism": mechanism}
     worst = max((v["ratio"] for v in per_e.values()), default=math.nan)
     return {"cell": asdict(cell), "method": method, "seeds": seeds, "per_e": per_e, "worst_ratio": worst,
-            "multi_ok": all(v["multi_max"] <= RULE["multi"] for v in per_e.values()), "verdict": verdict}
+            "multi_ok": all(v["multi_max"] <= RULE_V1["multi"] for v in per_e.values()), "verdict": verdict}
 
 
 def spread(rows: list[dict], factor: str) -> float:

@@ -25,7 +25,7 @@ Plans (each a list of steps run in order, every step resumable; two plans can ru
   ``probe``. ``regime`` then gives the first (cheapest) setting that meets both FKD, fkd-add and KD sweeps on seeds
   0-3, then 4-7.
 
-The rule (:data:`multiview.decompose.RULE`, fixed before any of this ran) is judged on the report seeds only.
+The rule (:data:`multiview.decompose.RULE_V1`, fixed before any of this ran) is judged on the report seeds only.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import numpy as np
 from fkdapp.runtime import write_json
 from multiview.config import Config
 from multiview.data import make_data
-from multiview.decompose import RULE, decompose, decomposition_markdown, verdict
+from multiview.decompose import RULE_V1, decompose, decomposition_markdown, verdict_v1
 from multiview.engine import Engine
 from multiview.experiment import network_seeds, train_networks
 from multiview.measure import memorisation, views_learned
@@ -147,7 +147,7 @@ def summarise(out: Path, setting: Setting, seeds: Sequence[int], extra: Sequence
     judged = set(seeds) <= set(REPORT) or set(seeds).isdisjoint(SELECT)
     return {"setting": setting.name, "overrides": [*setting.overrides, *extra], "notes": setting.notes,
             "seeds": list(seeds), "rows": [x.to_dict() for x in rows],
-            "verdicts": {m: verdict(rows, m) for m in setting.methods} if judged else None,
+            "verdicts": {m: verdict_v1(rows, m) for m in setting.methods} if judged else None,
             "wall_s_total": wall_seconds(out, setting), "table": decomposition_markdown(r)}
 
 
@@ -239,7 +239,7 @@ def study_rows(out: Path) -> list[dict[str, Any]]:
             for method in r.methods:
                 line = _row(folder.name, method, part.seeds_done, dec, part.students)
                 judged = set(part.seeds_done) == set(REPORT)
-                line["verdict"] = verdict(dec, method) if judged else None
+                line["verdict"] = verdict_v1(dec, method) if judged else None
                 rows.append(line)
     return rows
 
@@ -314,7 +314,7 @@ def write_report(out: Path, table: Path, records_json: Path, records: Path) -> N
     from fkdapp.runtime import atomic_write_text
 
     atomic_write_text(table, report_markdown(out) + "\n")
-    write_json(records_json, {"rule": {k: list(v) if isinstance(v, tuple) else v for k, v in RULE.items()},
+    write_json(records_json, {"rule": {k: list(v) if isinstance(v, tuple) else v for k, v in RULE_V1.items()},
                               "rows": study_rows(out), "probe": read_json(out / "regime_probe.json"),
                               "kernel_channel": read_json(out / "kernel_channel.json"),
                               "walls": {f.name: read_json(f / "wall.json")

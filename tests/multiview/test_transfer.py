@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from fkd import kernel_distance, max_kernel, normalized_kernel, one_sided_kernel_distance
 from multiview.config import Config
 from multiview.data import make_data
-from multiview.decompose import RULE, decompose, decomposition_markdown, nobody_had, verdict
+from multiview.decompose import RULE_V1, decompose, decomposition_markdown, nobody_had, verdict_v1
 from multiview.experiment import distill_experiment
 from multiview.population import features, union_network
 from multiview.records import DistillResults, StudentRecord
@@ -124,9 +124,9 @@ def test_decomposition_on_hand_made_records():
     rows = {x.teachers: x for x in decompose(r)}
     assert rows[2].over_law == pytest.approx(1.0) and rows[2].over_own_law == pytest.approx(0.125 / (0.5 * 0.25))
     assert rows[1].p == (1.0, 0.0) and rows[1].q[0] == 0.25 and rows[1].uncovered_over_ideal == pytest.approx(2.0)
-    assert verdict(list(rows.values()), "fkd") == {"law_holds": True, "by_mechanism": False}  # q 0.25 > 0.05
-    assert RULE["ratio"] == 1.25
-    assert "fkd: holds" in decomposition_markdown(r)
+    assert verdict_v1(list(rows.values()), "fkd") == {"law_holds": True, "by_mechanism": False}  # q 0.25 > 0.05
+    assert RULE_V1["ratio"] == 1.25
+    assert "| fkd | 2 | 2 | 0.125 ± 0.000 | 1.00 | 1.00 | 1.00 |" in decomposition_markdown(r)
 
 
 def test_decomposition_report_command(tmp_path):
