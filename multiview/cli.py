@@ -192,14 +192,20 @@ def sweep(
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .pdf).")
-def plot(results: str, output: str) -> None:
+@click.option("--judge-seeds", default=None, help="Rule v2's figure on these fresh seeds (a range like 8-15): each "
+              "method and the teachers' ensemble per seed, the theory, the own-baseline law and the verdicts.")
+@click.option("--caption", default="", help="Text under the verdict figure (regime, seeds, machine).")
+def plot(results: str, output: str, judge_seeds: str | None, caption: str) -> None:
     """Failure rate against E (log2 axis) with 95% intervals and the theory lines; the mechanism panel."""
-    from multiview.plot import plot_results
+    from multiview.plot import plot_results, plot_verdict
 
     with user_errors():
         r = read_distill(Path(results))
         try:
-            plot_results(r, Path(output))
+            if judge_seeds:
+                plot_verdict(r, parse_counts(judge_seeds), Path(output), caption)
+            else:
+                plot_results(r, Path(output))
         except ValueError as e:
             raise UserError(str(e)) from None
     click.echo(f"wrote {output}")

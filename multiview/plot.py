@@ -7,6 +7,7 @@ Drawn on matplotlib's Agg canvas (no display, no pyplot state). Bad input is a o
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -195,4 +196,58 @@ def plot_results(results: DistillResults, output: Path) -> None:
     _failure_panel(ax_fail, results)
     _mechanism_panel(ax_mech, results)
     ax_fail.set_title(f"k = {results.config.get('k', '?')}, {len(results.seeds_done)} seed(s)", fontsize=9)
+    _save(fig, output)
+
+
+def plot_verdict(results: DistillResults, seeds: Sequence[int], output: Path, caption: str = "") -> None:
+    """Rule v2's picture of a sweep on ``seeds``: each distillation method's and the teachers' ensemble's failure
+    against E (mean, 95% interval, one small point per seed), the theory 2^-(E+1), the own-baseline law
+    L(E) = min(2^-(E+1), f0 2^-E) and the ideal union's uncovered fraction; the verdict per method in the legend
+    and ``caption`` (regime, seeds, machine) under the axes."""
+    from multiview.verdict import cell, judge, law_v2
+
+    check_results(results)
+    part = results.only(list(seeds))
+    if not part.students:
+        raise ValueError(f"no students on seeds {list(seeds)}; give seeds the file holds ({results.seeds_done})")
+    fig = Figure(figsize=(13, 5.6), layout="constrained")
+    ax = fig.subplots()
+    groups = by_method(part, min_teachers=1)
+    methods = [m for m in order_methods(list(groups)) if parse_method(m).USES_TEACHERS]
+    style = styles(methods)
+    names = [*methods, "ensemble"]
+    offset = {n: 0.07 * (i - (len(names) - 1) / 2) for i, n in enumerate(names)}
+
+    def draw(name: str, per_e: dict[int, list[Any]], color: str, label: str, marker: str) -> None:
+        es, ms, hs = rate_series(per_e, "single_view_failure")
+        log_rate_errorbar(ax, [e + offset[name] for e in es], ms, hs, color=color, marker=marker, ls="-", label=label)
+        for e, records in per_e.items():
+            ax.plot([e + offset[name] + 0.03] * len(records), [max(r.single_view_failure, FLOOR) for r in records],
+                    "_", color=color, alpha=0.7, ms=7, mew=1.5)
+
+    for method in methods:
+        label, color = style[method]
+        verdict = textwrap.fill(judge(results, method, seeds).verdict, 60, subsequent_indent="  ")
+        draw(method, groups[method], color, f"{label}: {verdict}", "o")
+    draw("ensemble", group_ensembles(part), ENSEMBLE_COLOR, "teachers' ensemble (the null)", "s")
+    grid = [1, 2, 3, 4]
+    ax.plot(grid, [law(e) for e in grid], "k--", marker="x", lw=1, label="theory 2^-(E+1)")
+    if methods:
+        c = cell(results, methods[0], seeds)
+        ax.plot(grid, [law_v2(e, c.f0) for e in grid], "k-", lw=1.5, alpha=0.6,
+                label=f"own-baseline law L(E) = min(2^-(E+1), f0 2^-E), f0 = {c.f0:.3f}")
+        ax.plot(grid, [c.ideal[e] for e in grid], "-.", color=style[methods[0]][1], alpha=0.5,
+                label=f"{methods[0]}: ideal union (own + teachers' views) uncovered")
+    ax.set_yscale("log", base=2)
+    ax.set_xticks(grid)
+    ax.set_xlim(0.5, 4.5)
+    ax.set_xlabel("E (teachers)")
+    ax.set_ylabel("single-view failure (log2 axis)")
+    ax.set_title(f"mean and 95% interval over seeds {seeds[0]}-{seeds[-1]}; each seed a dash (values < {FLOOR:g} at "
+                 f"{FLOOR:g})", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if caption:
+        fig.text(0.01, 0.005, caption, fontsize=7, va="bottom", wrap=True)
+        fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
     _save(fig, output)

@@ -3,8 +3,10 @@ JSON) of regime x method x verdict with the failing clause. The README and docs 
 equal to it.
 
 Manifest (JSON object): ``{"entries": [{"label": ..., "results": PATH, "seeds": "4-7", "fresh": true,
-"methods": [...]}, ...]}``; paths are relative to the manifest's folder; ``methods`` defaults to every method with
-teachers; ``fresh`` false marks seeds that chose a setting (judged for orientation, never a verdict).
+"methods": [...], "readme": [...]}, ...]}``; paths are relative to the manifest's folder; ``methods`` defaults to
+every method with teachers; ``fresh`` false marks seeds that chose a setting (judged for orientation, never a
+verdict); ``readme`` names the methods whose rows the README quotes (the JSON's ``readme_table``; a test holds the
+README to it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Entry:
     seeds: list[int]
     fresh: bool
     methods: list[str] | None
+    readme: list[str]  # methods whose rows the README quotes
 
 
 def read_manifest(path: Path) -> list[Entry]:
@@ -42,11 +45,12 @@ def read_manifest(path: Path) -> list[Entry]:
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("label", "results", "seeds")):
             raise ConfigError(f"verdicts manifest {path}: entry {i} needs string 'label', 'results' and 'seeds'")
-        methods = e.get("methods")
-        if methods is not None and not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
-            raise ConfigError(f"verdicts manifest {path}: entry {i} ('{e['label']}'): 'methods' is a list of specs")
+        for key in ("methods", "readme"):
+            v = e.get(key)
+            if v is not None and not (isinstance(v, list) and all(isinstance(m, str) for m in v)):
+                raise ConfigError(f"verdicts manifest {path}: entry {i} ('{e['label']}'): '{key}' is a list of specs")
         out.append(Entry(e["label"], path.parent / e["results"], parse_counts(e["seeds"]), bool(e.get("fresh", True)),
-                         methods))
+                         e.get("methods"), e.get("readme") or []))
     return out
 
 
@@ -64,7 +68,7 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
         c = cell(r, method, entry.seeds)
         row = {"label": entry.label, "results": entry.results.as_posix(), "method": method, "seeds": j.seeds,
                "fresh": entry.fresh, "k": c.k, "verdict": j.verdict, "holds": j.holds if entry.fresh else None,
-               "passing_seeds": j.seeds_passing, "clauses": [x.__dict__ for x in j.clauses]}
+               "readme": method in entry.readme, "passing_seeds": j.seeds_passing, "clauses": [x.__dict__ for x in j.clauses]}
         if j.clauses:
             row |= {"over_L": [c.failure[e] / c.law(e) for e in RULE["teachers"]],
                     "ensemble_over_L": [c.ensemble[e] / c.law(e) for e in RULE["teachers"] if e in c.ensemble],
@@ -100,7 +104,8 @@ def write_verdicts(manifest: Path, out: Path) -> str:
     rows = [row for entry in read_manifest(manifest) for row in judge_entry(entry)]
     md = table_markdown(rows) + "\n\n" + rule_text() + "\n"
     atomic_write_text(out.with_suffix(".md"), md)
-    write_json(out.with_suffix(".json"), {"rule": RULE, "manifest": manifest.as_posix(), "rows": rows})
+    write_json(out.with_suffix(".json"), {"rule": RULE, "manifest": manifest.as_posix(), "rows": rows,
+                                          "readme_table": table_markdown([r for r in rows if r["readme"]])})
     return md
 
 

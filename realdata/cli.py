@@ -90,8 +90,8 @@ def _common_options(f: Callable) -> Callable:
                           "--dot-delta)" + _default("optimizer")),
         click.option("--dot-delta", type=float, default=None, help="DOT's delta" + _default("dot_delta")),
         click.option("--strong-view/--no-strong-view", default=None,
-                     help="Also a strong view of every training image (RandAugment and Cutout on the device), for the "
-                          "methods that train on two views (mlkd)" + _default("strong_view")),
+                     help="Accepted and ignored: a method that trains on two views (mlkd) gets a strong view of every "
+                          "image (RandAugment and Cutout on the device) without it, and no other method uses one"),
         click.option("--seed", type=int, default=None, help="Seed of the initialisation and data" + _default("seed")),
         click.option("--device", default=None,
                      help="auto, cpu, cuda or cuda:N (under torchrun: cuda:LOCAL_RANK with NCCL, or cpu with gloo)"

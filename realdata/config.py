@@ -68,8 +68,8 @@ class TrainConfig:
     configs), usable with any method that has a teacher, in one process.
 
     ``strong_view``: every training image also as a strong view (:func:`realdata.data.randaugment.rand_augment`:
-    RandAugment and Cutout after the crop and flip, drawn on the device), for the methods that train on two views
-    (MLKD).
+    RandAugment and Cutout after the crop and flip, drawn on the device). Set from the method on construction (True
+    exactly for the methods that train on two views: MLKD); a value given is ignored, so old configs still load.
 
     ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
     on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
@@ -126,7 +126,8 @@ class TrainConfig:
         method.check_run(self.method, teachers=len(self.teachers),
                          zoo_models=not any(is_spec(a) for a in (self.model, *(a for a in self.teacher_archs if a))),
                          transfer_data=self.transfer_data is not None, transfer_size=self.transfer_size is not None,
-                         optimizer=self.optimizer, strong_view=bool(self.strong_view))
+                         optimizer=self.optimizer)
+        self._fix("strong_view", method.VIEWS == 2)  # decided by the method, whatever was asked
         try:
             self._fix("params", method.resolve_params(self.params))
         except ValueError as e:

@@ -112,7 +112,7 @@ class Study:
             args = ["train", "--model", STUDENT, *self.student[2:]]
         else:
             args = ["distill", *(a for t in teachers for a in ("--teacher", str(t.out / "last.pt"))),
-                    "--method", method, *(["--strong-view"] if METHODS[method].VIEWS == 2 else []), *self.student]
+                    "--method", method, *self.student]
         return Job((*args, "--train-size", str(self.a.train_size), *setting_args(setting), *extra, "--seed",
                     str(seed), "--out", str(folder)), folder)
 

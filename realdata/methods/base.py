@@ -100,8 +100,8 @@ class Distiller(nn.Module):
     TEACHER_NEEDS: ClassVar[frozenset[str]] = frozenset({"pooled"})
     #: The distillation terms can use unlabelled transfer images (--transfer-data); False where they need labels.
     SUPPORTS_TRANSFER: ClassVar[bool] = True
-    #: 2: the method trains on a weak and a strong view of every image (``--strong-view``; MLKD): the strong view's
-    #: outputs reach :meth:`distill` as ``ctx.strong``.
+    #: 2: the method trains on a weak and a strong view of every image (MLKD): the trainer then gives every batch a
+    #: strong view (the run's config says so: ``strong_view``), whose outputs reach :meth:`distill` as ``ctx.strong``.
     VIEWS: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -132,7 +132,7 @@ class Distiller(nn.Module):
 
     @classmethod
     def check_run(cls, name: str, *, teachers: int, zoo_models: bool, transfer_data: bool, transfer_size: bool,
-                  optimizer: str, strong_view: bool = False) -> None:
+                  optimizer: str) -> None:
         """The method's rules on a run (a ConfigError line each, raised where the run's config is built): teachers
         where it needs them and none where it does not, the zoo's models where it compares stage maps, transfer
         images only where its terms need no labels, DOT only where there is a distillation term to split off.
@@ -154,11 +154,6 @@ class Distiller(nn.Module):
         if optimizer == "dot" and not cls.NEEDS_TEACHER:
             raise ConfigError(f"optimizer 'dot' splits the distillation gradient from CE's; method {name!r} has no "
                               "distillation term: use the default optimizer")
-        if cls.VIEWS == 2 and not strong_view:
-            raise ConfigError(f"method {name!r} trains on a weak and a strong view of every image: add --strong-view")
-        if strong_view and cls.VIEWS != 2:
-            raise ConfigError(f"--strong-view gives a second view of every image, which method {name!r} does not use; "
-                              "drop it")
 
     @classmethod
     def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
@@ -187,7 +182,7 @@ class Distiller(nn.Module):
         if self.VIEWS == 2:
             if strong_images is None:
                 raise ValueError(f"method {self.NAME!r} trains on two views: pass the batch's strong view as "
-                                 "strong_images (--strong-view)")
+                                 "strong_images")
             strong = (self._outputs(self.student, strong_images), self._teacher_outputs(strong_images))
         ctx = StepContext(labels, indices, epoch, step, strong)
         both = images if transfer_images is None else torch.cat([images, transfer_images])

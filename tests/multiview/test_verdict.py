@@ -168,3 +168,19 @@ def test_report_and_verdicts_commands(tmp_path):
     manifest.write_text(json.dumps({"entries": [{"label": "x", "results": "a.json", "seeds": "20-21"}]}))
     res = CliRunner().invoke(main, ["verdicts", str(manifest), "--out", str(tmp_path / "t")])
     assert res.exit_code != 0 and "seeds [20, 21] are not in the file" in res.output
+
+
+def test_readme_rows_and_the_verdict_figure(tmp_path):
+    from multiview.plot import plot_verdict
+
+    r = _results(seeds=range(8))
+    write_results(tmp_path / "a.json", r)
+    (tmp_path / "m.json").write_text(json.dumps({"entries": [
+        {"label": "clean", "results": "a.json", "seeds": "0-7", "readme": ["fkd"]}]}))
+    write_verdicts(tmp_path / "m.json", tmp_path / "t")
+    table = json.loads((tmp_path / "t.json").read_text())["readme_table"]
+    assert table.splitlines()[2].startswith("| clean | fkd | 0-7 | 1.00, 1.00, 1.00, 1.00 |")
+    plot_verdict(r, range(8), tmp_path / "v.png", "k = 10, made-up records")
+    assert (tmp_path / "v.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no students on seeds"):
+        plot_verdict(r, [20], tmp_path / "w.png")

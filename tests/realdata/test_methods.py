@@ -37,8 +37,13 @@ def make(method: str, teachers: list[torch.nn.Module] | None = None, **params: f
 def config(method: str, **kw) -> TrainConfig:
     teachers = ("teacher.pt",) if METHODS[method].NEEDS_TEACHER else ()
     return TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=teachers,
-                       teacher_archs=("resnet8",) * len(teachers), batch_size=16,
-                       strong_view=METHODS[method].VIEWS == 2, **kw)
+                       teacher_archs=("resnet8",) * len(teachers), batch_size=16, **kw)
+
+
+def test_the_method_decides_the_strong_view():
+    """A two-view method gets its strong view without a flag; the old flag is accepted and ignored elsewhere."""
+    assert config("mlkd").strong_view is True and config("mlkd", strong_view=False).strong_view is True
+    assert config("kd").strong_view is False and config("kd", strong_view=True).strong_view is False
 
 
 def test_registry_and_standard_weights():
