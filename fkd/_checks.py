@@ -22,6 +22,19 @@ def check_features(h: torch.Tensor, name: str = "features") -> None:
         raise ValueError(f"{name} needs a batch of B >= 2 samples (shape (..., B, D)), got shape {tuple(h.shape)}")
 
 
+def check_feature_pair(h_s: torch.Tensor, h_t: torch.Tensor, names: tuple[str, str]) -> None:
+    """Features for a kernel loss: (B, D), or (M, B, D) for M students at once (the teacher's (B, D) shared, or its
+    own (M, B, D)); anything else (a feature map, tokens) is a ValueError naming the shape and the fix."""
+    for h, name in ((h_s, names[0]), (h_t, names[1])):
+        if h.ndim not in (2, 3):
+            raise ValueError(f"{name} must be features of shape (B, D) or (M, B, D), got shape {tuple(h.shape)}: pool "
+                             "a (B, C, H, W) map first (x.mean((-2, -1))) or tap pooled features with fkd.FeatureTap")
+    if h_t.ndim == 3 and (h_s.ndim != 3 or h_s.shape[0] != h_t.shape[0]):
+        raise ValueError(f"{names[1]} of shape {tuple(h_t.shape)} needs {names[0]} of shape ({h_t.shape[0]}, B, D), "
+                         f"got {tuple(h_s.shape)}")
+    check_same_batch(h_s, h_t, names)
+
+
 def check_same_batch(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str]) -> None:
     """Require the same batch size B (dim -2) on both sides."""
     if a.shape[-2] != b.shape[-2]:

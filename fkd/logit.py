@@ -100,7 +100,7 @@ def dkd_loss(
         return torch.cat([target, (p * ~gt).sum(-1, keepdim=True)], -1)
 
     b_s, b_t = binary(p_s), binary(p_t)
-    tckd = (b_t * (b_t.log() - b_s.log())).sum(-1).mean(-1)
+    tckd = (torch.xlogy(b_t, b_t) - b_t * b_s.log()).sum(-1).mean(-1)  # 0 log 0 = 0, as F.kl_div (the reference)
     log_q_s = (ls - 1000.0 * gt).log_softmax(-1)
     q_t = (lt - 1000.0 * gt).softmax(-1)
     nckd = (q_t * (torch.log(q_t.clamp_min(1e-30)) - log_q_s)).sum(-1).mean(-1)

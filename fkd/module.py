@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from fkd._checks import check_features, check_number, check_same_batch
+from fkd._checks import check_feature_pair, check_features, check_number
 from fkd.kernels import DEFAULT_EPS, feature_regularizer
 from fkd.objectives import Features, fkd_loss
 
@@ -32,7 +32,7 @@ class FKDTerms(NamedTuple):
 class FKDLoss(nn.Module):
     """Feature Kernel Distillation as a loss module: ``weight * D(rho_S, rho_T) + feature_reg * mean ||h_S||^p``.
 
-    ``forward(h_student, h_teachers)``: (..., B, D_s) student features and one teacher's (..., B, D_t) or a list of
+    ``forward(h_student, h_teachers)``: (B, D_s) student features and one teacher's (B, D_t) or a list of
     them (an ensemble, combined by ``ensemble``: "mean" of the normalised kernels, or "concat" of the features);
     widths may differ. Returns :class:`FKDTerms` (total and its named parts), computed in float32 under autocast.
     ``reg_power`` 2 is the squared norm (the method's form), 1 the norm. The teachers' features are detached.
@@ -52,11 +52,14 @@ class FKDLoss(nn.Module):
 
     def forward(self, h_student: Tensor, h_teachers: Features) -> FKDTerms:
         check_features(h_student, "h_student")
+        if h_student.ndim == 3:  # in a training loop a 3-d tensor is tokens or a map, not M students
+            raise ValueError(f"FKDLoss takes (B, D) features, got h_student of shape {tuple(h_student.shape)}: pool "
+                             "(B, T, D) tokens over T (x.mean(1)); for M students at once, (M, B, D), use fkd.fkd_loss")
         given = list(h_teachers) if isinstance(h_teachers, (list, tuple)) else [h_teachers]
         for i, t in enumerate(given):
             name = f"h_teachers[{i}]" if isinstance(h_teachers, (list, tuple)) else "h_teachers"
             check_features(t, name)
-            check_same_batch(h_student, t, ("h_student", name))
+            check_feature_pair(h_student, t, ("h_student", name))
         teachers = [t.detach() for t in h_teachers] if isinstance(h_teachers, (list, tuple)) else h_teachers.detach()
         with torch.autocast(h_student.device.type, enabled=False):
             kernel = self.weight * fkd_loss(h_student, teachers, ensemble=self.ensemble, eps=self.eps)

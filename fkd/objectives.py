@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from fkd._checks import check_features, check_same_batch, upcast
+from fkd._checks import check_feature_pair, check_features, check_same_batch, upcast
 from fkd.kernels import DEFAULT_EPS, factored_kernel_distance, feature_kernel, kernel_distance, unit_rows
 
 Features = torch.Tensor | Sequence[torch.Tensor]
@@ -71,7 +71,8 @@ def fkd_loss(
     ensemble: str = "mean",
     eps: float = DEFAULT_EPS,
 ) -> torch.Tensor:
-    """Feature-kernel distance between student and teacher(s).  (..., B, D_s), E x (..., B, D_e) -> (...).
+    """Feature-kernel distance between student and teacher(s).  (B, D_s) or (M, B, D_s), E x (B, D_e) or E x (M, B, D_e)
+    -> () or (M,); another shape (a (B, C, H, W) map, (B, T, D) tokens) is a ValueError saying to pool it.
 
     ``normalize=True``: off-diagonal mean squared difference of the cosine-normalised kernels (the method).
     ``normalize=False``: the raw-kernel ablation, mean over all B^2 entries, diagonal included.
@@ -79,7 +80,8 @@ def fkd_loss(
     """
     check_features(h_s, "h_s")
     hs = _as_list(h_t, "h_t")
-    check_same_batch(h_s, hs[0], ("h_s", "h_t"))
+    for i, t in enumerate(hs):
+        check_feature_pair(h_s, t, ("h_s", "h_t" if len(hs) == 1 else f"h_t[{i}]"))
     f_t = teacher_factor(hs, normalize, ensemble, eps)
     f_s = unit_rows(h_s, eps) if normalize else upcast(h_s)
     if f_s.shape[-2] > f_s.shape[-1] + f_t.shape[-1]:

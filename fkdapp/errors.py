@@ -8,6 +8,7 @@ inside :func:`user_errors`, which prints that line as ``Error: ...`` with exit s
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -16,9 +17,22 @@ import click
 
 from fkdapp.ranks import is_main
 
+LONG_WORD = re.compile(r"\S{120,}")
+
+
+def _cut(match: re.Match[str]) -> str:
+    word = match.group(0)
+    return f"{word[:60]}...({len(word)} characters)"
+
 
 class UserError(ValueError):
-    """A mistake the user can fix; the message is one line that says how."""
+    """A mistake the user can fix; the message is one line that says how. A run of 120 or more characters without
+    a space (a value echoed from a file: a 20 MB string) is cut to its first 60, so the line stays readable."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > 200:
+            args = (LONG_WORD.sub(_cut, args[0]),)
+        super().__init__(*args)
 
 
 class ConfigError(UserError):

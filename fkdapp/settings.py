@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fkdapp.errors import ConfigError
+from fkdapp.jsonfile import JSONFileError, parse_json, read_json, short
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -43,24 +43,20 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+            out[key.strip()] = parse_json(value, f"--set {key.strip()}", "give a number, true/false or text")
+        except JSONFileError as e:
+            if "not valid JSON" not in str(e):  # too deep, or an integer of too many digits
+                raise ConfigError(str(e)) from None
             out[key.strip()] = value
     return out
 
 
 def read_json_object(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A JSON object from ``path``; a missing, unreadable or non-object file is a one-line ConfigError."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} {p} not found" + (" (it is a folder)" if p.is_dir() else ""))
     try:
-        data = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{what} {p} is not valid JSON ({e}); fix or regenerate it") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} {p} must hold a JSON object of config fields")
-    return data
+        return read_json(path, what, dict)
+    except JSONFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _is_int(v: Any) -> bool:
@@ -95,7 +91,7 @@ def type_error(name: str, value: Any, annotation: str) -> str | None:
         words.append(word)
     if "None" in options:
         words.append("null")
-    return f"config value {name}={value!r} must be {' or '.join(words)}"
+    return f"config value {name}={short(value)} must be {' or '.join(words)}"
 
 
 def check_types(cls: type, data: dict[str, Any]) -> None:

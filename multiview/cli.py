@@ -32,8 +32,11 @@ def main() -> None:
 
 def build_config(config_file: str | None, overrides: Sequence[str]) -> Config:
     """The default config, updated from a JSON file, then from KEY=VALUE overrides (values parsed as JSON)."""
-    cfg = Config.load(config_file) if config_file else Config()
-    return cfg.with_overrides(list(overrides))
+    from multiview.data import check_memory
+
+    cfg = (Config.load(config_file) if config_file else Config()).with_overrides(list(overrides))
+    check_memory(cfg)
+    return cfg
 
 
 def common(f: Callable[..., Any]) -> Callable[..., Any]:

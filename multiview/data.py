@@ -6,13 +6,16 @@ Shapes: inputs (N, P, d) (P patches in R^d), labels (N,), single-view flag (N,),
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from fkdapp.errors import ConfigError
 from multiview.config import Config
 
 CHUNK = 4096  # samples generated at once: memory stays bounded for large N
@@ -129,6 +132,38 @@ def _draw(cfg: Config, features: torch.Tensor, n: int, mu: float, g: torch.Gener
 def draw_samples(cfg: Config, features: torch.Tensor, n: int, mu: float, g: torch.Generator) -> Samples:
     """n samples, a fraction mu of them single-view, generated in chunks of CHUNK on the CPU."""
     return Samples.cat([_draw(cfg, features, min(CHUNK, n - i), mu, g) for i in range(0, n, CHUNK)])
+
+
+def memory_estimate(cfg: Config) -> int:
+    """Bytes a seed needs at least (float32): its samples (N, P, d), one network's per-patch activations kept for
+    the backward (k m, N P) and a distillation kernel over the training and transfer sets (N', N')."""
+    distill = cfg.n_train + cfg.transfer_single + cfg.transfer_multi
+    samples = distill + 2 * cfg.n_test
+    kernel = (cfg.kernel_batch or distill) ** 2
+    return 4 * (samples * cfg.P * cfg.d + 2 * cfg.k * cfg.m * distill * cfg.P + 4 * kernel)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine has free (MemAvailable; None where it cannot be read)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(cfg: Config) -> None:
+    """A one-line ConfigError, before anything runs, where a seed of ``cfg`` cannot fit in this machine's memory."""
+    need, have = memory_estimate(cfg), available_memory()
+    if have is not None and need > have:
+        raise ConfigError(f"this config needs at least {need / 2**30:.1f} GiB per seed (n_train {cfg.n_train}, n_test "
+                          f"{cfg.n_test}, P {cfg.P}, d {cfg.d}) and this machine has {have / 2**30:.1f} GiB free; "
+                          "use smaller sizes")
 
 
 def make_data(cfg: Config, seed: int, device: torch.device | str = "cpu") -> MultiViewData:

@@ -168,7 +168,7 @@ def pooled_teachers(
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a damaged pool file is retrained, not trusted
             saved = None
-        if saved is not None and saved.get("key") == key:
+        if isinstance(saved, dict) and saved.get("key") == key and isinstance(saved.get("w"), torch.Tensor):
             have = (saved["w"].to(device), TrainLog(saved["fit_step"], saved["steps"]))
     n = have[0].shape[0]
     if n < count and engine.batched:  # a population is trained whole

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fkdapp.errors import UserError
+from fkdapp.jsonfile import JSONFileError, read_json
 from fkdapp.runtime import atomic_write_text
 
 SCHEMA = 2
@@ -211,14 +212,12 @@ def read_results(path: str | Path) -> Results:
     p = Path(path)
     if p.is_dir() and (p / "results.json").is_file():
         p = p / "results.json"
+    if p.is_dir():
+        raise ResultsError(f"{p} is a folder without a results.json; give the results.json of a run")
     try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"results file {p} not found") from None
-    except IsADirectoryError:
-        raise ResultsError(f"{p} is a folder without a results.json; give the results.json of a run") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsError(f"results file {p} is not valid JSON ({e}); rerun the experiment") from None
+        data = read_json(p, "results file", dict, fix="rerun the experiment")
+    except JSONFileError as e:
+        raise ResultsError(str(e)) from None
     return from_dict(data)
 
 

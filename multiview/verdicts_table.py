@@ -68,7 +68,8 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
         c = cell(r, method, entry.seeds)
         row = {"label": entry.label, "results": entry.results.as_posix(), "method": method, "seeds": j.seeds,
                "fresh": entry.fresh, "k": c.k, "verdict": j.verdict, "holds": j.holds if entry.fresh else None,
-               "readme": method in entry.readme, "passing_seeds": j.seeds_passing, "clauses": [x.__dict__ for x in j.clauses]}
+               "readme": method in entry.readme, "passing_seeds": j.seeds_passing,
+               "clauses": [x.__dict__ for x in j.clauses]}
         if j.clauses:
             row |= {"over_L": [c.failure[e] / c.law(e) for e in RULE["teachers"]],
                     "ensemble_over_L": [c.ensemble[e] / c.law(e) for e in RULE["teachers"] if e in c.ensemble],

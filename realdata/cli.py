@@ -288,7 +288,8 @@ def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bo
 @main.command()
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--dataset", default=None, help="Data set to test on [default: the one the checkpoint records].")
-@click.option("--arch", default=None, help="Architecture, for a checkpoint that does not record it.")
+@click.option("--arch", default=None, help="Architecture, for a checkpoint that does not record it, or your own "
+              "model (package.module:factory) that made it: a checkpoint never chooses code to run.")
 @click.option("--data-dir", default=None,
               help="Where the data sets are [default: the one the checkpoint's run recorded, else data].")
 @click.option("--download", is_flag=True, help="Fetch a missing data set.")

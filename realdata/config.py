@@ -13,6 +13,7 @@ as given (each must lie in 1..epochs-1).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from fkdapp.errors import ConfigError
+from fkdapp.jsonfile import short
 from fkdapp.runtime import atomic_write_text
-from fkdapp.settings import build, check_known, did_you_mean
+from fkdapp.settings import build, check_known, did_you_mean, read_json_object
 from realdata.data import DATASETS
 from realdata.methods import METHODS
 from realdata.models import MODELS, is_spec, known
@@ -248,15 +250,16 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        try:
-            d = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read config {path}: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json_object(path, "config"))
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what a run computes (everything but :data:`RUNTIME_FIELDS`)."""
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
+    def digest(self) -> str:
+        """A short digest of :meth:`identity`: stored in a run's checkpoints, so a run knows its own."""
+        text = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_updates(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied and validated again."""
@@ -276,19 +279,23 @@ def _hint(name: str, choices: Any) -> str:
     return did_you_mean(name, choices) or f"; choose one of: {', '.join(choices)}"
 
 
+FLOAT32_MAX = 3.4028234e38  # a number a float32 tensor (weights, learning rates on the device) can hold
+INT_MAX = 2**63 - 1  # seeds and sizes: what torch's generators and tensors index with
+
+
 def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= INT_MAX:
+        raise ConfigError(f"{name} must be an integer >= {low} (and < 2^63), got {short(value)}")
 
 
 def _check_number(
     name: str, value: Any, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
 ) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
+    ok = ok and abs(value) <= FLOAT32_MAX and (value > low if low_open else value >= low)
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
         lo = f"{'(' if low_open else '['}{low:g}"
         hi = f"{high:g}{')' if high_open else ']'}" if high is not None else "inf)"
-        raise ConfigError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number in {lo}, {hi} that float32 holds, got {short(value)}")

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from fkdapp.errors import UserError
+from fkdapp.jsonfile import JSONFileError, read_json, short
 from fkdapp.lock import LOCK_NAME
 from fkdapp.runtime import (
     PROBE_PREFIX,
@@ -45,7 +46,7 @@ from fkdapp.runtime import (
 from fkdapp.stats import mean_ci
 from realdata.config import ConfigError, TrainConfig
 from realdata.methods import METHODS
-from realdata.models import build, known
+from realdata.models import build, is_spec, known
 
 CHECKPOINT_FORMAT = 1
 
@@ -99,6 +100,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if bad:
         raise CheckpointError(f"{path}: 'model' is not a state dict (entry {bad[0]!r} is not a tensor)")
     return ckpt
+
+
+def nonfinite_entries(state: dict[str, Any]) -> list[str]:
+    """The names of a state dict's floating tensors that hold NaN or an infinity."""
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+            and not bool(torch.isfinite(v).all())]
+
+
+def check_finite(state: dict[str, Any], what: str, fix: str) -> None:
+    """A one-line CheckpointError where a tensor of ``state`` is not finite (naming the first and the count)."""
+    bad = nonfinite_entries(state)
+    if bad:
+        raise CheckpointError(f"{what} holds NaN or infinite values in {len(bad)} tensor(s) (e.g. {bad[0]}); {fix}")
 
 
 def _first(model: nn.Module, kind: type[nn.Module], last: bool = False) -> str | None:
@@ -157,6 +171,12 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
     if arch is None and recorded is None:
         raise CheckpointError(f"checkpoint {path} does not record its architecture: add --teacher-arch NAME "
                               "(evaluate: --arch NAME)")
+    if arch is None and not isinstance(recorded, str):
+        raise CheckpointError(f"checkpoint {path} records an architecture that is not a name; give --teacher-arch "
+                              "NAME (evaluate: --arch NAME)")
+    if arch is None and is_spec(recorded):
+        raise CheckpointError(f"checkpoint {path} was made by your own model {short(recorded)}; a file never chooses "
+                              f"code to run: name it yourself with --teacher-arch {recorded[:80]} (evaluate: --arch)")
     arch = arch or recorded
     try:
         if not known(arch):
@@ -173,6 +193,7 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
     check_state_dict(model, state, path, arch, recorded)
+    check_finite(state, f"checkpoint {path}", "it cannot be used: retrain it, or give an earlier checkpoint")
     model.load_state_dict(state, strict=True)
     model.unit_features = ckpt.get("unit_features") is True  # the head reads unit-length features (FKD's norm_head)
     return LoadedModel(model, arch, num_classes, in_channels, ckpt.get("image_size"), ckpt.get("dataset"), str(path))
@@ -228,6 +249,12 @@ class RunDir:
             raise RunError(f"--out {self.path} already holds this run; continue it with: realdata resume {self.path}")
         return True
 
+    def remove_orphans(self) -> None:
+        """Temporary files an atomic write left when its process was killed (``.last.pt.*.tmp``): the run folder is
+        locked, so no write of ours is in flight."""
+        for p in self.path.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+
     def config(self) -> TrainConfig:
         """The run's recorded config (a one-line RunError if there is none or it is unreadable)."""
         if not self.is_run():
@@ -244,7 +271,11 @@ class RunDir:
         if resumed_at is None or not self.environment_path.is_file():
             record = env
         else:
-            record = json.loads(self.environment_path.read_text())
+            try:
+                record = read_json(self.environment_path, "run file", dict,
+                                   fix="move it aside and resume again (a new one is written)")
+            except JSONFileError as e:
+                raise RunError(str(e)) from None
             record.setdefault("resumed", []).append({"after_epoch": resumed_at, **env})
         atomic_write_text(self.environment_path, json.dumps(record, indent=2) + "\n")
 

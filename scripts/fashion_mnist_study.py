@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _root  # noqa: F401  (studies/ is in the repository, not installed)
+
 from fkdapp.settings import parse_counts
 from studies.fashion import ROWS, Options, run
 

@@ -59,6 +59,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _root  # noqa: F401  (studies/ is in the repository, not installed)
+
 from studies.verdict import PHASES, WEIGHTS, Options, run
 
 

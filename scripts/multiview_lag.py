@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _root  # noqa: F401  (studies/ is in the repository, not installed)
+
 from multiview.engine import run_script
 from studies.lag import Options, run
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _root  # noqa: F401  (studies/ is in the repository, not installed)
 import torch
 
 from multiview.engine import Engine, run_script

@@ -37,6 +37,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import _root  # noqa: F401  (studies/ is in the repository, not installed)
+
 from studies.reproduce import METHODS, Options, run
 
 

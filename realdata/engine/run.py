@@ -31,6 +31,7 @@ from realdata.runs import (
     RunDir,
     RunError,
     load_teachers,
+    nonfinite_entries,
     read_checkpoint,
 )
 
@@ -87,10 +88,14 @@ def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers
     """run_training's body, with the run folder locked."""
     main = distributed.is_main()
     resuming = run.check_start(config, resume)
+    if resuming and main:
+        run.remove_orphans()
     data, transfer = load_data_once(config, download, device)
     trainer = build_trainer(config, teachers, data, transfer, device)
     if resuming and run.last_path.is_file():
-        trainer.load_state_dict(read_checkpoint(run.last_path))
+        state = read_checkpoint(run.last_path)
+        check_identity(state, config, run.last_path)
+        trainer.load_state_dict(state)
     distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
     writer = tensorboard_writer(run) if main and config.tensorboard else None
     if main:
@@ -107,6 +112,33 @@ def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers
                     on_epoch_end(row)
             distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
     return summarize(run, config)
+
+
+def check_identity(state: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """A one-line RunError where checkpoint ``state`` belongs to another run than ``config`` (its stored digest, or
+    for checkpoints written before digests the config it carries)."""
+    stored = state.get("run_identity")
+    if stored is None and isinstance(state.get("config"), dict):
+        try:
+            stored = TrainConfig.from_dict(state["config"]).digest()
+        except (ConfigError, TypeError, ValueError):
+            stored = "unreadable"
+    if stored is not None and stored != config.digest():
+        raise RunError(f"{path} is another run's checkpoint (its config differs from {path.parent / 'config.json'}); "
+                       f"put this run's last.pt back, or start afresh with another --out")
+
+
+def check_weights(trainer: Trainer, run: RunDir) -> None:
+    """Before an epoch's checkpoints are written: every tensor of the student and its heads finite, else a
+    NonFiniteLoss naming the tensor and the epoch (the previous last.pt is kept, whole, as the last good one)."""
+    heads = trainer.distiller.heads.state_dict()
+    state = {**trainer.student.state_dict(), **{f"heads.{k}": v for k, v in heads.items()}}
+    bad = nonfinite_entries(state)
+    if bad:
+        kept = f"last good checkpoint: {run.last_path} (epoch {trainer.epoch - 1})" if trainer.epoch > 1 else \
+            "no checkpoint was written"
+        raise NonFiniteLoss(f"epoch {trainer.epoch} ended with NaN or infinite weights in {len(bad)} tensor(s) (e.g. "
+                            f"{bad[0]}); not saved; {kept}; lower the learning rate")
 
 
 def load_data_once(config: TrainConfig, download: bool, device: torch.device) -> tuple[ImageData, ImageData | None]:
@@ -226,6 +258,7 @@ def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Prog
     With a validation split, ``val_acc`` is logged every epoch, "best" is the best validation accuracy (``best_acc``
     then holds it) and the test set is read at the last epoch only (``test_acc`` in the last row): it never chooses
     a checkpoint or a setting."""
+    check_weights(trainer, run)
     eval_start = time.perf_counter()
     has_val = trainer.data.val_x is not None
     read_test = not has_val or trainer.epoch >= trainer.config.epochs

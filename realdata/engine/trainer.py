@@ -326,7 +326,8 @@ class Trainer:
         """The student as a self-describing model checkpoint, plus ``extra`` entries."""
         d = self.data
         return model_checkpoint(self.student, self.config.model, d.num_classes, d.in_channels, d.image_size, d.name,
-                                method=self.config.method, epoch=self.epoch, **extra)
+                                method=self.config.method, epoch=self.epoch, run_identity=self.config.digest(),
+                                **extra)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: the model checkpoint plus optimiser, scheduler, RNG states, best accuracy."""

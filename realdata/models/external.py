@@ -34,6 +34,10 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
         raise ValueError(f"model {spec!r}: cannot import {module} ({type(e).__name__}: {str(e)[:80]})") from None
     except AttributeError:
         raise ValueError(f"model {spec!r}: {module} has no {attr!r}") from None
+    except Exception as e:  # the user's module failed as it ran (a SyntaxError, an exception at import)
+        where = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
+        raise ValueError(f"model {spec!r}: importing {module} failed{where}: {type(e).__name__}: "
+                         f"{str(e)[:80]}; fix that module") from None
     if not callable(factory):
         raise ValueError(f"model {spec!r}: {attr} is not callable")
     return factory

@@ -26,6 +26,9 @@ def test_a_wheel_built_from_the_repository_exports_the_public_names(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheels[0])], check=True,
                    capture_output=True)
     assert (site / "fkd" / "py.typed").is_file()
+    # no generic top-level names in another project's environment: studies/ stays in the repository
+    assert sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info") and p.name != "bin") == [
+        "fkd", "fkdapp", "multiview", "realdata"]
     probe = ("import json, fkd, multiview.cli, realdata.cli; "
              "print(json.dumps({'file': fkd.__file__, 'all': fkd.__all__, "
              "'ok': all(hasattr(fkd, n) for n in fkd.__all__)}))")

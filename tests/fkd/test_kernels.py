@@ -150,7 +150,7 @@ def test_gradients_finite_for_zero_rows_and_extreme_scales(scale, dtype):
     h[0] = 0  # a zero row
     h.requires_grad_(True)
     t = torch.randn(6, 4, generator=g).to(dtype)
-    loss = fkd_loss(h, t) + feature_regularizer(h) * 0 + fkd_loss(t, h.unsqueeze(0)).sum()
+    loss = fkd_loss(h, t) + feature_regularizer(h) * 0 + fkd_loss(t.unsqueeze(0), h.unsqueeze(0)).sum()
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(h.grad).all()
@@ -203,9 +203,14 @@ def test_kernel_distance_shape_errors():
 @settings(max_examples=30)
 @given(st.integers(2, 6), st.integers(1, 4), st.integers(1, 3))
 def test_any_leading_dims(b, d, m):
+    """The kernels take any leading dims; the loss M students at once, (M, B, D), each against its own teacher's
+    features or one teacher's (B, D) shared; more leading dims are refused (a map, not features)."""
     h = torch.randn(m, 2, b, d)
     assert normalized_kernel(h).shape == (m, 2, b, b)
-    assert fkd_loss(h, torch.randn(m, 2, b, d + 1)).shape == (m, 2)
+    assert fkd_loss(h[:, 0], torch.randn(m, b, d + 1)).shape == (m,)
+    assert fkd_loss(h[:, 0], torch.randn(b, d + 1)).shape == (m,)
+    with pytest.raises(ValueError, match="must be features of shape"):
+        fkd_loss(h, torch.randn(m, 2, b, d + 1))
 
 
 @pytest.mark.parametrize("normalize", [True, False])

@@ -39,8 +39,8 @@ def test_fkd_loss_module_is_the_weighted_core_for_one_teacher_or_several():
     assert torch.allclose(both.total, 50 * fkd_loss(hs, [ht, ht2])) and both.reg.item() == 0
     norm = FKDLoss(weight=0, feature_reg=1, reg_power=1)(hs, ht)
     assert torch.allclose(norm.total, hs.norm(dim=1).mean())
-    batched = FKDLoss()(torch.randn(3, 8, 6, generator=g), torch.randn(3, 8, 4, generator=g))  # leading dims
-    assert batched.total.shape == (3,)
+    with pytest.raises(ValueError, match=r"FKDLoss takes \(B, D\) features"):  # M students: fkd_loss, not the module
+        FKDLoss()(torch.randn(3, 8, 6, generator=g), torch.randn(3, 8, 4, generator=g))
     for bad in ({"weight": -1}, {"feature_reg": float("nan")}, {"ensemble": "max"}, {"reg_power": 3}):
         with pytest.raises(ValueError, match="FKDLoss"):
             FKDLoss(**bad)
@@ -113,3 +113,38 @@ def test_the_api_page_lists_exactly_fkd_all():
     page = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
     assert sorted(re.findall(r"^### `(\w+)`$", page, flags=re.M)) == sorted(fkd.__all__)
     assert all(hasattr(fkd, name) for name in fkd.__all__)
+
+
+def test_the_readme_snippet_runs_as_written():
+    """The README's "FKD in your own loop" block, run whole: it trains (the loss falls) and takes pooled features."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    block = text.split("## FKD in your own loop", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert scope["h_s"].shape == (32, 16) and scope["h_t"].shape == (32, 64) and torch.isfinite(scope["loss"])
+
+
+@pytest.mark.parametrize(("shape_s", "shape_t", "says"), [
+    ((8, 16, 4, 4), (8, 16, 4, 4), r"h_s must be features of shape \(B, D\) or \(M, B, D\), got shape \(8, 16, 4, 4\): "
+                                   r"pool"),
+    ((8, 32, 4, 4), (8, 64), r"got shape \(8, 32, 4, 4\)"),
+    ((8, 5, 16), (8, 5, 16), r"h_t of shape \(8, 5, 16\) needs h_s of shape \(8, B, D\)|"),
+    ((8, 16), (3, 8, 16), r"h_t of shape \(3, 8, 16\) needs h_s of shape \(3, B, D\), got \(8, 16\)"),
+    ((2, 1, 5, 16), (5, 16), r"got shape \(2, 1, 5, 16\)"),
+])
+def test_features_that_are_not_pooled_are_a_valueerror(shape_s, shape_t, says):
+    from fkd import FKDLoss, fkd_loss
+
+    h_s, h_t = torch.randn(*shape_s), torch.randn(*shape_t)
+    if shape_s == (8, 5, 16):  # (B, T, D) tokens: the function reads 8 students of 5 samples; the module refuses
+        assert fkd_loss(h_s, h_t).shape == (8,)
+        with pytest.raises(ValueError, match=r"FKDLoss takes \(B, D\) features, got h_student of shape \(8, 5, 16\): "
+                                             r"pool \(B, T, D\) tokens"):
+            FKDLoss()(h_s, h_t)
+        return
+    with pytest.raises(ValueError, match=says):
+        fkd_loss(h_s, h_t)
+    with pytest.raises(ValueError, match=says.replace("h_s", "h_student").replace("h_t", "h_teachers")):
+        FKDLoss()(h_s, h_t)

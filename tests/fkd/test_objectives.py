@@ -104,3 +104,35 @@ def test_dkd_against_its_definition():
     assert pop.shape == (2,) and float(pop[0]) == pytest.approx(float(dkd_loss(s, t, y)), rel=1e-5)
     with pytest.raises(ValueError, match="labels"):
         dkd_loss(s, t, y[:3])
+
+
+def _dkd_reference(ls, lt, y, alpha, beta, temp):
+    """DKD as the reference code computes it (mdistiller's dkd_loss: F.kl_div, whose target side takes 0 log 0 = 0)."""
+    gt = torch.nn.functional.one_hot(y, ls.shape[1]).bool()
+    ps, pt = (ls / temp).softmax(1), (lt / temp).softmax(1)
+
+    def binary(p):
+        return torch.cat([(p * gt).sum(1, keepdim=True), (p * ~gt).sum(1, keepdim=True)], 1)
+
+    tckd = torch.nn.functional.kl_div(binary(ps).log(), binary(pt), reduction="sum") * temp**2 / ls.shape[0]
+    log_qs = (ls / temp - 1000.0 * gt).log_softmax(1)
+    qt = (lt / temp - 1000.0 * gt).softmax(1)
+    nckd = torch.nn.functional.kl_div(log_qs, qt, reduction="sum") * temp**2 / ls.shape[0]
+    return alpha * tckd + beta * nckd
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("gap", [10.0, 104.0, 120.0, 300.0, 500.0])
+def test_dkd_takes_0_log_0_as_0_where_the_teachers_probability_underflows(dtype, gap):
+    """A teacher sure of its class (or of another) far beyond float range: the binary target-vs-rest probability
+    underflows to 0 and the term b_t log b_t must count as 0, as in the reference (was NaN in float32)."""
+    g = torch.Generator().manual_seed(0)
+    temp = 4.0
+    s = torch.randn(6, 5, generator=g, dtype=dtype)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    t = torch.randn(6, 5, generator=g, dtype=dtype)
+    t[torch.arange(6), y] += gap * temp  # sure of the label
+    t[5, 1] += 2 * gap * temp  # sure of another class
+    got = dkd_loss(s, t, y, 1.0, 8.0, temp)
+    want = _dkd_reference(s, t, y, 1.0, 8.0, temp)
+    assert torch.isfinite(got) and float(got) == pytest.approx(float(want), rel=1e-6)

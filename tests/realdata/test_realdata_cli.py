@@ -329,12 +329,17 @@ def test_a_users_own_architecture_trains_resumes_evaluates_and_teaches(tmp_path,
     assert r.exit_code == 0, r.output
     config = TrainConfig.load(teacher / "config.json")
     assert config.model == "user_models:small_cnn" and read_checkpoint(teacher / "last.pt")["arch"] == config.model
-    r = cli("evaluate", teacher / "last.pt", "--data-dir", data_dir, "--device", "cpu", "--json", tmp_path / "e.json")
+    # the checkpoint names its model, but a file never chooses code to run: the user names it
+    one_line_error(cli("evaluate", teacher / "last.pt", "--data-dir", data_dir, "--device", "cpu"),
+                   "a file never chooses code to run: name it yourself with --teacher-arch user_models:small_cnn")
+    r = cli("evaluate", teacher / "last.pt", "--arch", "user_models:small_cnn", "--data-dir", data_dir, "--device",
+            "cpu", "--json", tmp_path / "e.json")
     last = json.loads((teacher / "metrics.jsonl").read_text().splitlines()[-1])
     assert r.exit_code == 0 and json.loads((tmp_path / "e.json").read_text())["test_acc"] == last["test_acc"]
     # a zoo student learns from it (its features: the input of its last nn.Linear), and a user's student with
     # --feature-layer from a zoo teacher, killed after epoch 1 and resumed
-    r = cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", *common(data_dir, tmp_path / "s1"))
+    r = cli("distill", "--teacher", teacher / "last.pt", "--teacher-arch", "user_models:small_cnn", "--student",
+            "resnet8", *common(data_dir, tmp_path / "s1"))
     assert r.exit_code == 0, r.output
     student = tmp_path / "s2"
     args = ("distill", "--teacher", tmp_path / "s1" / "last.pt", "--student", "user_models:small_cnn",
@@ -353,5 +358,6 @@ def test_a_users_own_architecture_trains_resumes_evaluates_and_teaches(tmp_path,
                       (["--model", "user_models:small_cnn", "--feature-layer", "body.relu2"], "closest: body.relu"),
                       (["--model", "resnet8", "--feature-layer", "layer1"], "--feature-layer applies to")):
         one_line_error(cli("train", *bad, *common(data_dir, tmp_path / "x")), says)
-    one_line_error(cli("distill", "--teacher", teacher / "last.pt", "--student", "resnet8", "--method", "at",
-                       *common(data_dir, tmp_path / "y")), "compares the maps after every stage")
+    one_line_error(cli("distill", "--teacher", teacher / "last.pt", "--teacher-arch", "user_models:small_cnn",
+                       "--student", "resnet8", "--method", "at", *common(data_dir, tmp_path / "y")),
+                   "compares the maps after every stage")
