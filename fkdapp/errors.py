@@ -35,18 +35,32 @@ class UserError(ValueError):
         super().__init__(*args)
 
 
+class Stopped(UserError):
+    """The user stopped a run (Ctrl-C, SIGTERM): not an error. Printed as ``Stopped: ...`` with exit status 128 +
+    the signal (130 for Ctrl-C, 143 for SIGTERM), as shells report a process a signal ended."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 class ConfigError(UserError):
     """A configuration value out of range, of the wrong type, or unknown; or a malformed config file."""
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a :class:`UserError` into an ``Error: ...`` line (click's exception, exit status 1).
+    """Turn a :class:`UserError` into an ``Error: ...`` line (click's exception, exit status 1); a :class:`Stopped`
+    into ``Stopped: ...`` with exit status 128 + its signal.
 
     Under torchrun every rank meets the same error; rank 0 alone prints it, the others exit with status 1.
     """
     try:
         yield
+    except Stopped as e:
+        if is_main():
+            click.echo(f"Stopped: {e}", err=True)
+        raise click.exceptions.Exit(128 + e.signum) from None
     except UserError as e:
         if not is_main():
             raise click.exceptions.Exit(1) from None

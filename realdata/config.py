@@ -140,7 +140,11 @@ class TrainConfig:
         object.__setattr__(self, name, value)
 
     def _check_data(self) -> None:
-        """The data set, the transfer data set (names normalised) and the sizes and part of the training data."""
+        """The data set, the transfer data set (names normalised) and the sizes and part of the training data; the
+        data folder made absolute (a run resumed from another working folder finds its data)."""
+        if not isinstance(self.data_dir, str) or not self.data_dir:
+            raise ConfigError(f"data_dir must be a folder, got {short(self.data_dir)}")
+        self._fix("data_dir", os.path.abspath(self.data_dir))
         dataset = self.dataset.strip().lower().replace("-", "_")
         if dataset not in DATASETS:
             raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)}")

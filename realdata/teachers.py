@@ -36,8 +36,8 @@ def _extracted(archive: Path) -> Path:
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise TeacherDirError(f"cannot read the teachers archive {archive} ({type(e).__name__}: {e}); download "
-                                  "it again") from None
+            why = str(e).split(":")[0][:60] if isinstance(e, tarfile.FilterError) else f"{type(e).__name__}: {e}"[:80]
+            raise TeacherDirError(f"refused the teachers archive {archive.name} ({why}); download it again") from None
         os.replace(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

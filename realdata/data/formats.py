@@ -131,7 +131,8 @@ def _fetch_cifar(key: str, data_dir: Path, download: bool) -> None:
     archive = data_dir / spec["filename"]
     if not archive.is_file():
         if not download:
-            raise DataError(f"{key} not found in {data_dir}; run with --download, or put {spec['url']} there")
+            raise DataError(f"{key} not found in {data_dir}; give --data-dir where it is, run with --download, or put "
+                            f"{spec['url']} there")
         _download(spec["url"], archive, spec["md5"])
     else:
         _check_md5(archive, spec["md5"], hint=_redownload_hint(key))
@@ -216,8 +217,8 @@ def _load_fashion_mnist(data_dir: Path, download: bool) -> tuple[torch.Tensor, .
             break
     if found is None:
         if not download:
-            raise DataError(f"fashion_mnist not found in {data_dir} (nor {FASHION_MNIST_SYSTEM_DIR}); run with "
-                            "--download, or apt-get install dataset-fashion-mnist")
+            raise DataError(f"fashion_mnist not found in {data_dir} (nor {FASHION_MNIST_SYSTEM_DIR}); give --data-dir "
+                            "where it is, run with --download, or apt-get install dataset-fashion-mnist")
         target = data_dir / _FMNIST_SUBDIR
         found = {}
         for s in stems:

@@ -23,7 +23,7 @@ from realdata.data import (
     load_dataset,
     split_pool,
 )
-from realdata.engine.trainer import Interrupted, NonFiniteLoss, Trainer, _StopSignal
+from realdata.engine.trainer import Interrupted, NonFiniteLoss, StopNow, Trainer, _StopSignal
 from realdata.methods import METHODS, Distiller
 from realdata.models import ExternalModel, build
 from realdata.runs import (
@@ -101,16 +101,23 @@ def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers
     if main:
         open_run(run, config, trainer, device, resuming)
     with _StopSignal() as trainer.stop:
-        init_stage(trainer, run, progress if main else None)
-        for _ in range(trainer.epoch + 1, config.epochs + 1):
-            row = train_epoch_or_stop(trainer, run, progress if main else None)
-            if main:
-                end_epoch(trainer, run, row, progress)
-                if writer is not None:
-                    log_scalars(writer, row)
-                if on_epoch_end is not None:
-                    on_epoch_end(row)
-            distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
+        try:
+            init_stage(trainer, run, progress if main else None)
+            for _ in range(trainer.epoch + 1, config.epochs + 1):
+                row = train_epoch_or_stop(trainer, run, progress if main else None)
+                if main:
+                    end_epoch(trainer, run, row, progress)
+                    if writer is not None:
+                        log_scalars(writer, row)
+                    if on_epoch_end is not None:
+                        on_epoch_end(row)
+                distributed.barrier()  # the other ranks wait while rank 0 evaluates and writes
+        except StopNow as e:
+            if progress is not None:
+                progress.close()
+            kept = f"{run.last_path} holds the last saved state" if run.last_path.is_file() else "nothing was saved"
+            raise Interrupted(f"stopped at once by a second signal {e.args[0]}; {kept}; continue with: realdata "
+                              f"resume {run.path}", e.args[0]) from None
     return summarize(run, config)
 
 
@@ -200,7 +207,7 @@ def init_stage(trainer: Trainer, run: RunDir, progress: Progress | None) -> None
         except Interrupted as e:
             kept = f"{run.last_path} holds init epoch {trainer.init_done}" if trainer.init_done else \
                 "no init epoch finished"
-            raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
+            raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}", e.signum) from None
         if distributed.is_main():
             run.append_init(row)
             atomic_save(trainer.state_dict(), run.last_path)
@@ -224,7 +231,7 @@ def train_epoch_or_stop(trainer: Trainer, run: RunDir, progress: Progress | None
         if distributed.is_main():
             atomic_save(trainer.state_dict(), run.last_path)
         kept = f"{run.last_path} holds epoch {trainer.epoch} and steps 1-{part['step']} of epoch {part['epoch']}"
-        raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}") from None
+        raise Interrupted(f"{e}; {kept}; continue with: realdata resume {run.path}", e.signum) from None
     finally:
         if progress is not None:
             progress.close()

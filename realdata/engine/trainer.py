@@ -19,6 +19,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from fkd import DOT
-from fkdapp.errors import ConfigError, UserError
+from fkdapp.errors import ConfigError, Stopped, UserError
 from fkdapp.progress import Progress, clock
 from realdata import distributed
 from realdata.config import TrainConfig
@@ -47,8 +48,14 @@ from realdata.runs import (
 )
 
 
-class Interrupted(UserError):
-    """SIGINT / SIGTERM: the run stopped after its current step; the message says how to continue."""
+class Interrupted(Stopped):
+    """SIGINT / SIGTERM: the run stopped after its current step (or at once, on a second signal); the message says
+    how to continue."""
+
+
+class StopNow(BaseException):
+    """A second SIGINT / SIGTERM: raised from the signal handler, so the run stops wherever it is (an evaluation
+    included) without writing anything; the last checkpoint on disk, written atomically, is intact."""
 
 
 class _StopSignal:
@@ -68,7 +75,11 @@ class _StopSignal:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise StopNow(signum)
         self.received = signum
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        print(f"\nstopping after this step ({again} again to stop now)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
@@ -297,7 +308,8 @@ class Trainer:
             self.partial = {"epoch": epoch, "step": stopped, "order": order.cpu(), "sums": sums,
                             "transfer_order": None if transfer_order is None else transfer_order.cpu(),
                             "seconds": seconds_before + time.perf_counter() - start}
-            raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {stopped}/{steps}")
+            raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {stopped}/{steps}",
+                              self.stop.received)
         seconds = seconds_before + time.perf_counter() - start
         self.scheduler.step()
         self.epoch = epoch
@@ -392,7 +404,8 @@ class Trainer:
 
         stopped = self._run_steps(1, one, sums, check)
         if stopped is not None:
-            raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {stopped}")
+            raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {stopped}",
+                              self.stop.received)
         self.init_done = epoch
         if epoch >= self.distiller.init_epochs():
             self.distiller.end_init()

@@ -254,13 +254,39 @@ def test_sigint_stops_after_the_step_and_says_how_to_resume(tmp_path, data_dir):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 130, err  # a stop the user asked for: 128 + SIGINT, not an error
+    assert "stopping after this step (Ctrl-C again to stop now)" in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("Error: stopped by signal") and f"continue with: realdata resume {out}" in last
+    assert last.startswith("Stopped: stopped by signal 2") and f"continue with: realdata resume {out}" in last
     assert cli("resume", out, "--no-progress").exit_code == 0
     assert cli("train", "--model", "resnet8", *common(data_dir, whole, epochs=6)).exit_code == 0
     a, b = read_checkpoint(whole / "last.pt")["model"], read_checkpoint(out / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, data_dir):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = ["--model", "resnet8", *map(str, common(data_dir, out, epochs=50))]
+    proc = subprocess.Popen([sys.executable, "-m", "realdata", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "last.pt").is_file():
+        time.sleep(0.05)
+    saved = (out / "last.pt").read_bytes()
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Stopped: ") and "Traceback" not in err, err
+    # whichever way the two signals met the run, last.pt is whole (the one before, or the stop's own) and resumable
+    assert read_checkpoint(out / "last.pt")["epoch"] >= 1 and len(saved) > 0
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_tensorboard_event_files_or_a_clear_error(tmp_path, data_dir):

@@ -49,8 +49,30 @@ def test_the_extracted_folder_and_the_benchmark_s_flat_layout(tmp_path):
 def test_a_damaged_tarball_and_a_missing_folder_are_one_line(tmp_path):
     bad = tmp_path / "cifar_teachers.tar"
     bad.write_bytes(b"not a tar file at all")
-    with pytest.raises(TeacherDirError, match="cannot read the teachers archive"):
+    with pytest.raises(TeacherDirError, match="refused the teachers archive cifar_teachers.tar"):
         teacher_checkpoint(bad, "resnet8")
     assert not list(tmp_path.glob(".cifar_teachers.tar.extract-*"))  # nothing half-extracted is left
     with pytest.raises(TeacherDirError, match="is neither a folder nor a .tar"):
         teacher_checkpoint(tmp_path / "nowhere", "resnet8")
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "symlink", "hardlink", "fifo"])
+def test_an_archive_that_reaches_outside_its_folder_is_refused_in_one_short_line(tmp_path, kind):
+    import io
+
+    archive = tmp_path / "cifar_teachers.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../evil.pth" if kind == "dotdot" else "cifar_teachers/x")
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif kind == "hardlink":
+            info.type, info.linkname = tarfile.LNKTYPE, "/etc/passwd"
+        elif kind == "fifo":
+            info.type = tarfile.FIFOTYPE
+        data = b"x" if info.type == tarfile.REGTYPE else b""
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(TeacherDirError, match="refused the teachers archive cifar_teachers.tar") as err:
+        teacher_checkpoint(archive, "resnet8")
+    assert len(str(err.value)) < 160 and not (tmp_path / "evil.pth").exists()
+    assert not list(tmp_path.glob(".cifar_teachers.tar.extract-*"))
