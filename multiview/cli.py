@@ -22,6 +22,8 @@ from multiview.records import DistillResults, read_distill, write_results
 from multiview.report import views_text
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+#: One seed grammar in every command (:func:`fkdapp.settings.parse_seeds`).
+SEEDS_HELP = "Seeds: a count N (seeds 0..N-1), a range like 4-7, or a list like 0,2,5."
 
 
 @click.group(cls=OneLineGroup, context_settings=CONTEXT)
@@ -142,11 +144,11 @@ def _run_distill(cfg: Config, seeds: list[int], counts: list[int], methods: list
 @click.option("--teachers", "-E", default=2, show_default=True, type=click.IntRange(0), help="Number of teachers E.")
 @click.option("--method", default="fkd", show_default=True, help=f"A method ({', '.join(METHODS)}) or a spec like "
               "fkd:lambda=20.")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), help="Seeds 0..S-1.")
+@click.option("--seeds", default="1", show_default=True, help=SEEDS_HELP)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/simulate", show_default=True)
 @common
 def simulate(
-    teachers: int, method: str, seeds: int, out: str, device: str, workers: int | None, engine: str,
+    teachers: int, method: str, seeds: str, out: str, device: str, workers: int | None, engine: str,
     config_file: str | None, overrides: tuple[str, ...],
 ) -> None:
     """The main job: E teachers, then a student distilled from them, against the theory 2^-(E+1)."""
@@ -156,10 +158,13 @@ def simulate(
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
         chosen = parse_methods([method], cfg)
-        r = _run_distill(cfg, list(range(seeds)), sorted({0, teachers}), chosen, dev, Path(out),
+        r = _run_distill(cfg, parse_seeds(seeds), sorted({0, teachers}), chosen, dev, Path(out),
                          Engine.for_device(dev, workers, engine))
     click.echo(simulate_table(r, teachers, chosen[0].spec))
     click.echo(f"results in {Path(out) / 'results.json'}")
+    click.echo("next: E = 0..4 on 8 seeds, judged by the decision rule: multiview sweep --teachers 0-4 --methods "
+               "fkd,kd --seeds 8 --out runs/sweep && multiview report runs/sweep/results.json --decompose "
+               "(docs/usage.md)")
 
 
 @main.command()
@@ -167,7 +172,7 @@ def simulate(
 @click.option("--methods", default="fkd,kd,ce", show_default=True,
               help=f"Comma list of methods ({', '.join(METHODS)}), each optionally with parameters "
                    "(fkd:lambda=20,feature_reg=0.01); 'all' runs every registered method.")
-@click.option("--seeds", default="8", show_default=True, help="S (seeds 0..S-1), a range like 4-7, or a list.")
+@click.option("--seeds", default="8", show_default=True, help=SEEDS_HELP)
 @click.option("--out", type=click.Path(file_okay=False), default="runs/sweep", show_default=True)
 @click.option("--teacher-pool", type=click.Path(file_okay=False), default=None,
               help="Folder of trained teachers, shared by sweeps of the same seeds and settings [OUT/teachers].")
@@ -195,7 +200,7 @@ def sweep(
 @main.command()
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Figure file (.png, .pdf).")
-@click.option("--judge-seeds", default=None, help="Rule v2's figure on these fresh seeds (a range like 8-15): each "
+@click.option("--judge-seeds", default=None, help="Rule v2's figure on these fresh seeds (as --seeds: 8-15): each "
               "method and the teachers' ensemble per seed, the theory, the own-baseline law and the verdicts.")
 @click.option("--caption", default="", help="Text under the verdict figure (regime, seeds, machine).")
 def plot(results: str, output: str, judge_seeds: str | None, caption: str) -> None:
@@ -206,7 +211,7 @@ def plot(results: str, output: str, judge_seeds: str | None, caption: str) -> No
         r = read_distill(Path(results))
         try:
             if judge_seeds:
-                plot_verdict(r, parse_counts(judge_seeds), Path(output), caption)
+                plot_verdict(r, parse_seeds(judge_seeds), Path(output), caption)
             else:
                 plot_results(r, Path(output))
         except ValueError as e:
@@ -218,8 +223,8 @@ def plot(results: str, output: str, judge_seeds: str | None, caption: str) -> No
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("--decompose", is_flag=True, help="Only the decomposition per (method, E): teachers' views taken, "
               "views nobody had, own views kept, uncovered / ideal, failure / law, and rule v2's verdict.")
-@click.option("--judge-seeds", default=None, help="The fresh seeds rule v2 judges (a range like 8-15 or a list; "
-              "never seeds that chose a setting) [every seed of the file].")
+@click.option("--judge-seeds", default=None, help="The fresh seeds rule v2 judges, never seeds that chose a setting "
+              "(as --seeds: a range like 8-15, a list, or a count N for 0..N-1) [every seed of the file].")
 def report(results: str, decompose: bool, judge_seeds: str | None) -> None:
     """The sweep as Markdown tables (mean and 95% interval over seeds), its decomposition and rule v2's verdict."""
     from multiview.decompose import decomposition_markdown
@@ -228,7 +233,7 @@ def report(results: str, decompose: bool, judge_seeds: str | None) -> None:
 
     with user_errors():
         r = read_distill(Path(results))
-        seeds = parse_counts(judge_seeds) if judge_seeds else None
+        seeds = parse_seeds(judge_seeds) if judge_seeds else None
         if seeds is not None and not set(seeds) <= set(r.seeds_done):
             raise UserError(f"--judge-seeds {judge_seeds}: the file holds seeds {r.seeds_done}; judge seeds it has")
         parts = [decomposition_markdown(r if seeds is None else r.only(seeds)), verdict_markdown(r, seeds)]

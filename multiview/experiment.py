@@ -316,6 +316,11 @@ def check_compatible(existing: DistillResults, fresh: DistillResults) -> None:
         ("methods", existing.methods, fresh.methods),
         ("engine", existing.environment.get("engine", "batched"), fresh.environment.get("engine")),
     ) if json.loads(json.dumps(a)) != json.loads(json.dumps(b))]
+    if differ == ["teacher counts"]:
+        raise IncompatibleResults(
+            f"the output folder holds this sweep for E = {existing.teacher_counts}, not {fresh.teacher_counts}; to "
+            "add teacher counts, sweep them into another --out with --teacher-pool OUT/teachers of this one (its "
+            "teachers are reused, nothing is retrained)")
     if differ:
         raise IncompatibleResults(
             f"the output folder holds results of a different experiment ({', '.join(differ)} differ); use another "

@@ -89,9 +89,10 @@ def lottery_report(networks: Sequence[NetworkRecord]) -> str:
 def markdown_report(results: DistillResults) -> str:
     """Students per (method, E) and teacher ensembles per E, as Markdown tables."""
     cfg = results.config
+    n = len(results.seeds_done)
+    spread = "mean ± 95% interval over seeds" if n > 1 else "one seed: single values, no interval"
     lines = [
-        f"k = {cfg['k']}, {len(results.seeds_done)} seed(s); mean ± 95% interval over seeds; views: "
-        f"{results.view_threshold}",
+        f"k = {cfg['k']}, {n} seed(s); {spread}; views: {results.view_threshold}",
         "",
         "| method | E | failure | FKD theory 2^-(E+1) | uncovered | ideal union | uncovered / ideal | own views kept "
         "| teachers' new views covered | multi-view error |",
@@ -130,11 +131,13 @@ def markdown_report(results: DistillResults) -> str:
         if sl is not None and parse_method(method).USES_TEACHERS:
             slopes.append(f"{method}: {sl:.2f}")
     if slopes:
-        lines += ["", "log2 slope of the failure rate against E over E = 0..4 (theory -1): " + ", ".join(slopes)]
+        es = sorted({s.teachers for s in results.students if s.teachers <= 4})
+        lines += ["", f"log2 slope of the failure rate against E over E = {', '.join(map(str, es))} (theory -1): "
+                  + ", ".join(slopes)]
     ranking = rank_methods(results)
     if len(ranking) > 1:
-        lines += ["", "Methods ranked by single-view failure, mean over E >= 1 (mean ± 95% interval over seeds of each "
-                      "seed's mean):", "",
+        lines += ["", "Methods ranked by single-view failure, mean over E >= 1 (" + (
+                      "mean ± 95% interval over seeds of each seed's mean" if n > 1 else "one seed") + "):", "",
                   "| rank | method | family | failure (E >= 1) | own views kept | teachers' new views covered "
                   "| early gradient ratio to CE (steps <= 100) |", "|---|---|---|---|---|---|---|"]
         for i, row in enumerate(ranking, 1):

@@ -17,7 +17,7 @@ from typing import Any
 
 from fkdapp.errors import ConfigError
 from fkdapp.runtime import atomic_write_text, write_json
-from fkdapp.settings import parse_counts, read_json_object
+from fkdapp.settings import parse_seeds, read_json_object
 from multiview.methods import parse_method
 from multiview.records import read_distill
 from multiview.verdict import RULE, cell, judge, rule_text
@@ -49,7 +49,7 @@ def read_manifest(path: Path) -> list[Entry]:
             v = e.get(key)
             if v is not None and not (isinstance(v, list) and all(isinstance(m, str) for m in v)):
                 raise ConfigError(f"verdicts manifest {path}: entry {i} ('{e['label']}'): '{key}' is a list of specs")
-        out.append(Entry(e["label"], path.parent / e["results"], parse_counts(e["seeds"]), bool(e.get("fresh", True)),
+        out.append(Entry(e["label"], path.parent / e["results"], parse_seeds(e["seeds"]), bool(e.get("fresh", True)),
                          e.get("methods"), e.get("readme") or []))
     return out
 

@@ -103,6 +103,12 @@ def _common_options(f: Callable) -> Callable:
                      help="torch.compile the training step" + _default("compile")),
         click.option("--eval-batch-size", type=int, default=None, help="Batch of the test pass"
                      + _default("eval_batch_size")),
+        click.option("--eval-every", type=int, default=None, help="Evaluate every N epochs (the last always)"
+                     + _default("eval_every")),
+        click.option("--test-size", type=int, default=None,
+                     help="Evaluate the epochs before the last on a seeded subset of N test images (logged as "
+                          "test_acc_subset; the last epoch reads the whole test set) [default: the whole set, or as "
+                          "many test images as training images where the training set is the smaller]"),
         click.option("--tensorboard/--no-tensorboard", default=None,
                      help="Also write TensorBoard event files into the run folder (pip install '.[tensorboard]')"
                           + _default("tensorboard")),
@@ -168,11 +174,13 @@ def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
         def log(row: dict[str, Any]) -> None:
             named = ", ".join(f"{k} {v:.4f}" for k, v in row["losses"].items())
             val = f"val {row['val_acc']:.2f}% " if "val_acc" in row else ""
-            test = f"test {row['test_acc']:.2f}% " if "test_acc" in row else ""
+            test = f"test {row['test_acc']:.2f}% " if "test_acc" in row else \
+                f"test {row['test_acc_subset']:.2f}% ({row['test_images']} images) " if "test_acc_subset" in row else ""
             click.echo(f"epoch {row['epoch']}/{config.epochs} loss {row['loss']:.4f} ({named}) train "
-                       f"{row['train_acc']:.2f}% {val}{test}(best {row['best_acc']:.2f}%) "
+                       f"{row['train_acc']:.2f}% {val}{test}"
+                       + (f"(best {row['best_acc']:.2f}%) " if "best_acc" in row else "(not evaluated) ") +
                        f"{row['images_per_s']:.0f} img/s, train {row['seconds']:.1f}s + eval "
-                       f"{row['eval_seconds']:.1f}s", err=True)
+                       f"{row.get('eval_seconds', 0.0):.1f}s", err=True)
 
         summary = run_training(config, out, resume=opts["resume"], download=opts["download"],
                                progress=Progress() if show else None, on_epoch_end=log)
@@ -250,6 +258,9 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
                                   f"once (for all) or once per teacher")
             given = teacher_archs * len(paths) if len(teacher_archs) == 1 else teacher_archs
             archs = tuple(a or g for a, g in zip(archs, given, strict=True))
+        config_archs = tuple(base.get("teacher_archs") or ())
+        if paths and len(config_archs) == len(paths):  # a --config's teachers name their archs: they still hold
+            archs = tuple(a or c for a, c in zip(archs, config_archs, strict=True))
         params = {k: v for k, v in (("lambda", lambda_), ("feature_reg", feature_reg), ("temperature", temperature))
                   if v is not None}
         for item in param_list:

@@ -37,7 +37,7 @@ SMALL_LR_MODELS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 SMALL_LR = 0.01
 
 #: Fields that may change between a run and its resumption (where and how it runs, not what it computes).
-RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard")
+RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard", "eval_every", "test_size")
 
 
 def scale_milestones(epochs: int) -> tuple[int, ...]:
@@ -108,6 +108,8 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False
     eval_batch_size: int = 1000
+    eval_every: int = 1
+    test_size: int | None = None
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -194,6 +196,9 @@ class TrainConfig:
         _check_int("epochs", self.epochs, 1)
         _check_int("batch_size", self.batch_size, 2)  # BatchNorm and the batch kernels need two samples
         _check_int("eval_batch_size", self.eval_batch_size, 1)
+        _check_int("eval_every", self.eval_every, 1)
+        if self.test_size is not None:
+            _check_int("test_size", self.test_size, 1)
         _check_int("seed", self.seed, 0)
         self._fix("lr", default_lr(self.model) if self.lr is None else self.lr)
         _check_number("lr", self.lr, low=0.0, low_open=True)

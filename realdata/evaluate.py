@@ -32,14 +32,18 @@ from realdata.runs import (
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: bool = False,
-             memory_format: torch.memory_format = torch.contiguous_format, split: str = "test") -> float:
-    """Top-1 accuracy (%) of ``model`` on ``data``'s ``split`` ("test" or "val"), on the data's device.
+             memory_format: torch.memory_format = torch.contiguous_format, split: str = "test",
+             subset: torch.Tensor | None = None) -> float:
+    """Top-1 accuracy (%) of ``model`` on ``data``'s ``split`` ("test" or "val"), on the data's device; ``subset``:
+    only those indices of the split.
 
     On a CPU a zoo model given ``memory_format`` contiguous (the default) is evaluated as a channels-last copy
     (1.4-1.8x faster there, ``benchmarks/bench_eval_layout.py``, which passes ``torch.preserve_format`` to time the
     model as it is); the model itself, and so training, is untouched."""
     model.eval()
     images, labels = data.split(split)
+    if subset is not None:
+        images, labels = images[subset.to(images.device)], labels[subset.to(images.device)]
     device = images.device
     if device.type == "cpu" and memory_format == torch.contiguous_format and _zoo_only(model):
         model, memory_format = copy.deepcopy(model).to(memory_format=torch.channels_last), torch.channels_last

@@ -260,19 +260,32 @@ def log_scalars(writer: Any, row: dict[str, Any]) -> None:
 
 
 def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Progress | None = None) -> None:
-    """Rank 0: evaluate, log the epoch's metrics, write best.pt (on improvement) and last.pt, atomically.
+    """Rank 0: evaluate (every ``eval_every`` epochs and the last), log the epoch's metrics, write best.pt (on
+    improvement) and last.pt, atomically.
 
-    With a validation split, ``val_acc`` is logged every epoch, "best" is the best validation accuracy (``best_acc``
-    then holds it) and the test set is read at the last epoch only (``test_acc`` in the last row): it never chooses
-    a checkpoint or a setting."""
+    With a validation split, ``val_acc`` is logged, "best" is the best validation accuracy (``best_acc`` then holds
+    it) and the test set is read at the last epoch only (``test_acc`` in the last row): it never chooses a checkpoint
+    or a setting. Without one, the epochs before the last may read a seeded subset of the test set
+    (:meth:`Trainer.test_subset`: ``test_acc_subset`` and ``test_images`` in their rows); the last reads it whole."""
     check_weights(trainer, run)
+    config, last = trainer.config, trainer.epoch >= trainer.config.epochs
+    if not (last or trainer.epoch % config.eval_every == 0):
+        trainer.last_row = row
+        run.append_metrics(row)
+        atomic_save(trainer.state_dict(), run.last_path)
+        return
     eval_start = time.perf_counter()
     has_val = trainer.data.val_x is not None
-    read_test = not has_val or trainer.epoch >= trainer.config.epochs
+    subset = None if last or has_val else trainer.test_subset()
     if progress is not None:
-        split = f"{trainer.data.test_x.shape[0]} test images" if read_test else "the validation split"
+        n = trainer.data.test_x.shape[0] if subset is None else len(subset)
+        split = f"{n} test images" if last or not has_val else "the validation split"
         progress.update(f"epoch {row['epoch']}: evaluating on {split}", force=True)
-    accs = {"test_acc": trainer.evaluate()} if read_test else {}
+    accs: dict[str, Any] = {}
+    if subset is not None:
+        accs.update(test_acc_subset=trainer.evaluate("test", subset), test_images=len(subset))
+    elif last or not has_val:
+        accs["test_acc"] = trainer.evaluate()
     if has_val:
         accs["val_acc"] = trainer.evaluate("val")
     alignment = trainer.kernel_alignment()
@@ -280,11 +293,12 @@ def end_epoch(trainer: Trainer, run: RunDir, row: dict[str, Any], progress: Prog
         row["kernel_distance"] = alignment
     if progress is not None:
         progress.close()
-    chosen = accs["val_acc"] if has_val else accs["test_acc"]
+    chosen = accs["val_acc"] if has_val else accs.get("test_acc", accs.get("test_acc_subset"))
     improved = chosen > trainer.best_acc
     if improved:
         trainer.best_acc, trainer.best_epoch = chosen, trainer.epoch
-    row.update(**accs, best_acc=trainer.best_acc, eval_seconds=time.perf_counter() - eval_start)
+    trainer.eval_seconds = time.perf_counter() - eval_start
+    row.update(**accs, best_acc=trainer.best_acc, eval_seconds=trainer.eval_seconds)
     trainer.last_row = row
     run.append_metrics(row)
     if improved:
@@ -297,9 +311,10 @@ def summarize(run: RunDir, config: TrainConfig) -> dict[str, Any]:
     validation split the validation accuracy (and the test accuracy at the last epoch)."""
     rows = run.read_metrics()
     key = "val_acc" if config.val_size is not None else "test_acc"
-    best = max(rows, key=lambda r: r[key]) if rows else None
+    read = [r for r in rows if key in r]  # epochs evaluated (every eval_every, the last always)
+    best = max(read, key=lambda r: r[key]) if read else None
     out = {"out": str(run.path), "epochs": config.epochs, "selected_by": key,
-           "last_acc": rows[-1][key] if rows else None, "best_acc": best[key] if best else None,
+           "last_acc": rows[-1].get(key) if rows else None, "best_acc": best[key] if best else None,
            "best_epoch": best["epoch"] if best else 0}
     if config.val_size is not None:
         out["last_test_acc"] = rows[-1]["test_acc"] if rows else None

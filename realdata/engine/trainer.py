@@ -171,6 +171,7 @@ class Trainer:
         self.init_optimizer: torch.optim.Optimizer | None = None
         self.epoch = 0
         self.best_acc = -math.inf
+        self.eval_seconds = 0.0  # the last evaluation's wall time (the ETA counts the evaluations to come)
         self.best_epoch = 0
 
     def _shard(self, t: Tensor) -> Tensor:
@@ -296,10 +297,12 @@ class Trainer:
         def report(step: int) -> None:
             if progress is not None:
                 elapsed = time.perf_counter() - start
-                left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / (step - done)  # training only
+                left = (steps - step + (cfg.epochs - epoch) * steps) * elapsed / (step - done)
+                evals = sum(1 for e in range(epoch, cfg.epochs + 1) if e % cfg.eval_every == 0 or e == cfg.epochs)
+                left += evals * self.eval_seconds  # the evaluations to come, at the last one's cost
                 progress.update(f"epoch {epoch}/{cfg.epochs} step {step}/{steps} loss {sums['total'] / step:.4f} "
                                 f"acc {100 * sums['correct'] / (step * bs):.2f}% "
-                                f"{(step - done) * bs / elapsed:.0f} img/s, training ETA {clock(left)}",
+                                f"{(step - done) * bs / elapsed:.0f} img/s, ETA {clock(left)}",
                                 force=step == steps)
 
         stopped = self._run_steps(done + 1, one, sums, lambda block, first: self._check_finite(block, epoch, first),
@@ -323,8 +326,20 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def evaluate(self, split: str = "test") -> float:
-        return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format, split)
+    def evaluate(self, split: str = "test", subset: Tensor | None = None) -> float:
+        return evaluate(self.student, self.data, self.config.eval_batch_size, self.amp, self.memory_format, split,
+                        subset)
+
+    def test_subset(self) -> Tensor | None:
+        """The seeded test images the epochs before the last are evaluated on (None: the whole test set):
+        ``test_size`` of them, or by default as many as the training images where the training set is the smaller
+        (so a small run does not spend most of its time evaluating)."""
+        n_test, n_train = self.data.test_x.shape[0], self.data.train_x.shape[0]
+        size = self.config.test_size if self.config.test_size is not None else (n_train if n_train < n_test else None)
+        if size is None or size >= n_test:
+            return None
+        g = torch.Generator().manual_seed(self.config.seed + 7919)  # its own stream: training's RNG untouched
+        return torch.randperm(n_test, generator=g)[:size].sort().values
 
     def kernel_alignment(self) -> list[float]:
         """The kernel-alignment monitor, logged every epoch for every method (see ``kernel_alignment``)."""

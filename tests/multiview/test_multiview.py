@@ -273,6 +273,8 @@ def test_killed_sweep_resumes_from_finished_seeds(tmp_path, tiny):
     assert resumed.students == whole.students and resumed.ensembles == whole.ensembles
     with pytest.raises(UserError, match="different experiment"):
         distill_experiment(cfg.with_overrides(["fkd.lambda=3"]), *args, tmp_path)
+    with pytest.raises(UserError, match=r"holds this sweep for E = \[0, 1\], not \[0, 1, 2\]; .*--teacher-pool"):
+        distill_experiment(cfg, args[0], [0, 1, 2], *args[2:], tmp_path)
     # the pooled teachers are those a fresh run trains: another experiment on the same seeds reuses them
     other = distill_experiment(cfg, [0, 1], [0, 1], ["kd"], torch.device("cpu"), tmp_path / "other",
                                pool=tmp_path / "teachers")

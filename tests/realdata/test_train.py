@@ -157,7 +157,8 @@ def test_nan_loss_stops_with_where_and_keeps_the_last_good_checkpoint(tmp_path, 
 def test_checkpoint_errors_are_one_line(tmp_path):
     ours = save_teacher(tmp_path / "ours.pt")
     crd = save_teacher(tmp_path / "crd.pt", record_arch=False)
-    with pytest.raises(CheckpointError, match=r"does not fit arch 'resnet14' \(the checkpoint says 'resnet8'\)"):
+    with pytest.raises(CheckpointError, match=r"ours.pt holds a 'resnet8', but resnet14 was asked for .*give a "
+                                              r"resnet14 checkpoint, or drop the arch"):
         load_model(ours, "resnet14")
     with pytest.raises(CheckpointError, match="does not record its architecture: add --teacher-arch"):
         load_model(crd)
@@ -224,3 +225,19 @@ def test_a_stop_mid_epoch_keeps_the_steps_and_resumes_to_the_same_numbers(tmp_pa
             for r in ("whole", "cut")]
     keys = ("epoch", "loss", "losses", "train_acc", "test_acc")
     assert [{k: r[k] for k in keys} for r in rows[0]] == [{k: r[k] for k in keys} for r in rows[1]]
+
+
+def test_small_runs_evaluate_every_n_epochs_on_a_seeded_subset_and_the_last_epoch_whole(tmp_path, data_dir):
+    """--eval-every and --test-size: rows say what they read; the last epoch reads the whole test set; by default a
+    run with fewer training than test images reads as many test images as it trains on before its last epoch."""
+    run_training(cfg(data_dir, epochs=3, eval_every=2, test_size=8), tmp_path / "a")
+    rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert "test_acc" not in rows[0] and "test_acc_subset" not in rows[0]
+    assert rows[1]["test_images"] == 8 and "test_acc" not in rows[1] and "test_acc_subset" in rows[1]
+    assert "test_acc" in rows[2] and "test_images" not in rows[2]
+    assert read_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 3
+    run_training(cfg(data_dir, epochs=2, train_size=10, batch_size=4), tmp_path / "b")
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["test_images"] == 10 and "test_acc" in rows[1]
+    with pytest.raises(ConfigError, match="eval_every must be an integer >= 1"):
+        cfg(data_dir, eval_every=0)
