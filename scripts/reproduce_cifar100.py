@@ -27,8 +27,9 @@ over the finished seeds, beside the published numbers) and the full ``realdata r
     python scripts/reproduce_cifar100.py --suite crd --dry-run                          # the benchmark's table
     torchrun --nproc-per-node 4 scripts/reproduce_cifar100.py ...   # each run on 4 GPUs (DDP, same global batch)
 
-Scale: about 200 student runs of 240 epochs plus 3 teachers; on one GPU that is days. ``--pairs``, ``--methods`` and
-``--seeds`` (a count or a list) select a part, e.g. to share the work among machines once the teachers exist.
+Scale (``--dry-run`` counts it): 315 student runs of 240 epochs plus 3 teachers (``--suite crd``: 1630 and 6); on
+one GPU that is days. ``--pairs`` (T-S), ``--methods`` and ``--seeds`` (a count, a range 2-4 or a list) select a part,
+e.g. to share the work among machines once the teachers exist. docs/reproduce.md: teachers, configs, flag mapping.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64,
                    help="Global batch (the recipe's 64); the learning rates are the recipe's, for batch 64.")
     p.add_argument("--seeds", default="5",
-                   help="Student seeds: a count N (seeds 0..N-1) or a comma list like 0,3 (seed 3 alone: '3,').")
+                   help="Student seeds: a count N (seeds 0..N-1), a range like 2-4 or a list like 0,3.")
     p.add_argument("--suite", default="fkd", choices=["fkd", "crd"],
                    help="The table to plan: fkd (the FKD paper's four pairs and its columns) or crd (the CRD / DKD "
                         "benchmark's pairs with every method after DKD); configs/realdata/cifar100/suites.json.")
-    p.add_argument("--pairs", default=None, help="Comma-separated TEACHER->STUDENT pairs [the suite's].")
+    p.add_argument("--pairs", default=None, help="Comma-separated TEACHER-STUDENT pairs (or 'TEACHER->STUDENT', "
+                   "quoted) [the suite's].")
     p.add_argument("--methods", default=None,
                    help=f"Comma-separated, from: {', '.join(METHODS)} (ce: the student alone; fkd-noreg: FKD with "
                         f"feature_reg 0; kd-ls: KD with logit standardisation; kd-dot: KD with DOT) [the suite's].")

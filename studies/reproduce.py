@@ -11,16 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fkdapp import settings
+from fkdapp.errors import UserError
 from fkdapp.progress import Progress
 from fkdapp.runtime import DeviceError, atomic_write_text
 from realdata import distributed
 from realdata.config import ConfigError, TrainConfig
-from realdata.data import DataError
+from realdata.data import DataError, cifar_status
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS as DISTILLERS
 from realdata.models import MODELS
-from realdata.runs import RunDir, RunError, report
+from realdata.runs import RunDir, RunError, load_model, report
 from realdata.teachers import TeacherDirError, teacher_checkpoint
 
 DATASET = "cifar100"
@@ -105,11 +107,14 @@ def say(*args: object) -> None:
 
 
 def parse_pairs(text: str) -> list[tuple[str, str]]:
+    """``T->S`` or ``T-S`` (the config folders' spelling, and no shell redirection to quote), comma-separated."""
     pairs = []
     for item in filter(None, (p.strip() for p in text.split(","))):
         teacher, sep, student = item.partition("->")
         if not sep:
-            raise PlanError(f"--pairs wants TEACHER->STUDENT items, got {item!r}")
+            teacher, sep, student = item.partition("-")
+        if not sep:
+            raise PlanError(f"--pairs wants TEACHER-STUDENT (or 'TEACHER->STUDENT', quoted) items, got {item!r}")
         for arch in (teacher.strip(), student.strip()):
             if arch not in MODELS:
                 raise PlanError(f"unknown model {arch!r} in --pairs; choose from: {', '.join(MODELS)}")
@@ -128,15 +133,11 @@ def parse_methods(text: str) -> list[str]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``N`` (seeds 0..N-1) or a comma-separated list."""
+    """The toolkit's one seed grammar (:func:`fkdapp.settings.parse_seeds`): a count N, a range 4-7 or a list."""
     try:
-        listed = "," in text  # "3," is seed 3 alone, "3" seeds 0, 1, 2
-        seeds = sorted({int(s) for s in text.split(",") if s.strip()}) if listed else list(range(int(text)))
-    except ValueError:
-        raise PlanError(f"--seeds wants a count N or a list like 0,3,4, got {text!r}") from None
-    if not seeds or min(seeds) < 0:
-        raise PlanError(f"--seeds must give at least one seed >= 0, got {text!r}")
-    return seeds
+        return settings.parse_seeds(text)
+    except ConfigError as e:
+        raise PlanError(f"--seeds {e}") from None
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,19 @@ class Plan:
     teachers: dict[str, str]  # arch -> checkpoint path
     teacher_jobs: list[Job]
     jobs: list[Job]
+    skipped: list[str] = field(default_factory=list)  # "(pair, method): why", each once
+
+
+def why_skipped(key: str, teacher: str, student: str) -> str:
+    """Why a (pair, method) of the suite has no config file: what the method needs that the models do not give."""
+    from realdata.methods import gives
+    from realdata.models import build
+
+    cls = DISTILLERS[METHODS[key].method]
+    lacks = [f"{role} {arch} gives no {', '.join(sorted(need - gives(build(arch))))} maps"
+             for role, arch, need in (("teacher", teacher, cls.TEACHER_NEEDS), ("student", student, cls.NEEDS))
+             if need - gives(build(arch))]
+    return f"{teacher}-{student} {key}: skipped, " + ("; ".join(lacks) if lacks else "no config file for this pair")
 
 
 def make_plan(args: Options) -> Plan:
@@ -185,6 +199,7 @@ def make_plan(args: Options) -> Plan:
             teacher_jobs.append(job)
             teachers[arch] = str(job.out / "last.pt")
     jobs: dict[Path, Job] = {}
+    skipped: list[str] = []
     for seed in seeds:
         for teacher, student in pairs:
             for key in keys:
@@ -194,14 +209,16 @@ def make_plan(args: Options) -> Plan:
                     config = TrainConfig(model=student, seed=seed, **common)
                 else:
                     fields = pair_config(key, teacher, student)
-                    if fields is None:
-                        continue  # the method cannot distil this pair here (no config file)
+                    if fields is None:  # the method cannot distil this pair here (no config file): said, not hidden
+                        if seed == seeds[0]:
+                            skipped.append(why_skipped(key, teacher, student))
+                        continue
                     folder = out / "runs" / key / f"{teacher}-{student}" / f"s{seed}"
                     name = f"{teacher} -> {student} {key}, seed {seed}"
                     config = TrainConfig(model=student, teachers=(teachers[teacher],), teacher_archs=(teacher,),
                                          seed=seed, **common, **fields)
                 jobs.setdefault(folder, Job(name, folder, config))  # a student alone is shared by its pairs
-    return Plan(teachers, teacher_jobs, list(jobs.values()))
+    return Plan(teachers, teacher_jobs, list(jobs.values()), skipped)
 
 
 # --------------------------------------------------------------------------------------------------- running
@@ -317,6 +334,25 @@ def write_report(args: Options, plan: Plan) -> Path:
     return path
 
 
+def dry_run(args: Options, plan: Plan) -> int:
+    """The plan's runs with their state, and what they need checked first: the data (present, its archive's MD5)
+    and every given teacher (readable, of the architecture its pair names). 0 when all is ready, 1 otherwise."""
+    for job in plan.teacher_jobs + plan.jobs:
+        say(f"  {job.name}: {job.status()[0]} -> {job.out} (lr {job.config.lr:g})")
+    ok, what = cifar_status(DATASET, Path(args.data_dir).absolute())
+    say(f"data: {what}" + (" (--download fetches it)" if not ok and args.download else ""))
+    ready = ok or args.download
+    for arch, path in plan.teachers.items() if args.teacher_dir is not None else ():
+        try:
+            load_model(path, arch)
+            say(f"teacher {arch}: {path} (loads as {arch})")
+        except UserError as e:
+            say(f"teacher {arch}: {e}")
+            ready = False
+    say("ready to run" if ready else "not ready: fix the lines above first")
+    return 0 if ready else 1
+
+
 def run(args: Options) -> int:
     """Plan, train what is not finished (teachers first) and write OUT/report.md after every run; the exit status
     (2: a bad flag, said in one line; 1: a run failed)."""
@@ -325,16 +361,15 @@ def run(args: Options) -> int:
     except (PlanError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    jobs = plan.teacher_jobs + plan.jobs
     say(f"{len(plan.teacher_jobs)} teachers to train, {len(plan.jobs)} student runs, {args.epochs} epochs each, "
         f"into {Path(args.out).absolute()}")
     for arch, path in plan.teachers.items():
         if args.teacher_dir is not None:
             say(f"  teacher {arch}: {path}")
+    for line in plan.skipped:
+        say(f"  {line}")
     if args.dry_run:
-        for job in jobs:
-            say(f"  {job.name}: {job.status()[0]} -> {job.out} (lr {job.config.lr:g})")
-        return 0
+        return dry_run(args, plan)
     for job in plan.teacher_jobs:
         if not run_job(job, args.download):
             say("a teacher failed; stopping")

@@ -10,7 +10,14 @@
 
 from realdata.data.augment import augment, batches, eval_batches, normalize
 from realdata.data.core import DataError, ImageData
-from realdata.data.formats import ARCHIVES, DATASETS, FASHION_MNIST_FILES, FASHION_MNIST_SYSTEM_DIR, load_dataset
+from realdata.data.formats import (
+    ARCHIVES,
+    DATASETS,
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_SYSTEM_DIR,
+    cifar_status,
+    load_dataset,
+)
 from realdata.data.randaugment import rand_augment
 from realdata.data.subsets import adapt, balanced_subset, pad_to, resize_channels, split_pool, train_val_split
 
@@ -26,6 +33,7 @@ __all__ = [
     "balanced_subset",
     "batches",
     "eval_batches",
+    "cifar_status",
     "load_dataset",
     "normalize",
     "pad_to",

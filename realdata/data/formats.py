@@ -91,6 +91,25 @@ def load_dataset(
     return ImageData(key, *arrays, num_classes=num_classes, mean=mean, std=std).to(device)
 
 
+def cifar_status(key: str, data_dir: str | Path) -> tuple[bool, str]:
+    """(usable, what is there) for CIFAR data set ``key`` in ``data_dir``, without loading it: the extracted files, or
+    the archive with its MD5 checked (a plan's dry run says this before any run starts)."""
+    spec, data_dir = ARCHIVES[key], Path(data_dir).expanduser()
+    train_names, test_name, _ = _cifar_members(key)
+    needed = [*train_names, test_name]
+    for folder in (data_dir / spec["folder"], data_dir):
+        if all((folder / f).is_file() for f in needed):
+            return True, f"{key}: extracted files in {folder}"
+    archive = data_dir / spec["filename"]
+    if archive.is_file():
+        try:
+            _check_md5(archive, spec["md5"], hint=_redownload_hint(key))
+        except DataError as e:
+            return False, str(e)
+        return True, f"{key}: archive {archive} (MD5 checked), extracted on first use"
+    return False, f"{key} not found in {data_dir}: give --data-dir where it is, or --download ({spec['url']})"
+
+
 def _redownload_hint(key: str) -> str:
     if key == "fashion_mnist":
         return "delete it and run again with --download (or reinstall dataset-fashion-mnist)"

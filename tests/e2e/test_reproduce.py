@@ -24,6 +24,7 @@ TITLES = ("student alone", "KD", "RKD", "SP", "PKT", "FKD without feature reg.",
 
 @pytest.fixture(scope="module")
 def script():
+    sys.path.insert(0, str(SCRIPT.parent))  # as `python scripts/...` has it: the script's folder (its _root helper)
     spec = importlib.util.spec_from_file_location("reproduce_cifar100", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
@@ -95,9 +96,30 @@ def test_published_teachers_and_resuming(script, data_dir, tmp_path, capsys):
 
 
 def test_bad_flags_are_one_line(script, data_dir, tmp_path, capsys):
-    for flags, match in ((["--pairs", "resnet8-resnet8"], "TEACHER->STUDENT"), (["--methods", "vvd"], "vvd"),
+    for flags, match in ((["--pairs", "resnet8"], "TEACHER-STUDENT"), (["--methods", "vvd"], "vvd"),
                          (["--seeds", "x"], "--seeds"), (["--teacher-dir", str(tmp_path)],
                                                                    "has no teacher resnet8: looked for resnet8.pth")):
         assert script.main(args(data_dir, tmp_path / "o", *flags)) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and match in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_dry_run_checks_data_and_teachers_and_lists_skipped_cells(script, data_dir, tmp_path, capsys):
+    """T-S pairs beside T->S, the one seed grammar, the skipped (pair, method) cells with why, and the data and
+    given teachers checked before anything runs (exit 1 where something is missing)."""
+    teachers = tmp_path / "published"
+    teachers.mkdir()
+    atomic_save({"model": build("resnet14", num_classes=100).state_dict()}, teachers / "resnet8.pth")  # wrong arch
+    flags = ["--epochs", "1", "--seeds", "2-3", "--device", "cpu", "--out", str(tmp_path / "o"), "--dry-run"]
+    assert script.main([*flags, "--pairs", "resnet8-resnet8", "--methods", "kd", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "kd, seed 2: to do" in out and "kd, seed 3: to do" in out and "seed 0" not in out
+    assert "data: cifar100: extracted files in" in out and "ready to run" in out
+    assert script.main([*flags, "--pairs", "resnet8-resnet8", "--methods", "kd", "--data-dir", str(tmp_path),
+                        "--teacher-dir", str(teachers)]) == 1
+    out = capsys.readouterr().out
+    assert f"cifar100 not found in {tmp_path}: give --data-dir" in out and "teacher resnet8: checkpoint" in out
+    assert "does not fit arch 'resnet8'" in out and "not ready" in out
+    assert script.main(["--suite", "crd", "--dry-run", "--out", str(tmp_path / "o"), "--data-dir", str(data_dir),
+                        "--pairs", "vgg13-MobileNetV2", "--methods", "ofd,kd"]) == 0
+    assert "vgg13-MobileNetV2 ofd: skipped, student MobileNetV2 gives no preact maps" in capsys.readouterr().out
