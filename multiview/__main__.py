@@ -1,3 +1,3 @@
-from multiview.cli import main
+from multiview.entry import main
 
 main()

@@ -246,8 +246,10 @@ def report(results: str, decompose: bool, judge_seeds: str | None) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where the table goes: OUT.md (Markdown) and OUT.json (every clause's numbers).")
 def verdicts(manifest: str, out: str) -> None:
-    """Rule v2 on every sweep a manifest lists (JSON: a list of {"label", "results", "seeds", "fresh"}), as one
-    table: regime, method, seeds, failure / L(E) at E = 1..4, ensemble / L(E), verdict and its failing clause."""
+    """Rule v2 on every sweep a manifest lists, as one table with each verdict's failing clause.
+
+    The manifest is JSON: {"entries": [{"label", "results", "seeds", "fresh", "readme"}, ...]}; the table: regime,
+    method, seeds, failure / L(E) at E = 1..4, ensemble / L(E), the regime's numbers, the verdict."""
     from multiview.verdicts_table import write_verdicts
 
     with user_errors():

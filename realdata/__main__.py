@@ -1,3 +1,3 @@
-from realdata.cli import main
+from realdata.entry import main
 
 main()

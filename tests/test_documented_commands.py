@@ -86,3 +86,26 @@ def test_every_documented_flag_exists():
         if flag not in known:
             wrong.append(f"{page}: `{command}` has no {flag}")
     assert not sorted(set(wrong)), "\n".join(sorted(set(wrong)))
+
+
+def test_the_fast_help_lists_each_command_with_its_own_first_line():
+    from multiview.cli import main as multiview
+    from multiview.entry import main as multiview_entry
+    from realdata.cli import main as realdata
+    from realdata.entry import main as realdata_entry
+
+    for real, lazy in ((multiview, multiview_entry), (realdata, realdata_entry)):
+        assert list(lazy.summaries) == list(real.commands)
+        for name, command in real.commands.items():
+            assert lazy.summaries[name] == command.get_short_help_str(limit=300), name
+        assert lazy.help.split()[:8] == real.help.split()[:8]
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+
+    for cli in ("multiview", "realdata"):
+        probe = (f"import sys; from {cli}.entry import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+                 "print('torch' in sys.modules, file=sys.stderr)")
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+        assert out.stderr.strip() == "False" and "Commands:" in out.stdout, out
