@@ -32,6 +32,13 @@ class LazyGroup(OneLineGroup):
             getattr(module, self.on_load)()
         return module.main.get_command(ctx, cmd_name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as e:  # its did-you-mean, from the table (no command imported yet)
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=list(self.summaries), ctx=ctx) from e
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl(list(self.summaries.items()))
