@@ -23,13 +23,15 @@ from multiview.methods.base import CE, Batch, StudentMethod, Targets, with_teach
 from multiview.methods.fkd import FKD, FKDAdd, FKDOracle, FKDRaw, FKDWarm
 from multiview.methods.logit import DKD, KD
 from multiview.methods.relational import PKT, RKD, SP, Relational
+from multiview.methods.union import FKDClass, FKDKDMax, KDMax
 
 if TYPE_CHECKING:
     from multiview.config import Config
 
 #: Method name -> class: the one place a simulation method is looked up by name.
 METHODS: dict[str, type[StudentMethod]] = {
-    cls.NAME: cls for cls in (FKD, FKDRaw, FKDWarm, FKDAdd, FKDOracle, KD, DKD, SP, PKT, RKD, CE)
+    cls.NAME: cls for cls in (FKD, FKDRaw, FKDWarm, FKDAdd, FKDOracle, KD, DKD, SP, PKT, RKD, CE, KDMax, FKDClass,
+                              FKDKDMax)
 }
 
 
@@ -79,5 +81,6 @@ def parse_methods(specs: Sequence[str] | str, cfg: Config | None = None) -> list
     return methods
 
 
-__all__ = ["CE", "DKD", "FKD", "KD", "METHODS", "PKT", "RKD", "SP", "Batch", "FKDAdd", "FKDOracle", "FKDRaw", "FKDWarm",
-           "Relational", "StudentMethod", "Targets", "parse_method", "parse_methods", "split_specs", "with_teachers"]
+__all__ = ["CE", "DKD", "FKD", "KD", "METHODS", "PKT", "RKD", "SP", "Batch", "FKDAdd", "FKDClass", "FKDKDMax",
+           "FKDOracle", "FKDRaw", "FKDWarm", "KDMax", "Relational", "StudentMethod", "Targets", "parse_method",
+           "parse_methods", "split_specs", "with_teachers"]
