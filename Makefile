@@ -1,4 +1,5 @@
-# Set-up installs the CPU build of torch where none is present (torch==2.13.0 is on local disk here);
+# Set-up installs the CPU build of torch where none is present (TORCH below; pip takes a CPU wheel where the machine
+# provides one);
 # a bare `pip install torch` would pull a multi-GB CUDA build on a CPU machine.
 PYTHON ?= python3
 VENV ?= .venv

@@ -234,9 +234,8 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
 @click.option("--temperature", type=float, default=None,
               help=f"KD: softmax temperature [default: {_param_default('kd', 'temperature')}].")
 @click.option("--param", "param_list", multiple=True, metavar="NAME=VALUE",
-              help="Any parameter of the method, repeatable: " + "; ".join(
-                  f"{name}: {', '.join(f'{k}={v:g}' for k, v in cls.PARAMS.items())}" for name, cls in METHODS.items()
-                  if cls.NEEDS_TEACHER) + ".")
+              help="Any parameter of the method, repeatable, e.g. --param beta=8 (dkd); a name the method does not "
+                   "have is refused with the names it has; every method's parameters and defaults: docs/methods.md.")
 @click.option("--transfer-data", default=None,
               help="Compute the distillation terms on this data set's images (labels unused); CE keeps --dataset.")
 @click.option("--transfer-size", type=int, default=None,

@@ -58,7 +58,8 @@ def plot_curves(paths: Iterable[str | Path], output: str | Path, title: str | No
     for i, (g, (epochs, mean, std), vc, kc) in enumerate(zip(groups, curves, vals, kernels, strict=True)):
         color, marker = f"C{i % 10}", "osD^v"[i // 10 % 5]  # beyond 10 groups the colours repeat: new markers
         style = "--" if "+" in g.pair else "-"  # ensembles dashed
-        label = f"{g.label} ({len(g.metrics)} seeds)"
+        n = len(g.metrics)
+        label = f"{g.label} ({n} seed{'s' if n != 1 else ''})"
         for name in ("full", "tail"):
             if name in axes:
                 ax = axes[name]

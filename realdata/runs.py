@@ -400,14 +400,15 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
         if not rows or rows[-1]["epoch"] < config.epochs:
             unfinished.append(f"{run.path} ({rows[-1]['epoch'] if rows else 0}/{config.epochs} epochs)")
             continue
-        pair = f"{'+'.join(a or '?' for a in config.teacher_archs) or '-'} -> {config.model}"
+        teachers = "+".join(a or "?" for a in config.teacher_archs)
+        pair = f"{teachers} -> {config.model}" if teachers else f"{config.model} alone"
         size = str(config.train_size) if config.train_size is not None else \
             f"part {config.train_part}" if config.train_part is not None else "all"
         transfer = config.transfer_data or (f"{config.transfer_size} unlabelled" if config.transfer_size else "-")
         key = (config.dataset, _params_label(config), pair, transfer, size, config.epochs)
-        if config.seed in seeds.setdefault(key, {}):
-            raise RunError(f"{run.path} and {seeds[key][config.seed]} are the same run (seed {config.seed}); "
-                           f"report one of them")
+        if config.seed in seeds.setdefault(key, {}):  # a copy of a run: reported once, the copy named
+            unfinished.append(f"{run.path} (the same run as {seeds[key][config.seed]}, seed {config.seed}: left out)")
+            continue
         seeds[key][config.seed] = run.path
         groups.setdefault(key, []).append(tuple(rows))
     return [RunGroup(*key, metrics=tuple(ms)) for key, ms in sorted(groups.items())], unfinished
@@ -434,5 +435,5 @@ def report(paths: Iterable[str | Path]) -> str:
                      f"{len(g.metrics)} | {_mean_ci(last)} | {_mean_ci(best) if best else '-'} | "
                      f"{_mean_ci(val) if val else '-'} |")
     if unfinished:
-        lines += ["", "Unfinished (not in the table): " + ", ".join(unfinished)]
+        lines += ["", "Not in the table (unfinished, or a copy of a run): " + ", ".join(unfinished)]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ Phases (each a resumable `multiview sweep` under OUT, teachers pooled per (confi
 
 1. select (k = 10, seeds 0-3, E = 2 and 4): the shipped fkd; scale-relative normalisation (eps_rel 0.1); gradient
    balancing (c = 0.3, 0.5, 1, with eps_rel 0.1, always or until step 200); a KD warm start (kd_steps 100, 200);
-   the kernel alone for the first 150 / 400 steps; my design, "hand-over" (eps_rel 0.1, balance 1 until step 150,
+   the kernel alone for the first 150 / 400 steps; the "hand-over" variant (eps_rel 0.1, balance 1 until step 150,
    then lambda); and KD at kd_weight 1, 3, 10, 30. The best FKD variant and the best KD: the lowest mean failure
    over those seeds and E among settings that keep >= 90% of their own views with multi-view error <= 2%.
 2. report (k = 10, seeds 4-7, E = 0..4): shipped fkd, the best variant, the best KD (and KD at 3, shipped).

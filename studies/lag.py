@@ -33,7 +33,7 @@ FKD_VARIANTS = [
     "fkd-warm:kd_steps=200",
     "fkd:kernel_only=150",
     "fkd:kernel_only=400",
-    "fkd:eps_rel=0.1,balance=1,balance_until=150",  # my design: scale-free kernel, balanced, then handed over
+    "fkd:eps_rel=0.1,balance=1,balance_until=150",  # hand-over: scale-free kernel, balanced, then lambda
 ]
 KD_GRID = ["kd:kd_weight=1", "kd", "kd:kd_weight=10", "kd:kd_weight=30"]
 SHIPPED = "fkd"

@@ -18,6 +18,11 @@ def grey_cnn(num_classes: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
 
 
+def any_channels_cnn(num_classes: int, in_channels: int = 3) -> nn.Module:
+    """Built for the data's channels (realdata passes in_channels to a factory that takes it)."""
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
 def broken(num_classes: int) -> nn.Module:
     raise RuntimeError("this factory fails")
 

@@ -78,8 +78,14 @@ def run_training(
     """
     device = distributed.setup(config.device)
     teachers, config = load_teachers(config)
-    with FolderLock(out, f"--out {out}"):
-        return _run_locked(config, RunDir(out), device, teachers, resume, download, progress, on_epoch_end)
+    fresh = not Path(out).exists()
+    try:
+        with FolderLock(out, f"--out {out}"):
+            return _run_locked(config, RunDir(out), device, teachers, resume, download, progress, on_epoch_end)
+    except BaseException:
+        if fresh and distributed.is_main() and Path(out).is_dir() and not any(Path(out).iterdir()):
+            Path(out).rmdir()  # an early error (a missing data set, a bad teacher) leaves no empty run folder
+        raise
 
 
 def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers: list[LoadedModel], resume: bool,

@@ -1,9 +1,11 @@
-"""A user's own architecture in realdata: ``package.module:factory`` called with ``num_classes``, given the zoo's
+"""A user's own architecture in realdata: ``package.module:factory`` called with ``num_classes`` (and
+``in_channels`` where it takes it: 1 for Fashion-MNIST's 1x28x28 images, 3 for CIFAR's 3x32x32), given the zoo's
 interface (logits, pooled features and a feature map from one pass) by a forward hook on one of its layers."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -43,6 +45,15 @@ def load_factory(spec: str) -> Callable[..., nn.Module]:
     return factory
 
 
+def _takes(factory: Callable[..., nn.Module], name: str) -> bool:
+    """Whether ``factory`` accepts the keyword ``name`` (or any keyword)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _last_linear(net: nn.Module) -> str | None:
     names = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
     return names[-1] if names else None
@@ -60,8 +71,11 @@ class ExternalModel(nn.Module):
         super().__init__()
         self.arch, self.in_channels, self.feature_layer = spec, in_channels, feature_layer
         factory = load_factory(spec)
+        kwargs = {"num_classes": num_classes}
+        if _takes(factory, "in_channels"):  # image channels: 1 for Fashion-MNIST (1x28x28), 3 for CIFAR (3x32x32)
+            kwargs["in_channels"] = in_channels
         try:
-            net = factory(num_classes=num_classes)
+            net = factory(**kwargs)
         except Exception as e:  # the user's code may fail in any way; one line says where
             raise ValueError(f"model {spec!r} did not build with num_classes={num_classes}: {type(e).__name__}: "
                              f"{str(e)[:80]}") from None

@@ -183,3 +183,12 @@ def test_a_foreign_file_in_the_teacher_pool_is_retrained(tmp_path):
     torch.save([1, 2, 3], pool / "seed0.pt")  # a list, not a pool file
     r = distill_experiment(tiny, [0], [0, 1], ["fkd"], torch.device("cpu"), tmp_path / "o", pool=pool)
     assert len(r.teachers) == 1 and json.loads(json.dumps(torch.load(pool / "seed0.pt")["fit_step"])) is not None
+
+
+def test_an_early_error_leaves_no_empty_run_folder(tmp_path):
+    from realdata.data import DataError
+
+    with pytest.raises(DataError):
+        run_training(TrainConfig(model="resnet8", dataset="cifar100", data_dir=str(tmp_path), device="cpu"),
+                     tmp_path / "run")
+    assert not (tmp_path / "run").exists()

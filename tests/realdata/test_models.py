@@ -99,3 +99,11 @@ def test_pre_activation_stages_are_the_stages_before_their_relu(arch):
     pairs = list(zip(pre, post, strict=True))[-1:] if arch.startswith("wrn") else zip(pre, post, strict=True)
     assert all(torch.allclose(a.relu(), b, atol=1e-6) for a, b in pairs)  # a WRN's earlier stages end in a conv
     assert any((p < 0).any() for p in pre)
+
+
+def test_a_users_factory_that_takes_in_channels_gets_the_datas():
+    from realdata.models import build
+
+    grey = build("user_models:any_channels_cnn", num_classes=10, in_channels=1)
+    assert grey.net[0].in_channels == 1
+    assert build("user_models:small_cnn", num_classes=10, in_channels=1).net.body.conv.in_channels == 3  # as it is
