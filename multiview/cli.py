@@ -242,6 +242,19 @@ def report(results: str, decompose: bool, judge_seeds: str | None) -> None:
 
 
 @main.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The merged results.json.")
+def merge(results: tuple[str, ...], out: str) -> None:
+    """Merge results files of one experiment run on different seeds (lanes, or a sweep extended) into one."""
+    from multiview.shard import merge_files
+
+    with user_errors():
+        merged = merge_files([Path(r) for r in results])
+        write_results(Path(out), merged)
+    click.echo(f"seeds {merged.seeds_done} -> {out}")
+
+
+@main.command()
 @click.argument("manifest", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Where the table goes: OUT.md (Markdown) and OUT.json (every clause's numbers).")

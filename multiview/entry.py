@@ -16,6 +16,7 @@ main = LazyGroup(
         "plot": "Failure rate against E (log2 axis) with 95% intervals and the theory lines; the mechanism panel.",
         "report": "The sweep as Markdown tables (mean and 95% interval over seeds), its decomposition and rule v2's "
                   "verdict.",
+        "merge": "Merge results files of one experiment run on different seeds (lanes, or a sweep extended) into one.",
         "verdicts": "Rule v2 on every sweep a manifest lists, as one table with each verdict's failing clause.",
     },
 )

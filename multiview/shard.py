@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch.distributed as dist
 
-from multiview.records import DistillResults, read_distill, write_results
+from multiview.records import DistillResults, ResultsError, read_distill, write_results
 
 
 def merge_files(paths: list[Path]) -> DistillResults:
-    """One results object from shard files of the same experiment, seeds in order."""
+    """One results object from files of the same experiment (config, teacher counts, methods, engine; a one-line
+    error otherwise), seeds in order; a seed in two files is an error. The environment is the first file's."""
+    from multiview.config import Config
+
+    def identity(r: DistillResults) -> dict:
+        return {"config": Config.from_dict(r.config).to_dict(), "teacher counts": r.teacher_counts,
+                "methods": r.methods, "engine": r.environment.get("engine", "batched")}
+
     parts = [read_distill(p) for p in paths]
     merged = parts[0]
-    for part in parts[1:]:
+    for path, part in zip(paths[1:], parts[1:], strict=True):
+        a, b = identity(merged), identity(part)
+        differ = [k for k in a if json.dumps(a[k], sort_keys=True) != json.dumps(b[k], sort_keys=True)]
+        if differ:
+            raise ResultsError(f"{path} is another experiment than {paths[0]} ({', '.join(differ)} differ); merge "
+                               "the files of one sweep")
+        twice = sorted(set(merged.seeds_done) & set(part.seeds_done))
+        if twice:
+            raise ResultsError(f"{path} holds seeds {twice} again; merge files of different seeds")
         merged.add(part)
     merged.sort_by_seed()
     return merged

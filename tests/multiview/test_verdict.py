@@ -184,3 +184,23 @@ def test_readme_rows_and_the_verdict_figure(tmp_path):
     assert (tmp_path / "v.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="no students on seeds"):
         plot_verdict(r, [20], tmp_path / "w.png")
+
+
+def test_merge_joins_seeds_of_one_experiment_and_refuses_others(tmp_path):
+    write_results(tmp_path / "a.json", _results(seeds=range(0, 4)))
+    write_results(tmp_path / "b.json", _results(seeds=range(4, 8)))
+    res = CliRunner().invoke(main, ["merge", str(tmp_path / "b.json"), str(tmp_path / "a.json"), "--out",
+                                    str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    from multiview.records import read_distill
+
+    assert read_distill(tmp_path / "m.json").seeds_done == list(range(8))
+    res = CliRunner().invoke(main, ["merge", str(tmp_path / "a.json"), str(tmp_path / "a.json"), "--out",
+                                    str(tmp_path / "x.json")])
+    assert res.exit_code != 0 and "holds seeds [0, 1, 2, 3] again" in res.output
+    other = _results(seeds=range(8, 9))
+    other.config = {"k": 20}
+    write_results(tmp_path / "c.json", other)
+    res = CliRunner().invoke(main, ["merge", str(tmp_path / "a.json"), str(tmp_path / "c.json"), "--out",
+                                    str(tmp_path / "y.json")])
+    assert res.exit_code != 0 and "is another experiment than" in res.output and "config" in res.output
