@@ -131,6 +131,12 @@ def test_another_runs_checkpoint_is_named_and_orphans_are_removed(tmp_path, data
     with pytest.raises(RunError, match="last.pt is another run's checkpoint") as err:
         run_training(cfg(data_dir, epochs=1), tmp_path / "a", resume=True)
     one_line(err)
+    from click.testing import CliRunner
+
+    from realdata.cli import main as realdata_main
+
+    res = CliRunner().invoke(realdata_main, ["evaluate", str(tmp_path / "a" / "last.pt"), "--device", "cpu"])
+    assert res.exit_code == 1 and "is another run's checkpoint than" in res.output
     orphan = tmp_path / "b" / ".last.pt.abc123.tmp"
     orphan.write_bytes(b"x" * 1000)
     run_training(cfg(data_dir, epochs=1, seed=1), tmp_path / "b", resume=True)
