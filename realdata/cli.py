@@ -54,7 +54,13 @@ def _common_options(f: Callable) -> Callable:
     options = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                      help="JSON file of TrainConfig fields (a run's config.json works); options given here win."),
-        click.option("--dataset", default=None, help=f"One of: {', '.join(DATASETS)} (required, here or in --config)."),
+        click.option("--dataset", default=None, help=f"One of: {', '.join(DATASETS)}, or your own images: folder:PATH "
+                     "(PATH/train/<class>/*, PATH/val/<class>/*) (required, here or in --config)."),
+        click.option("--image-size", type=int, default=None,
+                     help="Class folders: resize every image to N x N [default: their size, where they share one]."),
+        click.option("--skip-bad-images/--no-skip-bad-images", default=None,
+                     help="Class folders: leave unreadable images out (counted in the run's classes.json) instead of "
+                          "stopping" + _default("skip_bad_images")),
         click.option("--data-dir", default=None, help="Where the data sets are (or go)" + _default("data_dir")),
         click.option("--download", is_flag=True, help="Fetch a missing data set."),
         click.option("--train-size", type=int, default=None,

@@ -110,6 +110,8 @@ class TrainConfig:
     eval_batch_size: int = 1000
     eval_every: int = 1
     test_size: int | None = None
+    image_size: int | None = None
+    skip_bad_images: bool = False
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -147,10 +149,18 @@ class TrainConfig:
         if not isinstance(self.data_dir, str) or not self.data_dir:
             raise ConfigError(f"data_dir must be a folder, got {short(self.data_dir)}")
         self._fix("data_dir", os.path.abspath(self.data_dir))
+        if not isinstance(self.dataset, str):
+            raise ConfigError(f"dataset must be a name or folder:PATH, got {short(self.dataset)}")
         dataset = self.dataset.strip().lower().replace("-", "_")
-        if dataset not in DATASETS:
-            raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)}")
+        given = self.dataset.strip()
+        if given.startswith("folder:") or (dataset not in DATASETS and os.path.isdir(given)):
+            dataset = "folder:" + os.path.abspath(given.removeprefix("folder:"))  # a user's class folders
+        elif dataset not in DATASETS:
+            raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)} (or a folder of class "
+                              "folders: folder:PATH)")
         self._fix("dataset", dataset)
+        if self.image_size is not None:
+            _check_int("image_size", self.image_size, 8)
         if self.transfer_data is not None:
             transfer = self.transfer_data.strip().lower().replace("-", "_")
             if transfer not in DATASETS:

@@ -28,6 +28,8 @@ class ImageData:
     std: tuple[float, ...]
     val_x: torch.Tensor | None = None  # a validation split taken from the training pool (None: none)
     val_y: torch.Tensor | None = None
+    classes: tuple[str, ...] | None = None  # class names in label order, where the data names them (class folders)
+    skipped: tuple[str, ...] = ()  # files left out as unreadable (--skip-bad-images)
 
     def to(self, device: torch.device | str) -> ImageData:
         """The same data with every tensor moved to ``device``."""

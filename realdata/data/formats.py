@@ -22,6 +22,7 @@ import torch
 
 from realdata.data.core import DataError, ImageData
 from realdata.data.download import _check_md5, _download, _extract
+from realdata.data.folders import is_folder_dataset, load_image_folder
 
 DATASETS: tuple[str, ...] = ("cifar100", "cifar10", "fashion_mnist")
 
@@ -78,9 +79,13 @@ _STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...], int]] = {
 
 
 def load_dataset(
-    name: str, data_dir: str | Path, download: bool = False, device: torch.device | str = "cpu"
+    name: str, data_dir: str | Path, download: bool = False, device: torch.device | str = "cpu",
+    image_size: int | None = None, skip_bad: bool = False,
 ) -> ImageData:
-    """Load ``name`` (one of :data:`DATASETS`) from ``data_dir``, fetching it first if ``download``."""
+    """Load ``name`` (one of :data:`DATASETS`, or ``folder:ROOT``: a user's class folders, at ``image_size``) from
+    ``data_dir``, fetching it first if ``download``."""
+    if is_folder_dataset(name):
+        return load_image_folder(name, image_size, skip_bad).to(device)
     key = name.strip().lower().replace("-", "_")
     if key not in DATASETS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")

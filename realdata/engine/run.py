@@ -14,7 +14,7 @@ from torch import nn
 from fkdapp.errors import ConfigError
 from fkdapp.lock import FolderLock
 from fkdapp.progress import Progress
-from fkdapp.runtime import atomic_save, environment
+from fkdapp.runtime import atomic_save, environment, write_json
 from realdata import distributed
 from realdata.config import TrainConfig
 from realdata.data import (
@@ -40,8 +40,9 @@ def load_data(config: TrainConfig, download: bool, device: torch.device) -> tupl
     """The labelled data set and the transfer set (if any), on ``device``; with a transfer set both are brought to
     the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
     take both in one batch."""
-    data, unlabelled = split_pool(load_dataset(config.dataset, config.data_dir, download), config.train_size,
-                                  config.val_size, config.part(), config.transfer_size)
+    data, unlabelled = split_pool(load_dataset(config.dataset, config.data_dir, download,
+                                               image_size=config.image_size, skip_bad=config.skip_bad_images),
+                                  config.train_size, config.val_size, config.part(), config.transfer_size)
     if config.transfer_data is None:
         return data.to(device), None if unlabelled is None else unlabelled.to(device)
     transfer = load_dataset(config.transfer_data, config.data_dir, download)
@@ -201,6 +202,11 @@ def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.d
         run.truncate_metrics(trainer.epoch, trainer.last_row)
     run.start(config, {**environment(device), "world_size": trainer.world},
               resumed_at=trainer.epoch if resuming else None)
+    data = trainer.data
+    if data.classes is not None:  # a user's class folders: the label -> name map, and what was left out
+        write_json(run.path / "classes.json", {"classes": list(data.classes), "image_size": data.image_size,
+                                                "channels": data.in_channels, "mean": list(data.mean),
+                                                "std": list(data.std), "skipped": list(data.skipped)})
 
 
 def init_stage(trainer: Trainer, run: RunDir, progress: Progress | None) -> None:

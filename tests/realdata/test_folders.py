@@ -1,0 +1,95 @@
+"""A user's own images as class folders (issue 45): generated PNG and JPEG files, mixed modes, a teacher trained and a
+student distilled from them, and every bad input one line naming the file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from realdata.config import ConfigError, TrainConfig
+from realdata.data import DataError, load_dataset
+from realdata.engine import run_training
+
+CLASSES = ("cat", "dog", "emu")
+
+
+def make_folders(root, n_train=8, n_val=4, size=16, modes=("RGB",)):
+    """ROOT/train/<class>/*.png|jpg and ROOT/val/<class>/*: each class a colour plus noise (learnable)."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = np.zeros((size, size, 3), np.uint8)
+                base[..., c] = 200
+                img = np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)
+                mode = modes[i % len(modes)]
+                pil = Image.fromarray(img).convert(mode)
+                pil.save(folder / f"{i}.{'jpg' if i % 2 and mode in ('RGB', 'L') else 'png'}")
+    return root
+
+
+def test_class_folders_load_with_their_classes_and_mixed_modes(tmp_path):
+    root = make_folders(tmp_path / "imgs", modes=("RGB", "L", "RGBA", "P"))
+    data = load_dataset(f"folder:{root}", "unused")
+    assert data.classes == CLASSES and data.num_classes == 3
+    assert tuple(data.train_x.shape) == (24, 3, 16, 16) and tuple(data.test_x.shape) == (12, 3, 16, 16)
+    assert data.train_y.tolist() == [0] * 8 + [1] * 8 + [2] * 8 and len(data.mean) == 3
+    assert (root / ".fkd_stats.json").is_file() and load_dataset(f"folder:{root}", "x").mean == data.mean  # cached
+    grey = load_dataset(f"folder:{make_folders(tmp_path / 'grey', modes=('L',))}", "x")
+    assert grey.in_channels == 1
+
+
+def test_a_teacher_and_a_student_train_on_class_folders(tmp_path):
+    root = make_folders(tmp_path / "imgs")
+    base = {"dataset": str(root), "epochs": 1, "batch_size": 8, "device": "cpu", "data_dir": str(tmp_path)}
+    config = TrainConfig(model="resnet8", **base)
+    assert config.dataset == f"folder:{root}"
+    run_training(config, tmp_path / "teacher")
+    classes = json.loads((tmp_path / "teacher" / "classes.json").read_text())
+    assert classes["classes"] == list(CLASSES) and classes["image_size"] == 16 and classes["skipped"] == []
+    student = TrainConfig(model="resnet8", method="fkd", teachers=(str(tmp_path / "teacher" / "last.pt"),), **base)
+    summary = run_training(student, tmp_path / "student")
+    assert summary["last_acc"] is not None
+
+
+def test_bad_class_folders_are_one_line_each(tmp_path):
+    def error(root, **kw):
+        with pytest.raises(DataError) as e:
+            load_dataset(f"folder:{root}", "x", **kw)
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    root = make_folders(tmp_path / "a")
+    (root / "train" / "cat" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert "2.png is not a readable image" in error(root) and "--skip-bad-images" in error(root)
+    data = load_dataset(f"folder:{root}", "x", skip_bad=True)
+    assert len(data.train_y) == 23 and data.skipped[0].endswith("2.png")
+    (root / "train" / "cat" / "notes.txt").write_text("hello")
+    assert "notes.txt is not an image" in error(root)
+    root = make_folders(tmp_path / "b")
+    (root / "val" / "emu").rename(root / "val" / "ostrich")
+    assert "train/ and val/ hold different classes (emu, ostrich in one only)" in error(root)
+    root = make_folders(tmp_path / "c")
+    (root / "train" / "fox").mkdir()
+    (root / "val" / "fox").mkdir()
+    assert "fox is an empty class" in error(root)
+    root = make_folders(tmp_path / "d")
+    Image.fromarray(np.zeros((20, 12, 3), np.uint8)).save(root / "train" / "dog" / "odd.png")
+    assert "2 sizes (16x16, 20x12...); give --image-size" in error(root)
+    assert tuple(load_dataset(f"folder:{root}", "x", image_size=8).train_x.shape[-2:]) == (8, 8)
+    assert "has no val/ folder" in error(_no_val(tmp_path / "f"))
+    with pytest.raises(ConfigError, match="unknown data set 'nowhere'.*folder:PATH"):
+        TrainConfig(model="resnet8", dataset="nowhere")
+
+
+def _no_val(root):
+    make_folders(root)
+    import shutil
+
+    shutil.rmtree(root / "val")
+    return root
