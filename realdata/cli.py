@@ -54,8 +54,9 @@ def _common_options(f: Callable) -> Callable:
     options = [
         click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                      help="JSON file of TrainConfig fields (a run's config.json works); options given here win."),
-        click.option("--dataset", default=None, help=f"One of: {', '.join(DATASETS)}, or your own images: folder:PATH "
-                     "(PATH/train/<class>/*, PATH/val/<class>/*) (required, here or in --config)."),
+        click.option("--dataset", default=None, help=f"One of: {', '.join(DATASETS)}; your own images: folder:PATH "
+                     "(PATH/train/<class>/*, PATH/val/<class>/*); or your own Datasets: package.module:factory "
+                     "(returning (train, val)) (required, here or in --config)."),
         click.option("--image-size", type=int, default=None,
                      help="Class folders: resize every image to N x N [default: their size, where they share one]."),
         click.option("--skip-bad-images/--no-skip-bad-images", default=None,

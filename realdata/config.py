@@ -155,6 +155,8 @@ class TrainConfig:
         given = self.dataset.strip()
         if given.startswith("folder:") or (dataset not in DATASETS and os.path.isdir(given)):
             dataset = "folder:" + os.path.abspath(given.removeprefix("folder:"))  # a user's class folders
+        elif is_spec(given):
+            dataset = given  # a user's own Dataset factory, named on the command line
         elif dataset not in DATASETS:
             raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)} (or a folder of class "
                               "folders: folder:PATH)")

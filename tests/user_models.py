@@ -28,3 +28,24 @@ def broken(num_classes: int) -> nn.Module:
 
 
 NOT_CALLABLE = 3
+
+
+def tiny_datasets():
+    """A user's Dataset factory: (train, val) of (uint8 (3, 8, 8) image, label), two classes (dark and bright)."""
+    import torch
+
+    def make(n):
+        g = torch.Generator().manual_seed(n)
+        labels = torch.arange(n) % 2
+        images = (torch.rand(n, 3, 8, 8, generator=g) * 100 + labels[:, None, None, None] * 150).to(torch.uint8)
+        return [(images[i], int(labels[i])) for i in range(n)]
+
+    return make(16), make(8)
+
+
+def not_datasets():
+    return "nope"
+
+
+def bad_items():
+    return [(1, 2)], [(1, 2)]

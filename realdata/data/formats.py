@@ -23,6 +23,7 @@ import torch
 from realdata.data.core import DataError, ImageData
 from realdata.data.download import _check_md5, _download, _extract
 from realdata.data.folders import is_folder_dataset, load_image_folder
+from realdata.data.user import is_dataset_spec, load_user_dataset
 
 DATASETS: tuple[str, ...] = ("cifar100", "cifar10", "fashion_mnist")
 
@@ -86,6 +87,8 @@ def load_dataset(
     ``data_dir``, fetching it first if ``download``."""
     if is_folder_dataset(name):
         return load_image_folder(name, image_size, skip_bad).to(device)
+    if is_dataset_spec(name):
+        return load_user_dataset(name).to(device)
     key = name.strip().lower().replace("-", "_")
     if key not in DATASETS:
         raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")

@@ -93,3 +93,16 @@ def _no_val(root):
 
     shutil.rmtree(root / "val")
     return root
+
+
+def test_a_users_dataset_factory_trains_and_bad_ones_are_one_line(tmp_path):
+    base = {"epochs": 1, "batch_size": 8, "device": "cpu", "data_dir": str(tmp_path)}
+    run_training(TrainConfig(model="resnet8", dataset="user_models:tiny_datasets", **base), tmp_path / "t")
+    data = load_dataset("user_models:tiny_datasets", "x")
+    assert data.num_classes == 2 and tuple(data.train_x.shape) == (16, 3, 8, 8)
+    for spec, says in (("user_models:not_datasets", "returned a str; return (train, val)"),
+                       ("user_models:bad_items", "train[0]: the image is int"),
+                       ("user_models:nothing", "user_models has no 'nothing'")):
+        with pytest.raises(DataError) as err:
+            load_dataset(spec, "x")
+        assert says in str(err.value) and "\n" not in str(err.value)
