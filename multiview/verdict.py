@@ -241,6 +241,16 @@ def judge(results: DistillResults, method: str, seeds: Sequence[int] | None = No
                      "seeds alone)", True)
 
 
+def per_seed_over_law(results: DistillResults, method: str, seeds: Sequence[int]) -> dict[int, list[float]]:
+    """Each seed's failure / L(E) at E = 1..4 (L(E) from that seed's own f0): the values beside the mean."""
+    out = {}
+    for s in seeds:
+        c = cell(results, method, [s])
+        if all(e in c.failure for e in RULE["teachers"]) and not math.isnan(c.f0):
+            out[s] = [c.failure[e] / c.law(e) for e in RULE["teachers"]]
+    return out
+
+
 def rule_text() -> str:
     """Rule v2 in one paragraph, from :data:`RULE`."""
     a, b, c, d, e = (RULE[x] for x in ("regime", "discrimination", "law", "mechanism", "robustness"))
@@ -276,8 +286,11 @@ def verdict_markdown(results: DistillResults, seeds: Sequence[int] | None = None
                          + "; p " + ", ".join(f"{c.p[e]:.3f}" for e in RULE["teachers"])
                          + "; own kept " + ", ".join(f"{c.kept[e]:.3f}" for e in RULE["teachers"])
                          + "; nobody had " + ", ".join(f"{c.nobody[e]:.3f}" for e in RULE["teachers"]))
+            seeds_text = "; ".join(f"{s}: " + ", ".join(f"{v:.2f}" for v in vals)
+                                   for s, vals in per_seed_over_law(results, method, judged).items())
+            lines.append(f"  - per seed, failure / L(E) at E = 1..4: {seeds_text}")
     return "\n".join(lines)
 
 
-__all__ = ["RULE", "Cell", "Clause", "Judgement", "cell", "judge", "law_v2", "missing", "rule_text",
-           "verdict_markdown"]
+__all__ = ["RULE", "Cell", "Clause", "Judgement", "cell", "judge", "law_v2", "missing", "per_seed_over_law",
+           "rule_text", "verdict_markdown"]

@@ -20,7 +20,7 @@ from fkdapp.runtime import atomic_write_text, write_json
 from fkdapp.settings import parse_seeds, read_json_object
 from multiview.methods import parse_method
 from multiview.records import read_distill
-from multiview.verdict import RULE, cell, judge, rule_text
+from multiview.verdict import RULE, cell, judge, per_seed_over_law, rule_text
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,9 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
         if j.clauses:
             row |= {"over_L": [c.failure[e] / c.law(e) for e in RULE["teachers"]],
                     "ensemble_over_L": [c.ensemble[e] / c.law(e) for e in RULE["teachers"] if e in c.ensemble],
-                    "one_view_teachers": c.one_view_teachers, "one_view_own": c.one_view_own, "f0": c.f0}
+                    "one_view_teachers": c.one_view_teachers, "one_view_own": c.one_view_own, "f0": c.f0,
+                    "p": [c.p[e] for e in RULE["teachers"]], "kept": [c.kept[e] for e in RULE["teachers"]],
+                    "per_seed_over_L": {str(s): v for s, v in per_seed_over_law(r, method, entry.seeds).items()}}
         rows.append(row)
     return rows
 

@@ -59,13 +59,13 @@ def test_the_lottery_probe_measures_purity_and_memorisation():
     assert (256, 0.04) in REGIMES
 
 
-def test_the_shipped_law_config_is_the_cell_that_passed():
+def test_the_k10_1200_step_config_is_that_cell_of_the_transfer_study():
     from pathlib import Path
 
     from multiview.methods import parse_method
     from studies.transfer import FKD, TIMING_K10
 
-    shipped = Config.load(Path(__file__).resolve().parents[2] / "configs" / "law_k10.json")
+    shipped = Config.load(Path(__file__).resolve().parents[2] / "configs" / "k10_n250_steps1200.json")
     cell = TIMING_K10[1]
     assert cell.name == "k10-steps1200" and FKD in cell.methods
     assert shipped.with_(method_params={}) == cell.config()
