@@ -33,6 +33,7 @@ class Entry:
     fresh: bool
     methods: list[str] | None
     readme: list[str]  # methods whose rows the README quotes
+    written: str  # the results path as the manifest writes it (relative to the manifest's folder)
 
 
 def read_manifest(path: Path) -> list[Entry]:
@@ -50,7 +51,7 @@ def read_manifest(path: Path) -> list[Entry]:
             if v is not None and not (isinstance(v, list) and all(isinstance(m, str) for m in v)):
                 raise ConfigError(f"verdicts manifest {path}: entry {i} ('{e['label']}'): '{key}' is a list of specs")
         out.append(Entry(e["label"], path.parent / e["results"], parse_seeds(e["seeds"]), bool(e.get("fresh", True)),
-                         e.get("methods"), e.get("readme") or []))
+                         e.get("methods"), e.get("readme") or [], e["results"]))
     return out
 
 
@@ -66,7 +67,7 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
     for method in methods:
         j = judge(r, method, entry.seeds)
         c = cell(r, method, entry.seeds)
-        row = {"label": entry.label, "results": entry.results.as_posix(), "method": method, "seeds": j.seeds,
+        row = {"label": entry.label, "results": entry.written, "method": method, "seeds": j.seeds,
                "fresh": entry.fresh, "k": c.k, "verdict": j.verdict, "holds": j.holds if entry.fresh else None,
                "readme": method in entry.readme, "passing_seeds": j.seeds_passing,
                "clauses": [x.__dict__ for x in j.clauses]}
@@ -107,7 +108,7 @@ def write_verdicts(manifest: Path, out: Path) -> str:
     rows = [row for entry in read_manifest(manifest) for row in judge_entry(entry)]
     md = table_markdown(rows) + "\n\n" + rule_text() + "\n"
     atomic_write_text(out.with_suffix(".md"), md)
-    write_json(out.with_suffix(".json"), {"rule": RULE, "manifest": manifest.as_posix(), "rows": rows,
+    write_json(out.with_suffix(".json"), {"rule": RULE, "manifest": manifest.name, "rows": rows,
                                           "readme_table": table_markdown([r for r in rows if r["readme"]])})
     return md
 

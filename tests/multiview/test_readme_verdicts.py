@@ -1,0 +1,28 @@
+"""No simulation verdict is typed by hand: the committed verdicts table is what rule v2 makes of the committed records
+now, and the README quotes its rows word for word."""
+
+import json
+from pathlib import Path
+
+from multiview.verdicts_table import read_manifest, table_markdown, write_verdicts
+
+ROOT = Path(__file__).parents[2]
+MANIFEST = ROOT / "figures" / "multiview_verdicts_manifest.json"
+TABLE = ROOT / "figures" / "multiview_verdicts.json"
+
+
+def test_the_committed_table_is_rule_v2_on_the_committed_records(tmp_path):
+    write_verdicts(MANIFEST, tmp_path / "table")
+    fresh = json.loads((tmp_path / "table.json").read_text())
+    committed = json.loads(TABLE.read_text())
+    assert fresh["rows"] == committed["rows"] and fresh["readme_table"] == committed["readme_table"]
+    assert (tmp_path / "table.md").read_text() == (ROOT / "figures" / "multiview_verdicts.md").read_text()
+    assert len(read_manifest(MANIFEST)) == len({r["results"] for r in committed["rows"]})
+
+
+def test_the_readme_quotes_the_generated_rows():
+    readme = (ROOT / "README.md").read_text()
+    quoted = readme.split("<!-- verdicts:start -->\n", 1)[1].split("\n<!-- verdicts:end -->", 1)[0]
+    table = json.loads(TABLE.read_text())["readme_table"]
+    assert quoted == table and len(table.splitlines()) <= 2 + 8  # a header, a rule and at most 8 rows
+    assert table == table_markdown([r for r in json.loads(TABLE.read_text())["rows"] if r["readme"]])
