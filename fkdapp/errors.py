@@ -67,6 +67,18 @@ def user_errors() -> Iterator[None]:
         raise click.ClickException(str(e)) from None
 
 
+def run_main(main: Any) -> None:
+    """Entry point of a script: its :class:`UserError` printed as one ``Error: ...`` line, exit status 1 (a
+    :class:`Stopped`: ``Stopped: ...``, 128 + its signal)."""
+    try:
+        main()
+    except Stopped as e:
+        print(f"Stopped: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
+    except UserError as e:
+        sys.exit(f"Error: {e}")
+
+
 class OneLineGroup(click.Group):
     """A command group whose every error, usage errors included, is one line ``Error: ...`` (click prints usage
     errors as three: the usage, a hint and the error); exit status 1 (2 for usage errors, as click's)."""

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.errors import run_main
 from fkdapp.settings import parse_counts
 from studies.fashion import ROWS, Options, run
 
@@ -64,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -61,6 +61,7 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.errors import run_main
 from studies.verdict import PHASES, WEIGHTS, Options, run
 
 
@@ -98,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.stats import format_mean_ci, mean_ci
 from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
@@ -57,7 +57,7 @@ class Options:
         self.rows = list(ROWS) if self.methods is None else self.methods.split(",")
         unknown = sorted(set(self.rows) - set(ROWS))
         if unknown:
-            sys.exit(f"Error: unknown method {', '.join(unknown)} for --methods; choose from {', '.join(ROWS)}")
+            raise UserError(f"unknown method {', '.join(unknown)} for --methods; choose from {', '.join(ROWS)}")
 
 
 def plan(args: Options) -> tuple[list[Job], list[Job], dict[int, list[Path]]]:

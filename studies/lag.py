@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text, write_json
 from fkdapp.settings import parse_seeds
 from fkdapp.stats import format_ci, mean_ci
@@ -147,7 +147,7 @@ def run(a: Options) -> None:
         write_json(state_path, state)
         print("select:", state["select"]["best_variant"], state["select"]["best_kd"], flush=True)
     if a.variant is None and "select" not in state and phases:
-        sys.exit("Error: no selection in " + str(state_path) + "; run the select phase or name --variant SPEC")
+        raise UserError("no selection in " + str(state_path) + "; run the select phase or name --variant SPEC")
     best = a.variant or state.get("select", {}).get("best_variant", SHIPPED)
     best_kd = state.get("select", {}).get("best_kd", "kd")
     compare = list(dict.fromkeys([SHIPPED, best, best_kd, "kd"]))
@@ -167,14 +167,14 @@ def run(a: Options) -> None:
         plot_balance(rep, [SHIPPED, best, best_kd], a.figures / "multiview_lag_balance.png")
     if "k10" in phases:  # the report's sweep on more seeds (the finished ones are skipped)
         if "10" not in k_seeds:
-            sys.exit("Error: phase k10 needs its seeds in --k-seeds (as 10:0-7)")
+            raise UserError("phase k10 needs its seeds in --k-seeds (as 10:0-7)")
         rep = report_sweep(k_seeds["10"])
         state["k10"] = {spec: summary(rep, spec) for spec in compare}
         write_json(state_path, state)
     for k in (p for p in phases if re.fullmatch(r"k\d+", p) and p != "k10"):
         config = CONFIGS / f"{k}.json"
         if not config.is_file() or k[1:] not in k_seeds:
-            sys.exit(f"Error: phase {k} needs {config} and its seeds in --k-seeds (as {k[1:]}:0-3)")
+            raise UserError(f"phase {k} needs {config} and its seeds in --k-seeds (as {k[1:]}:0-3)")
         r = run_sweep(a.out / f"report-{k}", list(dict.fromkeys([SHIPPED, best])), k_seeds[k[1:]], "0-4",
                       a.jobs, str(config), a.out / f"teachers-{k}", a.overrides, a.device)
         state[k] = {spec: summary(r, spec) for spec in dict.fromkeys([SHIPPED, best])}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.stats import format_mean_ci as fmt
 from fkdapp.stats import mean_ci
@@ -140,21 +140,21 @@ def recorded(study: Study, methods: list[str], record: Path, complete: bool = Tr
     try:
         selection = json.loads(record.read_text())["selection"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        sys.exit(f"Error: --selection {record}: not a record written by this script ({type(e).__name__}: {e}); "
-                 "pass the .json it wrote under --figures")
+        raise UserError(f"--selection {record}: not a record written by this script ({type(e).__name__}: {e}); "
+                        "pass the .json it wrote under --figures") from None
     choice = {}
     for m in methods:
         entry = selection.get(m)
         if entry is None and not complete:
             continue
         if entry is None:
-            sys.exit(f"Error: --selection {record} has no choice for {m}; drop it from --methods or rerun its "
+            raise UserError(f"--selection {record} has no choice for {m}; drop it from --methods or rerun its "
                      "selection")
         grid = settings(m, study.a.settings)
         tried = [r.get("setting") for r in entry.get("records", [])]
         i = entry.get("chosen", -1)
         if tried != [label(s) for s in grid] or not 0 <= i < len(grid):
-            sys.exit(f"Error: --selection {record} chose {m} from {tried}, not from this run's grid "
+            raise UserError(f"--selection {record} chose {m} from {tried}, not from this run's grid "
                      f"{[label(s) for s in grid]}; pass the --settings it was made with")
         choice[m] = (i, grid[i], entry["records"])
     return choice
@@ -171,11 +171,11 @@ def run(a: Options) -> None:
     methods = a.methods.split(",")
     unknown = sorted(set(methods) - {"ce", "fkd", *WEIGHTS})
     if unknown or "fkd" not in methods or "kd" not in methods:
-        sys.exit(f"Error: --methods must include fkd and kd and name only: ce, fkd, {', '.join(WEIGHTS)}")
+        raise UserError(f"--methods must include fkd and kd and name only: ce, fkd, {', '.join(WEIGHTS)}")
     if not set(a.ensemble) <= {1, 2, 3, 4}:
-        sys.exit(f"Error: --ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
+        raise UserError(f"--ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
     if PHASES.index(a.start) > PHASES.index(a.until):
-        sys.exit(f"Error: --from {a.start} comes after --until {a.until}; phases run in the order {', '.join(PHASES)}")
+        raise UserError(f"--from {a.start} comes after --until {a.until}; phases run in the order {', '.join(PHASES)}")
     study = Study(a)
     phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
     ledger = a.out / "seconds.json"
