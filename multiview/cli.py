@@ -157,7 +157,7 @@ def simulate(
     with user_errors():
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
-        chosen = parse_methods([method], cfg)
+        chosen = parse_methods([method], cfg.method_params)
         r = _run_distill(cfg, parse_seeds(seeds), sorted({0, teachers}), chosen, dev, Path(out),
                          Engine.for_device(dev, workers, engine))
     click.echo(simulate_table(r, teachers, chosen[0].spec))
@@ -190,7 +190,8 @@ def sweep(
     with user_errors():
         cfg = build_config(config_file, overrides)
         dev = resolve_device(device)
-        r = _run_distill(cfg, parse_seeds(seeds), parse_counts(counts), parse_methods(methods, cfg), dev, Path(out),
+        chosen = parse_methods(methods, cfg.method_params)
+        r = _run_distill(cfg, parse_seeds(seeds), parse_counts(counts), chosen, dev, Path(out),
                          Engine.for_device(dev, workers, engine), Path(teacher_pool) if teacher_pool else None)
     if is_main():
         click.echo(markdown_report(r))

@@ -345,7 +345,7 @@ def distill_experiment(
     ``methods`` are methods or their specs (``"fkd:lambda=20"``). Teachers are kept in ``pool`` (default:
     ``out/teachers``) and reused by any experiment on the same seed and teacher settings.
     """
-    methods = [m if isinstance(m, StudentMethod) else parse_method(m, cfg) for m in methods]
+    methods = [m if isinstance(m, StudentMethod) else parse_method(m, cfg.method_params) for m in methods]
     engine = engine or Engine.for_device(device)
     results = DistillResults(
         config=cfg.to_dict(), teacher_counts=list(teacher_counts), methods=[m.spec for m in methods],

@@ -172,7 +172,7 @@ def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
         data["ensembles"] = [{**e, "seed": data.get("seed", 0)} for e in data.get("ensembles", [])]
         return data
     cfg = Config.from_dict(data["config"])
-    methods = {spec: parse_method(spec, cfg) for spec in {*data.get("methods", []),
+    methods = {spec: parse_method(spec, cfg.method_params) for spec in {*data.get("methods", []),
                                                           *(s["method"] for s in data.get("students", []))}}
     data["methods"] = [methods[spec].spec for spec in data.get("methods", [])]
     data["teachers"] = [{**t, "init_seed": t["seed"], "seed": t["experiment_seed"]} for t in data.get("teachers", [])]

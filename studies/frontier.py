@@ -48,7 +48,7 @@ def run(a: Options) -> None:
     scales = [float(x) for x in a.scales.split(",")]
     specs = {}  # (variant, scale) -> spec
     for variant in variants:
-        method = parse_method(VARIANTS[variant], base)
+        method = parse_method(VARIANTS[variant], base.method_params)
         for scale in scales:
             lam = method.params["lambda"] * scale
             specs[variant, scale] = method.with_params(**{"lambda": lam})

@@ -53,7 +53,7 @@ def run(a: Options) -> None:
     runs, summaries = [], []
     for mu in (float(m) for m in a.mu.split(",")):
         cfg = base.with_(mu=mu)
-        methods = parse_methods(a.methods, cfg)
+        methods = parse_methods(a.methods, cfg.method_params)
         r = distill_experiment(cfg, list(range(a.seeds)), counts, methods, device, a.out / f"mu{mu:g}")
         runs.append((mu, r))
         summaries.append(summary(mu, r))

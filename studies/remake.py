@@ -63,7 +63,7 @@ def run(a: Options) -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     write_json(cfg, old.config)
     wall = cli_sweep(a.out / "sweep", a.methods.split(","), seeds, counts, config=cfg, extra=a.extra)
-    specs = [m.spec for m in parse_methods(a.methods, Config.from_dict(old.config))]
+    specs = [m.spec for m in parse_methods(a.methods, Config.from_dict(old.config).method_params)]
     text, rows = table(a.old, a.out / "sweep" / "results.json", specs)
     text += f"\nWall time of this sitting: {wall / 60:.1f} min (one process, the engine's default workers).\n"
     out_table = a.table or a.out / "remake.md"

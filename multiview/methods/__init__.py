@@ -14,8 +14,8 @@ Adding a method: one subclass in the file of its family (base, fkd, logit, relat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fkdapp.errors import ConfigError
 from fkdapp.settings import did_you_mean
@@ -25,8 +25,8 @@ from multiview.methods.logit import DKD, KD
 from multiview.methods.relational import PKT, RKD, SP, Relational
 from multiview.methods.union import FKDClass, FKDKDMax, KDMax
 
-if TYPE_CHECKING:
-    from multiview.config import Config
+#: A config's per-method parameters (``Config.method_params``): method name -> {parameter: value}.
+MethodParams = Mapping[str, Mapping[str, Any]]
 
 #: Method name -> class: the one place a simulation method is looked up by name.
 METHODS: dict[str, type[StudentMethod]] = {
@@ -35,13 +35,14 @@ METHODS: dict[str, type[StudentMethod]] = {
 }
 
 
-def parse_method(spec: str, cfg: Config | None = None) -> StudentMethod:
+def parse_method(spec: str, method_params: MethodParams | None = None) -> StudentMethod:
     """``"fkd"`` or ``"fkd:lambda=20,feature_reg=0.01"`` -> the method, its parameters from the class defaults,
-    then ``cfg.method_params``, then the spec. A ConfigError (one line) names an unknown method or parameter."""
+    then ``method_params`` (a config's, ``cfg.method_params``), then the spec. A ConfigError (one line) names an
+    unknown method or parameter."""
     name, _, rest = spec.strip().partition(":")
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}{did_you_mean(name, METHODS)}; choose from {', '.join(METHODS)}")
-    params: dict[str, Any] = dict(cfg.method_params.get(name, {})) if cfg is not None else {}
+    params: dict[str, Any] = dict(method_params.get(name, {})) if method_params is not None else {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep:
@@ -65,13 +66,13 @@ def split_specs(text: str) -> list[str]:
     return out
 
 
-def parse_methods(specs: Sequence[str] | str, cfg: Config | None = None) -> list[StudentMethod]:
+def parse_methods(specs: Sequence[str] | str, method_params: MethodParams | None = None) -> list[StudentMethod]:
     """A comma list (``"fkd,kd:kd_weight=10,ce"``) or a sequence of specs -> methods; ``"all"`` is every
     registered method at its defaults. A method given twice is a ConfigError."""
     items = split_specs(specs) if isinstance(specs, str) else [s.strip() for s in specs]
     if items == ["all"]:
         items = list(METHODS)
-    methods = [parse_method(s, cfg) for s in items]
+    methods = [parse_method(s, method_params) for s in items]
     specs_seen = [m.spec for m in methods]
     twice = sorted({s for s in specs_seen if specs_seen.count(s) > 1})
     if twice:

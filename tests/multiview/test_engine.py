@@ -79,7 +79,7 @@ def test_the_batched_path_agrees_within_a_few_steps():
 
     cfg = CFG.with_(student_steps=5, max_steps=5)
     data = make_data(cfg, 0)
-    students = students_for(parse_methods(["fkd", "kd"], cfg), [0, 1, 2])
+    students = students_for(parse_methods(["fkd", "kd"], cfg.method_params), [0, 1, 2])
     got = {}
     for engine in (Engine(), Engine(batched=True)):
         with engine.numerics():

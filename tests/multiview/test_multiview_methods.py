@@ -42,9 +42,9 @@ TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max
 def test_specs_parameters_and_precedence():
     cfg = Config(method_params={"fkd": {"lambda": 20}})
     assert parse_method("fkd").params["lambda"] == 10.0 and parse_method("fkd").spec == "fkd"
-    m = parse_method("fkd", cfg)
+    m = parse_method("fkd", cfg.method_params)
     assert m.params["lambda"] == 20.0 and m.spec == "fkd:lambda=20"
-    assert parse_method("fkd:lambda=30,feature_reg=0.01", cfg).params == {**FKD.DEFAULTS, "lambda": 30.0,
+    assert parse_method("fkd:lambda=30,feature_reg=0.01", cfg.method_params).params == {**FKD.DEFAULTS, "lambda": 30.0,
                                                                         "feature_reg": 0.01}
     assert split_specs("fkd:lambda=30,feature_reg=0.01,kd,ce") == ["fkd:lambda=30,feature_reg=0.01", "kd", "ce"]
     assert [m.NAME for m in parse_methods("all")] == list(METHODS)

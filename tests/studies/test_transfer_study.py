@@ -69,4 +69,4 @@ def test_the_k10_1200_step_config_is_that_cell_of_the_transfer_study():
     cell = TIMING_K10[1]
     assert cell.name == "k10-steps1200" and FKD in cell.methods
     assert shipped.with_(method_params={}) == cell.config()
-    assert parse_method("fkd", shipped) == parse_method(FKD)
+    assert parse_method("fkd", shipped.method_params) == parse_method(FKD)
