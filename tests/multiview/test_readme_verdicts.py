@@ -20,9 +20,10 @@ def test_the_committed_table_is_rule_v2_on_the_committed_records(tmp_path):
     assert len(read_manifest(MANIFEST)) == len({r["results"] for r in committed["rows"]})
 
 
-def test_the_readme_quotes_the_generated_rows():
-    readme = (ROOT / "README.md").read_text()
-    quoted = readme.split("<!-- verdicts:start -->\n", 1)[1].split("\n<!-- verdicts:end -->", 1)[0]
+def test_the_readme_and_results_quote_the_generated_rows():
     table = json.loads(TABLE.read_text())["readme_table"]
-    assert quoted == table and len(table.splitlines()) <= 2 + 8  # a header, a rule and at most 8 rows
+    for page in (ROOT / "README.md", ROOT / "docs" / "results.md"):
+        quoted = page.read_text().split("<!-- verdicts:start -->\n", 1)[1].split("\n<!-- verdicts:end -->", 1)[0]
+        assert quoted == table, page
+    assert len(table.splitlines()) <= 2 + 8  # a header, a rule and at most 8 rows
     assert table == table_markdown([r for r in json.loads(TABLE.read_text())["rows"] if r["readme"]])
