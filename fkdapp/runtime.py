@@ -24,8 +24,8 @@ from fkdapp.errors import UserError
 from fkdapp.ranks import is_main, rank, world_size
 
 __all__ = ["DeviceError", "WriteError", "atomic_save", "atomic_save_figure", "atomic_write", "atomic_write_bytes",
-           "atomic_write_text", "check_writable", "device_name", "environment", "is_main", "rank", "read_jsonl",
-           "resolve_device", "world_size", "write_json", "write_jsonl"]
+           "atomic_write_text", "available_memory", "check_writable", "device_name", "environment", "is_main", "rank",
+           "read_jsonl", "resolve_device", "world_size", "write_json", "write_jsonl"]
 
 
 class DeviceError(UserError):
@@ -249,3 +249,17 @@ def jsonl_text(rows: list[dict[str, Any]]) -> str:
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """``atomic_write`` of records as JSON lines: the file is never left torn by this writer."""
     atomic_write_text(path, jsonl_text(rows))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine has free (MemAvailable; None where it cannot be read)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -6,16 +6,15 @@ Shapes: inputs (N, P, d) (P patches in R^d), labels (N,), single-view flag (N,),
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from fkdapp.errors import ConfigError
+from fkdapp.runtime import available_memory
 from multiview.config import Config
 
 CHUNK = 4096  # samples generated at once: memory stays bounded for large N
@@ -141,20 +140,6 @@ def memory_estimate(cfg: Config) -> int:
     samples = distill + 2 * cfg.n_test
     kernel = (cfg.kernel_batch or distill) ** 2
     return 4 * (samples * cfg.P * cfg.d + 2 * cfg.k * cfg.m * distill * cfg.P + 4 * kernel)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory this machine has free (MemAvailable; None where it cannot be read)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_memory(cfg: Config) -> None:

@@ -78,6 +78,17 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+def check_fits(n: int, shape: tuple[int, ...], where: object) -> None:
+    """A one-line DataError, before any image is decoded, where ``n`` images of ``shape`` (H, W, C) held as uint8
+    (and decoded once more on the way) cannot fit in this machine's free memory."""
+    from fkdapp.runtime import available_memory
+
+    need, have = 2 * n * int(np.prod(shape)), available_memory()
+    if have is not None and need > have:
+        raise DataError(f"{where}: {n} images of {shape[0]}x{shape[1]} need about {need / 2**30:.1f} GiB and this "
+                        f"machine has {have / 2**30:.1f} GiB free; give a smaller --image-size or fewer images")
+
+
 def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool = False) -> ImageData:
     """``folder:ROOT`` -> the train and val splits as uint8 ``(N, C, S, S)`` tensors; S is ``image_size`` or, where
     every image has one size, that size (else a one-line error asking for --image-size)."""
@@ -86,6 +97,7 @@ def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool =
         raise DataError(f"data folder {root} not found (--dataset folder:ROOT, ROOT holding train/ and val/)")
     classes = classes_of(root)
     splits = {s: _files(root, s, classes) for s in SPLITS}
+    check_fits(sum(map(len, splits.values())), _decode(splits["train"][0][0], image_size).shape, root)
     arrays: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labels: dict[str, list[int]] = {s: [] for s in SPLITS}
     skipped: list[str] = []

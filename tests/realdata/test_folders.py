@@ -106,3 +106,12 @@ def test_a_users_dataset_factory_trains_and_bad_ones_are_one_line(tmp_path):
         with pytest.raises(DataError) as err:
             load_dataset(spec, "x")
         assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    import fkdapp.runtime
+
+    root = make_folders(tmp_path / "imgs")
+    monkeypatch.setattr(fkdapp.runtime, "available_memory", lambda: 1000)
+    with pytest.raises(DataError, match=r"36 images of 16x16 need about .* GiB and this machine has 0.0 GiB free"):
+        load_dataset(f"folder:{root}", "x")
