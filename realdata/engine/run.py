@@ -200,7 +200,8 @@ def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.d
     """Rank 0: drop metrics past the checkpoint being resumed, record the config and environment."""
     if resuming:
         run.truncate_metrics(trainer.epoch, trainer.last_row)
-    run.start(config, {**environment(device), "world_size": trainer.world},
+    effective = {"amp": trainer.amp, "channels_last": trainer.memory_format == torch.channels_last}  # CUDA only
+    run.start(config, {**environment(device), "world_size": trainer.world, "effective": effective},
               resumed_at=trainer.epoch if resuming else None)
     data = trainer.data
     if data.classes is not None:  # a user's class folders: the label -> name map, and what was left out
