@@ -78,7 +78,7 @@ def test_train_distill_evaluate_report(tmp_path, data_dir):
     assert len(rows) == 2
     fkd = next(row for row in rows if "fkd" in row)
     assert "fkd (lambda=5)" in fkd and "resnet8 -> resnet8" in fkd and "| 2 |" in fkd and "±" in fkd
-    assert any("| ce |" in row and "- -> resnet8" in row and "| 1 |" in row for row in rows)
+    assert any("| ce |" in row and "resnet8 alone" in row and "| 1 |" in row for row in rows)
 
     r = cli("plot", tmp_path / "runs", teacher, "-o", tmp_path / "curves.png")
     assert r.exit_code == 0 and "(2 run groups)" in r.output, r.output
