@@ -20,6 +20,20 @@ def test_the_committed_table_is_rule_v2_on_the_committed_records(tmp_path):
     assert len(read_manifest(MANIFEST)) == len({r["results"] for r in committed["rows"]})
 
 
+def test_the_counts_the_pages_give_are_the_tables():
+    rows = json.loads(TABLE.read_text())["rows"]
+    fresh = [r for r in rows if r["fresh"]]
+    sweeps = len(read_manifest(MANIFEST))
+    assert f"table, {sweeps} sweeps:" in (ROOT / "README.md").read_text()
+    results = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    assert f"{sweeps} sweeps, the manifest" in results
+    said = (f"Of its {len(rows)} (sweep, method) rows, {len(fresh)} are on fresh seeds: "
+            f"{'none' if not any(r['holds'] for r in fresh) else sum(bool(r['holds']) for r in fresh)} holds, "
+            f"{sum(r['holds'] is False for r in fresh)} fail the law, {sum(r['holds'] is None for r in fresh)} get no "
+            "verdict")
+    assert said in results
+
+
 def test_the_readme_and_results_quote_the_generated_rows():
     table = json.loads(TABLE.read_text())["readme_table"]
     for page in (ROOT / "README.md", ROOT / "docs" / "results.md"):
