@@ -178,8 +178,8 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
         raise CheckpointError(f"checkpoint {path} was made by your own model {short(recorded)}; a file never chooses "
                               f"code to run: name it yourself with --teacher-arch {recorded[:80]} (evaluate: --arch)")
     if arch is not None and isinstance(recorded, str) and recorded != arch:
-        raise CheckpointError(f"checkpoint {path} holds a {short(recorded, 40)}, but {arch} was asked for (a config's "
-                              f"teacher, or --teacher-arch); give a {arch} checkpoint, or drop the arch to use it")
+        raise CheckpointError(f"checkpoint {path} holds a {short(recorded, 40)}, not the {arch} asked for; give a "
+                              f"{arch} checkpoint, or drop the arch to use it")
     arch = arch or recorded
     try:
         if not known(arch):

@@ -310,7 +310,7 @@ BAD_INPUTS = [
     (R, [*DISTILL[:2], "{root}/corrupt.pt", *DISTILL[3:]], "cannot read checkpoint"),
     (R, [*DISTILL[:2], "{root}/list.pt", *DISTILL[3:]], "is not a model checkpoint"),
     (R, [*DISTILL[:2], "{root}/noarch.pt", *DISTILL[3:]], "does not record its architecture"),
-    (R, [*DISTILL[:2], "{ckpt}:resnet14", *DISTILL[3:]], "but resnet14 was asked for"),
+    (R, [*DISTILL[:2], "{ckpt}:resnet14", *DISTILL[3:]], "not the resnet14 asked for"),
     (R, [*DISTILL, "--method", "vvd"], "unknown method 'vvd'"),
     (R, [*DISTILL, "--method", "kd", "--lambda", "1"], "method 'kd' has no parameter 'lambda'"),
     (R, [*DISTILL, "--param", "lambda"], "--param wants NAME=VALUE"),

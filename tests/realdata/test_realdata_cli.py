@@ -146,7 +146,7 @@ def test_user_errors_are_one_line(tmp_path, data_dir):
                    "epochs must be an integer >= 1")
     one_line_error(cli("train", "--model", "resnet8", "--lr", "-1", *common(data_dir, tmp_path / "x")), "lr must be")
     one_line_error(cli("distill", "--teacher", f"{ckpt}:resnet14", *run),
-                   f"checkpoint {ckpt} holds a 'resnet8', but resnet14 was asked for")
+                   f"checkpoint {ckpt} holds a 'resnet8', not the resnet14 asked for")
     one_line_error(cli("distill", "--teacher", crd, *run), f"checkpoint {crd} does not record its architecture")
     one_line_error(cli("distill", "--teacher", tmp_path / "nope.pt", *run), "nope.pt not found")
     one_line_error(cli("evaluate", crd, "--arch", "wrn_16_1", "--dataset", "cifar10", "--data-dir", data_dir),
