@@ -115,3 +115,16 @@ def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monk
     monkeypatch.setattr(fkdapp.runtime, "available_memory", lambda: 1000)
     with pytest.raises(DataError, match=r"36 images of 16x16 need about .* GiB and this machine has 0.0 GiB free"):
         load_dataset(f"folder:{root}", "x")
+
+
+def test_the_documented_folder_check_is_the_benchmarks_record():
+    """docs/usage.md quotes benchmarks/results/folders_cpu.json (made by benchmarks/bench_folders.py)."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    r = json.loads((root / "benchmarks" / "results" / "folders_cpu.json").read_text())
+    doc = " ".join((root / "docs" / "usage.md").read_text().split())
+    for x in r["runs"]:
+        assert f"{x['folder']:.2f}% against {x['builtin']:.2f}% (seed {x['seed']})" in doc
+    assert f"the seeds differ by {r['builtin_seed_to_seed']:.2f} points" in doc
+    assert f"{r['load_ratio_folder_over_builtin']:.1f}x the built-in loader's time" in doc
