@@ -30,6 +30,7 @@ class ImageData:
     val_y: torch.Tensor | None = None
     classes: tuple[str, ...] | None = None  # class names in label order, where the data names them (class folders)
     skipped: tuple[str, ...] = ()  # files left out as unreadable (--skip-bad-images)
+    source: str | None = None  # the folder the images were read from (a system folder, the data_dir, class folders)
 
     def to(self, device: torch.device | str) -> ImageData:
         """The same data with every tensor moved to ``device``."""

@@ -121,7 +121,8 @@ def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool =
                                    ).permute(0, 3, 1, 2).contiguous() for s in SPLITS}
     mean, std = _stats(root, tensors["train"], splits["train"], image_size)
     return ImageData(name, tensors["train"], torch.tensor(labels["train"]), tensors["val"], torch.tensor(labels["val"]),
-                     num_classes=len(classes), mean=mean, std=std, classes=tuple(classes), skipped=tuple(skipped))
+                     num_classes=len(classes), mean=mean, std=std, classes=tuple(classes), skipped=tuple(skipped),
+                     source=str(root.resolve()))
 
 
 def _stats(root: Path, train_x: torch.Tensor, files: list[tuple[Path, int]], size: int | None

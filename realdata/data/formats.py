@@ -94,9 +94,9 @@ def load_dataset(
         raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
     data_dir = Path(data_dir).expanduser()
     load = _load_fashion_mnist if key == "fashion_mnist" else lambda d, dl: _load_cifar(key, d, dl)
-    arrays = load(data_dir, download)
+    *arrays, source = load(data_dir, download)
     mean, std, num_classes = _STATS[key]
-    return ImageData(key, *arrays, num_classes=num_classes, mean=mean, std=std).to(device)
+    return ImageData(key, *arrays, num_classes=num_classes, mean=mean, std=std, source=source).to(device)
 
 
 def cifar_status(key: str, data_dir: str | Path) -> tuple[bool, str]:
@@ -149,7 +149,7 @@ def _load_cifar(key: str, data_dir: Path, download: bool) -> tuple[torch.Tensor,
     test_x, test_y = _read_cifar_pickle(folder / test_name, label_key, num_classes, key)
     train_x = torch.cat([x for x, _ in train]) if len(train) > 1 else train[0][0]
     train_y = torch.cat([y for _, y in train]) if len(train) > 1 else train[0][1]
-    return train_x, train_y, test_x, test_y
+    return train_x, train_y, test_x, test_y, str(folder.resolve())
 
 
 def _fetch_cifar(key: str, data_dir: Path, download: bool) -> None:
@@ -266,7 +266,8 @@ def _load_fashion_mnist(data_dir: Path, download: bool) -> tuple[torch.Tensor, .
         if labels.numel() and int(labels.max()) >= 10:
             path = found[split + "-labels-idx1-ubyte"]
             raise DataError(f"corrupt file {path} (labels outside 0..9); {_redownload_hint('fashion_mnist')}")
-    return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
+    source = str(found["train-images-idx3-ubyte"].parent.resolve())
+    return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long(), source
 
 
 def _read_idx(path: Path, ndim: int) -> torch.Tensor:

@@ -201,7 +201,8 @@ def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.d
     if resuming:
         run.truncate_metrics(trainer.epoch, trainer.last_row)
     effective = {"amp": trainer.amp, "channels_last": trainer.memory_format == torch.channels_last}  # CUDA only
-    run.start(config, {**environment(device), "world_size": trainer.world, "effective": effective},
+    run.start(config, {**environment(device), "world_size": trainer.world, "effective": effective,
+                       "data_source": trainer.data.source},
               resumed_at=trainer.epoch if resuming else None)
     data = trainer.data
     if data.classes is not None:  # a user's class folders: the label -> name map, and what was left out

@@ -129,6 +129,7 @@ def test_another_runs_checkpoint_is_named_and_orphans_are_removed(tmp_path, data
     assert read_checkpoint(tmp_path / "a" / "last.pt")["run_identity"] == cfg(data_dir).digest()
     env = json.loads((tmp_path / "a" / "environment.json").read_text())
     assert env["effective"] == {"amp": False, "channels_last": False}  # asked for, but a CPU run has neither
+    assert env["data_source"].startswith(str(data_dir.resolve()))  # the folder the images came from
     (tmp_path / "a" / "last.pt").write_bytes((tmp_path / "b" / "last.pt").read_bytes())
     with pytest.raises(RunError, match="last.pt is another run's checkpoint") as err:
         run_training(cfg(data_dir, epochs=1), tmp_path / "a", resume=True)
