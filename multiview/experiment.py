@@ -307,7 +307,7 @@ class IncompatibleResults(UserError):
     """The output folder holds results of a different experiment."""
 
 
-def check_compatible(existing: DistillResults, fresh: DistillResults) -> None:
+def check_same_experiment(existing: DistillResults, fresh: DistillResults) -> None:
     """A results file can be resumed only by the same experiment (config, teacher counts, methods) on the same
     engine (files made before the engine was recorded are of the population engine: "batched")."""
     differ = [name for name, a, b in (
@@ -361,7 +361,7 @@ def distill_experiment(
     with FolderLock(out, f"--out {out}") if out is not None else contextlib.nullcontext():
         if path is not None and path.exists():
             existing = read_distill(path)
-            check_compatible(existing, results)
+            check_same_experiment(existing, results)
             results.add(existing)
         for seed in seeds:
             if seed in results.seeds_done:
