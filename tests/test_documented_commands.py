@@ -109,3 +109,14 @@ def test_help_does_not_import_torch():
                  "print('torch' in sys.modules, file=sys.stderr)")
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
         assert out.stderr.strip() == "False" and "Commands:" in out.stdout, out
+
+
+def test_the_fast_group_still_suggests_and_runs_commands():
+    from click.testing import CliRunner
+
+    from multiview.entry import main as multiview_entry
+
+    res = CliRunner().invoke(multiview_entry, ["sweeep"])
+    assert res.exit_code != 0 and "Did you mean 'sweep'?" in res.output
+    res = CliRunner().invoke(multiview_entry, ["report", "--help"])
+    assert res.exit_code == 0 and "--judge-seeds" in res.output
