@@ -33,6 +33,12 @@ def law(e: int) -> float:
     return 2.0 ** -(e + 1)
 
 
+def law_v2(e: int, f0: float) -> float:
+    """L(E) = min(2^-(E+1), f0 x 2^-E): the failure of the union of own and E teachers' views, for a single network
+    that fails f0 (rule v2's law, :mod:`multiview.verdict`)."""
+    return min(law(e), f0 * 2.0**-e)
+
+
 def nobody_had(s: StudentRecord) -> float:
     """Fraction of the 2k (class, view) cells the student learned that neither its own run nor its teachers hold."""
     learned, own, union = (np.asarray(v, dtype=bool) for v in (s.views_learned, s.own_views, s.teacher_views_union))
@@ -104,7 +110,7 @@ def decompose(results: DistillResults) -> list[Row]:
             kept=_ci([s.own_views_kept for s in ss]), uncovered_over_ideal=unc / ideal if ideal > 0 else None,
             over_law=fail / law(e), over_own_law=fail / (f0 * 2.0**-e) if f0 else None,
             multi_max=max(s.multi_view_error for s in ss),
-            over_law_v2=fail / min(law(e), f0 * 2.0**-e) if f0 else None, strength_missed=_strength_missed(ss),
+            over_law_v2=fail / law_v2(e, f0) if f0 else None, strength_missed=_strength_missed(ss),
             fail_not_learned=_mean_or_none([s.failure_view_not_learned for s in ss]),
         ))
     return rows
@@ -143,4 +149,4 @@ def decomposition_markdown(results: DistillResults) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RULE_V1", "Row", "decompose", "decomposition_markdown", "law", "nobody_had", "verdict_v1"]
+__all__ = ["RULE_V1", "Row", "decompose", "decomposition_markdown", "law", "law_v2", "nobody_had", "verdict_v1"]

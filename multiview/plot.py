@@ -204,7 +204,7 @@ def plot_verdict(results: DistillResults, seeds: Sequence[int], output: Path, ca
     against E (mean, 95% interval, one small point per seed), the theory 2^-(E+1), the own-baseline law
     L(E) = min(2^-(E+1), f0 2^-E) and the ideal union's uncovered fraction; the verdict per method in the legend
     and ``caption`` (regime, seeds, machine) under the axes."""
-    from multiview.verdict import cell, judge, law_v2
+    from multiview.verdict import judge, law_v2
 
     check_results(results)
     part = results.only(list(seeds))
@@ -225,15 +225,16 @@ def plot_verdict(results: DistillResults, seeds: Sequence[int], output: Path, ca
             ax.plot([e + offset[name] + 0.03] * len(records), [max(r.single_view_failure, FLOOR) for r in records],
                     "_", color=color, alpha=0.7, ms=7, mew=1.5)
 
+    judged = {m: judge(results, m, seeds) for m in methods}
     for method in methods:
         label, color = style[method]
-        verdict = textwrap.fill(judge(results, method, seeds).verdict, 60, subsequent_indent="  ")
+        verdict = textwrap.fill(judged[method].verdict, 60, subsequent_indent="  ")
         draw(method, groups[method], color, f"{label}: {verdict}", "o")
     draw("ensemble", group_ensembles(part), ENSEMBLE_COLOR, "teachers' ensemble (the null)", "s")
     grid = [1, 2, 3, 4]
     ax.plot(grid, [law(e) for e in grid], "k--", marker="x", lw=1, label="theory 2^-(E+1)")
     if methods:
-        c = cell(results, methods[0], seeds)
+        c = judged[methods[0]].cell
         ax.plot(grid, [law_v2(e, c.f0) for e in grid], "k-", lw=1.5, alpha=0.6,
                 label=f"own-baseline law L(E) = min(2^-(E+1), f0 2^-E), f0 = {c.f0:.3f}")
         ax.plot(grid, [c.ideal[e] for e in grid], "-.", color=style[methods[0]][1], alpha=0.5,

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from multiview.decompose import nobody_had
+from multiview.decompose import law_v2, nobody_had
 from multiview.records import DistillResults, StudentRecord
 
 #: Rule v2's thresholds (data, read by :func:`judge` and printed by :func:`rule_text`).
@@ -41,11 +41,6 @@ RULE = {
     "mechanism": {"p": 0.9, "kept": 0.9, "nobody": 0.05, "uncovered": 1.25},
     "robustness": {"seeds": 8, "share": 0.75},
 }
-
-
-def law_v2(e: int, f0: float) -> float:
-    """L(E) = min(2^-(E+1), f0 x 2^-E): the failure of the union of own and E teachers' views."""
-    return min(2.0 ** -(e + 1), f0 * 2.0**-e)
 
 
 def _one_view(views: Sequence[list[list[bool]]]) -> float:
@@ -188,14 +183,15 @@ class Judgement:
     seeds_passing: list[int]
     verdict: str
     holds: bool | None  # True: holds by the mechanism, robustly; False: fails a clause on the law; None: no verdict
+    cell: Cell | None = None  # the numbers read (judged where ``clauses`` is not empty)
+    per_seed: dict[int, list[float]] = field(default_factory=dict)  # each seed's failure / L(E) at E = 1..4
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def missing(results: DistillResults, method: str, seeds: Sequence[int]) -> list[str]:
-    """What rule v2 needs that the sweep lacks on ``seeds`` (empty: it can judge)."""
-    c = cell(results, method, seeds)
+def missing(c: Cell) -> list[str]:
+    """What rule v2 needs that a cell lacks (empty: it can judge)."""
     lacks = [f"E = {e}" for e in RULE["teachers"] if e not in c.failure]
     if math.isnan(c.f0):
         lacks.append("its own E = 0 run")
@@ -206,14 +202,15 @@ def missing(results: DistillResults, method: str, seeds: Sequence[int]) -> list[
 def judge(results: DistillResults, method: str, seeds: Sequence[int] | None = None) -> Judgement:
     """Rule v2 on ``method`` over ``seeds`` (default: every seed of the sweep)."""
     seeds = sorted(seeds if seeds is not None else results.seeds_done)
-    lacks = missing(results, method, seeds)
+    c = cell(results, method, seeds)
+    lacks = missing(c)
     if lacks:
         return Judgement(method, seeds, [], [], "not judged: the sweep lacks " + ", ".join(lacks)
-                         + " (rule v2 needs E = 0..4 on the judged seeds)", None)
-    c = cell(results, method, seeds)
+                         + " (rule v2 needs E = 0..4 on the judged seeds)", None, c)
     a, b, law, mech = regime_clause(c), discrimination_clause(c), law_clause(c), mechanism_clause(c)
-    passing = [s for s in c.seeds if law_clause(cell(results, method, [s])).ok
-               and mechanism_clause(cell(results, method, [s])).ok]
+    alone = {s: cell(results, method, [s]) for s in c.seeds}  # each seed judged alone, L(E) from its own f0
+    passing = [s for s, one in alone.items() if law_clause(one).ok and mechanism_clause(one).ok]
+    per_seed = {s: [one.failure[e] / one.law(e) for e in RULE["teachers"]] for s, one in alone.items()}
     r = RULE["robustness"]
     robust_failed = []
     if len(c.seeds) < r["seeds"]:
@@ -225,30 +222,21 @@ def judge(results: DistillResults, method: str, seeds: Sequence[int] | None = No
     clauses = [a, b, law, mech, e_clause]
     if not a.ok:
         return Judgement(method, c.seeds, clauses, passing, "outside the theory's regime (" + "; ".join(a.failed)
-                         + "): no verdict on the law", None)
+                         + "): no verdict on the law", None, c, per_seed)
     if not b.ok:
         return Judgement(method, c.seeds, clauses, passing, "cannot tell the union from the ensemble ("
-                         + "; ".join(b.failed) + "): no verdict on the law", None)
+                         + "; ".join(b.failed) + "): no verdict on the law", None, c, per_seed)
     if not law.ok:
-        return Judgement(method, c.seeds, clauses, passing, "fails the law (" + "; ".join(law.failed) + ")", False)
+        return Judgement(method, c.seeds, clauses, passing, "fails the law (" + "; ".join(law.failed) + ")", False,
+                         c, per_seed)
     if not mech.ok:
         return Judgement(method, c.seeds, clauses, passing, "meets the ratio, fails the mechanism ("
-                         + "; ".join(mech.failed) + ")", False)
+                         + "; ".join(mech.failed) + ")", False, c, per_seed)
     if not e_clause.ok:
         return Judgement(method, c.seeds, clauses, passing, "holds on the mean, not established ("
-                         + "; ".join(robust_failed) + ")", None)
+                         + "; ".join(robust_failed) + ")", None, c, per_seed)
     return Judgement(method, c.seeds, clauses, passing, f"holds by the mechanism ({len(passing)} of {len(c.seeds)} "
-                     "seeds alone)", True)
-
-
-def per_seed_over_law(results: DistillResults, method: str, seeds: Sequence[int]) -> dict[int, list[float]]:
-    """Each seed's failure / L(E) at E = 1..4 (L(E) from that seed's own f0): the values beside the mean."""
-    out = {}
-    for s in seeds:
-        c = cell(results, method, [s])
-        if all(e in c.failure for e in RULE["teachers"]) and not math.isnan(c.f0):
-            out[s] = [c.failure[e] / c.law(e) for e in RULE["teachers"]]
-    return out
+                     "seeds alone)", True, c, per_seed)
 
 
 def rule_text() -> str:
@@ -275,7 +263,7 @@ def verdict_markdown(results: DistillResults, seeds: Sequence[int] | None = None
         j = judge(results, method, judged)
         lines.append(f"- **{method}**: {j.verdict}")
         if j.clauses:
-            c = cell(results, method, judged)
+            c = j.cell
             lines.append(f"  - regime: teachers one-view {c.one_view_teachers:.3f}, own run one-view "
                          f"{c.one_view_own:.3f}, f0 {c.f0:.3f}; seeds passing c and d alone: "
                          f"{', '.join(map(str, j.seeds_passing)) or 'none'}")
@@ -287,10 +275,10 @@ def verdict_markdown(results: DistillResults, seeds: Sequence[int] | None = None
                          + "; own kept " + ", ".join(f"{c.kept[e]:.3f}" for e in RULE["teachers"])
                          + "; nobody had " + ", ".join(f"{c.nobody[e]:.3f}" for e in RULE["teachers"]))
             seeds_text = "; ".join(f"{s}: " + ", ".join(f"{v:.2f}" for v in vals)
-                                   for s, vals in per_seed_over_law(results, method, judged).items())
+                                   for s, vals in j.per_seed.items())
             lines.append(f"  - per seed, failure / L(E) at E = 1..4: {seeds_text}")
     return "\n".join(lines)
 
 
-__all__ = ["RULE", "Cell", "Clause", "Judgement", "cell", "judge", "law_v2", "missing", "per_seed_over_law",
-           "rule_text", "verdict_markdown"]
+__all__ = ["RULE", "Cell", "Clause", "Judgement", "cell", "judge", "law_v2", "missing", "rule_text",
+           "verdict_markdown"]

@@ -20,7 +20,7 @@ from fkdapp.runtime import atomic_write_text, write_json
 from fkdapp.settings import parse_seeds, read_json_object
 from multiview.methods import parse_method
 from multiview.records import read_distill
-from multiview.verdict import RULE, cell, judge, per_seed_over_law, rule_text
+from multiview.verdict import RULE, judge, rule_text
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
     rows = []
     for method in methods:
         j = judge(r, method, entry.seeds)
-        c = cell(r, method, entry.seeds)
+        c = j.cell
         row = {"label": entry.label, "results": entry.written, "method": method, "seeds": j.seeds,
                "fresh": entry.fresh, "k": c.k, "verdict": j.verdict, "holds": j.holds if entry.fresh else None,
                "readme": method in entry.readme, "passing_seeds": j.seeds_passing,
@@ -76,7 +76,7 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
                     "ensemble_over_L": [c.ensemble[e] / c.law(e) for e in RULE["teachers"] if e in c.ensemble],
                     "one_view_teachers": c.one_view_teachers, "one_view_own": c.one_view_own, "f0": c.f0,
                     "p": [c.p[e] for e in RULE["teachers"]], "kept": [c.kept[e] for e in RULE["teachers"]],
-                    "per_seed_over_L": {str(s): v for s, v in per_seed_over_law(r, method, entry.seeds).items()}}
+                    "per_seed_over_L": {str(s): v for s, v in j.per_seed.items()}}
         rows.append(row)
     return rows
 
