@@ -16,7 +16,6 @@ single seeds across runs.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,13 +41,10 @@ def set_numerics() -> None:
 def run_script(script_main: Callable[[], None]) -> None:
     """Entry point of the experiment scripts under scripts/: the commands' numerics (:func:`set_numerics`), and the
     package's one-line errors printed as ``Error: ...`` (exit status 1), as in the commands here."""
-    from fkdapp.errors import UserError
+    from fkdapp.errors import run_main
 
     set_numerics()
-    try:
-        script_main()
-    except UserError as e:
-        sys.exit(f"Error: {e}")
+    run_main(script_main)
 
 
 def default_workers() -> int:

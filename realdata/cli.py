@@ -323,11 +323,11 @@ def evaluate(checkpoints: tuple[Path, ...], dataset: str | None, arch: str | Non
     --json is given."""
     with user_errors():
         run = RunDir(Path(checkpoints[0]).parent)
-        if run.is_run() and Path(checkpoints[0]).is_file():  # a run's checkpoint knows its run
-            stored = runs_module.read_checkpoint(checkpoints[0]).get("run_identity")
-            if stored is not None and stored != run.config().digest():
-                raise RunError(f"{checkpoints[0]} is another run's checkpoint than {run.config_path} says; evaluate "
-                               "it outside that folder, or put the run's own checkpoint back")
+        ckpt = Path(checkpoints[0])
+        if run.is_run() and ckpt.is_file() and not runs_module.belongs_to(runs_module.read_checkpoint(ckpt),
+                                                                          run.config()):  # a checkpoint knows its run
+            raise RunError(f"{ckpt} is another run's checkpoint than {run.config_path} says; evaluate it outside "
+                           "that folder, or put the run's own checkpoint back")
         if data_dir is None:
             data_dir = run.config().data_dir if run.is_run() else DEFAULTS["data_dir"]
         result = evaluate_checkpoint(checkpoints, dataset, arch, data_dir, download, device, batch_size, kernel_to)

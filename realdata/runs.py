@@ -202,6 +202,18 @@ def load_model(path: str | Path, arch: str | None = None) -> LoadedModel:
     return LoadedModel(model, arch, num_classes, in_channels, ckpt.get("image_size"), ckpt.get("dataset"), str(path))
 
 
+def belongs_to(state: dict[str, Any], config: TrainConfig) -> bool:
+    """Whether checkpoint ``state`` was written by the run of ``config``: its stored config digest, or for
+    checkpoints written before digests the config it carries (True where it records neither)."""
+    stored = state.get("run_identity")
+    if stored is None and isinstance(state.get("config"), dict):
+        try:
+            stored = TrainConfig.from_dict(state["config"]).digest()
+        except (ConfigError, TypeError, ValueError):
+            return False
+    return stored is None or stored == config.digest()
+
+
 def load_teachers(config: TrainConfig) -> tuple[list[LoadedModel], TrainConfig]:
     """The config's teachers, rebuilt, and the config with every teacher's arch filled in."""
     teachers = [load_model(p, a) for p, a in zip(config.teachers, config.teacher_archs, strict=True)]

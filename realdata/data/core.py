@@ -14,6 +14,12 @@ class DataError(UserError):
     """A data set is missing, corrupt or misnamed; the message is one line meant for the user."""
 
 
+def channel_stats(train_x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (floored at 1e-3) of uint8 images ``(N, C, H, W)`` read as [0, 1]."""
+    x = train_x.float().div_(255.0)
+    return tuple(float(v) for v in x.mean((0, 2, 3))), tuple(max(float(v), 1e-3) for v in x.std((0, 2, 3)))
+
+
 @dataclass(frozen=True)
 class ImageData:
     """A labelled image data set: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)``, per-channel stats."""

@@ -12,6 +12,7 @@ train and val folders with different classes. The files are data: nothing in the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realdata.data.core import DataError, ImageData
+from fkdapp.runtime import WriteError, atomic_write_text
+from realdata.data.core import DataError, ImageData, channel_stats
 
 PREFIX = "folder:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -137,15 +139,9 @@ def _stats(root: Path, train_x: torch.Tensor, files: list[tuple[Path, int]], siz
             return tuple(saved["mean"]), tuple(saved["std"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    x = train_x.float().div_(255.0)
-    mean = tuple(float(v) for v in x.mean((0, 2, 3)))
-    std = tuple(max(float(v), 1e-3) for v in x.std((0, 2, 3)))
-    try:
-        from fkdapp.runtime import atomic_write_text
-
+    mean, std = channel_stats(train_x)
+    with contextlib.suppress(WriteError):  # a read-only data folder: computed again next time
         atomic_write_text(cache, json.dumps({"key": key, "mean": mean, "std": std}) + "\n")
-    except Exception:  # a read-only data folder: computed again next time  # noqa: BLE001
-        pass
     return mean, std
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from realdata.data.core import DataError, ImageData
+from realdata.data.core import DataError, ImageData, channel_stats
 from realdata.models.external import SPEC, load_factory
 
 
@@ -85,9 +85,7 @@ def load_user_dataset(spec: str) -> ImageData:
     if train_x.shape[1:] != val_x.shape[1:]:
         raise DataError(f"dataset {spec!r}: train images are {tuple(train_x.shape[1:])}, val images "
                         f"{tuple(val_x.shape[1:])}; give both one shape")
-    x = train_x.float().div_(255.0)
-    mean = tuple(float(v) for v in x.mean((0, 2, 3)))
-    std = tuple(max(float(v), 1e-3) for v in x.std((0, 2, 3)))
+    mean, std = channel_stats(train_x)
     num_classes = int(max(train_y.max(), val_y.max())) + 1
     return ImageData(spec, train_x, train_y, val_x, val_y, num_classes=num_classes, mean=mean, std=std)
 

@@ -30,6 +30,7 @@ from realdata.runs import (
     LoadedModel,
     RunDir,
     RunError,
+    belongs_to,
     load_teachers,
     nonfinite_entries,
     read_checkpoint,
@@ -101,7 +102,9 @@ def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers
     trainer = build_trainer(config, teachers, data, transfer, device)
     if resuming and run.last_path.is_file():
         state = read_checkpoint(run.last_path)
-        check_identity(state, config, run.last_path)
+        if not belongs_to(state, config):
+            raise RunError(f"{run.last_path} is another run's checkpoint (its config differs from {run.config_path}); "
+                           "put this run's last.pt back, or start afresh with another --out")
         trainer.load_state_dict(state)
     distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
     writer = tensorboard_writer(run) if main and config.tensorboard else None
@@ -126,20 +129,6 @@ def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers
             raise Interrupted(f"stopped at once by a second signal {e.args[0]}; {kept}; continue with: realdata "
                               f"resume {run.path}", e.args[0]) from None
     return summarize(run, config)
-
-
-def check_identity(state: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    """A one-line RunError where checkpoint ``state`` belongs to another run than ``config`` (its stored digest, or
-    for checkpoints written before digests the config it carries)."""
-    stored = state.get("run_identity")
-    if stored is None and isinstance(state.get("config"), dict):
-        try:
-            stored = TrainConfig.from_dict(state["config"]).digest()
-        except (ConfigError, TypeError, ValueError):
-            stored = "unreadable"
-    if stored is not None and stored != config.digest():
-        raise RunError(f"{path} is another run's checkpoint (its config differs from {path.parent / 'config.json'}); "
-                       f"put this run's last.pt back, or start afresh with another --out")
 
 
 def check_weights(trainer: Trainer, run: RunDir) -> None:
