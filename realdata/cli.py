@@ -19,12 +19,13 @@ from typing import Any
 import click
 
 from fkdapp.errors import ConfigError, OneLineGroup, user_errors
+from fkdapp.jsonfile import short
 from fkdapp.progress import Progress
 from fkdapp.runtime import atomic_write_text, is_main
 from fkdapp.settings import read_json_object
 from realdata import distributed
 from realdata import runs as runs_module
-from realdata.config import TrainConfig
+from realdata.config import TrainConfig, code_in
 from realdata.data import DATASETS
 from realdata.engine import run_training
 from realdata.evaluate import evaluate_checkpoint
@@ -140,7 +141,7 @@ def _milestones(text: str | None) -> tuple[int, ...] | None:
 
 
 #: Command-line options that are not TrainConfig fields.
-RUN_OPTIONS = ("config_file", "download", "out", "resume", "progress")
+RUN_OPTIONS = ("config_file", "download", "out", "resume", "progress", "allow_code")
 
 
 def base_fields(opts: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +165,26 @@ def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
     merged = {**base, **given, **{k: v for k, v in fields.items() if v is not None}}
     if "dataset" not in merged:
         raise ConfigError("no data set: give --dataset (or a --config that sets it)")
+    check_code_named(base, opts)
     return TrainConfig.from_dict(merged)
+
+
+def check_code_named(base: dict[str, Any], opts: dict[str, Any]) -> None:
+    """A file never chooses code to run: every package.module:factory a --config file or a resumed run's config.json
+    names must also be named on this command line (--model, --student, --dataset, --teacher-arch, CKPT:ARCH or, for
+    resume, --allow-code); else one line naming it."""
+    ctx = click.get_current_context(silent=True)
+    named: set[str] = set(opts.get("allow_code") or ())
+    for value in (ctx.params.values() if ctx is not None else ()):
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, str):
+                named.update((v, v.partition(":")[2]))  # a spec, or the ARCH of CKPT:ARCH
+    unnamed = [spec for spec in code_in(base) if spec not in named]
+    if unnamed:
+        where = opts.get("config_file") or Path(opts.get("out") or ".") / "config.json"
+        raise ConfigError(f"{where} names code to import ({short(unnamed[0], 60)}); a file never chooses code to run: "
+                          f"name it on the command line too (--model/--student, --dataset, --teacher-arch; resume: "
+                          f"--allow-code {unnamed[0][:60]})")
 
 
 def _train(fields: dict[str, Any], opts: dict[str, Any]) -> None:
@@ -293,12 +313,16 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
 @click.option("--data-dir", default=None, help="Where the data sets are [default: as recorded].")
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr: a live line on a terminal, a line every 10 s in a log [default: on].")
-def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bool | None) -> None:
+@click.option("--allow-code", multiple=True, metavar="SPEC",
+              help="A package.module:factory the run's config.json names (your model, data or teacher): a file "
+                   "never chooses code to run, so name it here (repeatable).")
+def resume(run_dir: Path, device: str | None, data_dir: str | None, progress: bool | None,
+           allow_code: tuple[str, ...]) -> None:
     """Continue a killed or stopped run from its folder alone (its recorded config and last.pt)."""
     with user_errors():
         RunDir(run_dir).config()  # a one-line error where RUN_DIR holds no run
     opts = {"config_file": None, "dataset": None, "device": device, "data_dir": data_dir, "out": run_dir,
-            "resume": True, "download": False, "progress": progress}
+            "resume": True, "download": False, "progress": progress, "allow_code": allow_code}
     _train({}, opts)  # everything else comes from the run's recorded config (base_fields)
 
 

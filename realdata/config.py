@@ -27,7 +27,7 @@ from fkdapp.runtime import atomic_write_text
 from fkdapp.settings import build, check_known, did_you_mean, read_json_object
 from realdata.data import DATASETS
 from realdata.methods import METHODS
-from realdata.models import MODELS, is_spec, known
+from realdata.models import MODELS, is_spec
 
 BASE_EPOCHS = 240
 BASE_MILESTONES = (150, 180, 210)
@@ -288,11 +288,15 @@ class TrainConfig:
 
 
 def _known_model(name: str) -> bool:
-    """A zoo name, or a package.module:factory that imports (else a one-line ConfigError saying why not)."""
-    try:
-        return known(name)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    """A zoo name, or a package.module:factory spec. Reading a config never imports: the module is imported when
+    the model is built, and only when the user named it on the command line (:func:`code_in`)."""
+    return isinstance(name, str) and (name in MODELS or is_spec(name))
+
+
+def code_in(fields: dict[str, Any]) -> list[str]:
+    """The package.module:factory specs a config's fields name (model, dataset, teacher archs): code to import."""
+    values = [fields.get("model"), fields.get("dataset"), *(fields.get("teacher_archs") or ())]
+    return [v for v in values if isinstance(v, str) and is_spec(v)]
 
 
 def _hint(name: str, choices: Any) -> str:

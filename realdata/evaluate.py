@@ -23,7 +23,7 @@ from realdata.data import (
     resize_channels,
 )
 from realdata.methods import in_channels_of
-from realdata.models import ZooModel
+from realdata.models import ZooModel, is_spec
 from realdata.runs import (
     RunError,
     load_model,
@@ -113,6 +113,9 @@ def evaluate_checkpoint(path: str | Path | Sequence[str | Path], dataset: str | 
     name = dataset or loaded.dataset
     if name is None:
         raise ConfigError(f"checkpoint {paths[0]} does not record its data set; name it with --dataset")
+    if dataset is None and is_spec(name):
+        raise ConfigError(f"checkpoint {paths[0]} was trained on your own data {name[:60]}; a file never chooses code "
+                          f"to run: name it with --dataset {name[:60]}")
     data = load_dataset(name, data_dir, download)
     if loaded.num_classes != data.num_classes:
         raise RunError(f"checkpoint {paths[0]} ({loaded.arch}) has {loaded.num_classes} classes, {data.name} has "

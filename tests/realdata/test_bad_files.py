@@ -201,3 +201,25 @@ def test_an_early_error_leaves_no_empty_run_folder(tmp_path):
         run_training(TrainConfig(model="resnet8", dataset="cifar100", data_dir=str(tmp_path), device="cpu"),
                      tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_never_chooses_code_to_run(tmp_path, monkeypatch):
+    """A --config file (or a run folder's config.json) naming package.module:factory is read without importing it,
+    and the run refuses until the command line names it too."""
+    from click.testing import CliRunner
+
+    from realdata.cli import main as realdata_main
+
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "ran.txt"
+    (tmp_path / "evil_data.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\ndef make():\n    return 1\n")
+    (tmp_path / "c.json").write_text(json.dumps({"model": "resnet8", "dataset": "evil_data:make"}))
+    res = CliRunner().invoke(realdata_main, ["train", "--config", str(tmp_path / "c.json"), "--device", "cpu",
+                                             "--out", str(tmp_path / "run")])
+    assert res.exit_code == 1 and "names code to import ('evil_data:make'); a file never chooses code" in res.output
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "evil_data:make", "dataset": "cifar10"}))
+    res = CliRunner().invoke(realdata_main, ["report", str(run)])  # reading a run's config imports nothing
+    assert "Traceback" not in res.output
+    assert TrainConfig.load(run / "config.json").model == "evil_data:make" and not marker.exists()

@@ -374,7 +374,8 @@ def test_a_users_own_architecture_trains_resumes_evaluates_and_teaches(tmp_path,
     train_until_killed(TrainConfig(model="user_models:small_cnn", dataset="cifar10", method="fkd",
                                    feature_layer="body.relu", teachers=(str(tmp_path / "s1" / "last.pt"),), epochs=2,
                                    batch_size=16, device="cpu", data_dir=str(data_dir)), student)
-    assert cli("resume", student, "--no-progress").exit_code == 0
+    one_line_error(cli("resume", student, "--no-progress"), "names code to import ('user_models:small_cnn')")
+    assert cli("resume", student, "--no-progress", "--allow-code", "user_models:small_cnn").exit_code == 0
     assert read_checkpoint(student / "last.pt")["feature_layer"] == "body.relu"
     assert cli(*args, "--out", tmp_path / "s3").exit_code == 0  # the same from the command line
     for bad, says in ((["--model", "user_models:nothing"], "user_models has no 'nothing'"),
