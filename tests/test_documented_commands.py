@@ -107,7 +107,8 @@ def test_help_does_not_import_torch():
     for cli in ("multiview", "realdata"):
         probe = (f"import sys; from {cli}.entry import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
                  "print('torch' in sys.modules, file=sys.stderr)")
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True,
+                             timeout=120)
         assert out.stderr.strip() == "False" and "Commands:" in out.stdout, out
 
 

@@ -20,11 +20,11 @@ def test_a_wheel_built_from_the_repository_exports_the_public_names(tmp_path):
         shutil.copy(ROOT / name, src / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)], check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=240)
     wheels = list(dist.glob("fkd-*.whl"))
     assert len(wheels) == 1
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheels[0])], check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=240)
     assert (site / "fkd" / "py.typed").is_file()
     # no generic top-level names in another project's environment: studies/ stays in the repository
     assert sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info") and p.name != "bin") == [
@@ -33,7 +33,7 @@ def test_a_wheel_built_from_the_repository_exports_the_public_names(tmp_path):
              "print(json.dumps({'file': fkd.__file__, 'all': fkd.__all__, "
              "'ok': all(hasattr(fkd, n) for n in fkd.__all__)}))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(site)})
+                         env={**os.environ, "PYTHONPATH": str(site)}, timeout=120)
     got = json.loads(out.stdout)
     import fkd
 

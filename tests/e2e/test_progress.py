@@ -6,8 +6,10 @@ import io
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fkdapp.progress import Progress, clock
@@ -39,8 +41,10 @@ def test_multiview_progress_under_a_terminal(tmp_path):
     proc = subprocess.Popen(_simulate(tmp_path), stdin=slave, stdout=slave, stderr=slave, close_fds=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     os.close(slave)
-    data = b""
-    while True:
+    data, deadline = b"", time.monotonic() + 120
+    while time.monotonic() < deadline:  # a child that hangs fails the test instead of blocking the read
+        if not select.select([master], [], [], 1.0)[0]:
+            continue
         try:
             chunk = os.read(master, 4096)
         except OSError:  # the child closed the terminal
@@ -48,7 +52,7 @@ def test_multiview_progress_under_a_terminal(tmp_path):
         if not chunk:
             break
         data += chunk
-    proc.wait(timeout=120)
+    proc.wait(timeout=30)
     os.close(master)
     text = data.decode(errors="replace")
     assert proc.returncode == 0, text

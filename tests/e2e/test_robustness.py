@@ -107,7 +107,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path, data_d
             distill_experiment(Config(), [0], [0], ["fkd"], torch.device("cpu"), tmp_path / "busy")
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(timeout=30)
     _lock_of(holder.pid, tmp_path / "stale")  # its holder is gone: taken over, no manual step
     assert cli(*train_args(data_dir, tmp_path / "stale", epochs=1)).exit_code == 0
     assert not (tmp_path / "stale" / ".lock").exists()  # released at the end
@@ -127,7 +127,8 @@ def test_two_runs_started_together_on_one_folder(tmp_path, data_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
              for _ in range(2)]
-    results = [(p.wait(), p.stdout.read()) for p in procs]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]  # read while they run: a full pipe never blocks
+    results = [(p.returncode, text) for p, text in zip(procs, outputs, strict=True)]
     assert sorted(rc for rc, _ in results) == [0, 1], results
     refused = next(text for rc, text in results if rc == 1).strip().splitlines()
     assert len(refused) == 1 and refused[0].startswith("Error: --out"), refused
@@ -187,7 +188,7 @@ def test_a_run_killed_at_random_moments_ends_as_a_run_never_killed(tmp_path, dat
     exe = str(Path(sys.executable).parent / "realdata")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    assert subprocess.run([exe, *train_args(data_dir, whole, epochs=8)], env=env).returncode == 0
+    assert subprocess.run([exe, *train_args(data_dir, whole, epochs=8)], env=env, timeout=240).returncode == 0
     rows = RunDir(whole).read_metrics()
     epoch = max(r["seconds"] + r["eval_seconds"] for r in rows)
     startup = time.perf_counter() - start - sum(r["seconds"] + r["eval_seconds"] for r in rows)
@@ -205,8 +206,8 @@ def test_a_run_killed_at_random_moments_ends_as_a_run_never_killed(tmp_path, dat
             time.sleep(rng.uniform(0.0, 1.0) * epoch)
         assert p.poll() is None, f"attempt {attempt} finished before its kill"
         p.send_signal(signal.SIGKILL)
-        p.wait()
-    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+        p.wait(timeout=30)
+    assert subprocess.run(command, env=env, capture_output=True, timeout=240).returncode == 0
     assert untimed(RunDir(out).read_metrics()) == untimed(rows)
     a, b = read_checkpoint(out / "last.pt")["model"], read_checkpoint(whole / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a) and not (out / ".lock").exists()
@@ -231,9 +232,9 @@ def test_a_multiview_sweep_killed_in_the_middle_of_a_seed_ends_as_one_never_kill
     time.sleep(random.Random(5).uniform(0.0, 0.5))
     assert p.poll() is None, "the sweep finished before it could be killed; make it longer"
     p.send_signal(signal.SIGKILL)
-    p.wait()
+    p.wait(timeout=30)
     assert read_distill(out / "results.json").seeds_done == [0] and (out / ".lock").is_file()  # killed mid-seed
-    assert subprocess.run(command, capture_output=True).returncode == 0  # the stale lock is taken over
+    assert subprocess.run(command, capture_output=True, timeout=240).returncode == 0  # the stale lock is taken over
     resumed = read_distill(out / "results.json")
     whole = distill_experiment(Config(**config), [0, 1], [0, 1, 2], ["fkd", "kd"], torch.device("cpu"), None)
     assert resumed.students == whole.students and resumed.ensembles == whole.ensembles

@@ -135,7 +135,7 @@ def test_fashion_mnist_verdict_script(tmp_path):
         str(tmp_path / "out" / "select" / "dist" / "set0" / "s0")]
     wrong = subprocess.run([sys.executable, "scripts/fashion_mnist_verdict.py", "--from", "ensemble", "--selection",
                             str(record), "--methods", "kd,fkd,sp", "--settings", "2", "--dry-run"], cwd=ROOT,
-                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert wrong.returncode != 0 and "pass the --settings it was made with" in wrong.stderr
 
 

@@ -160,7 +160,8 @@ def test_a_figure_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
 def _mount(kind: str, where: Path) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     opts = "size=150k" if kind == "full" else "ro,size=64k"
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True).returncode
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True,
+                        timeout=30).returncode
     return ok == 0
 
 
@@ -172,7 +173,7 @@ def mounts(tmp_path):
         pytest.skip("this machine does not let the test mount a tmpfs")
     yield full, ro
     for m in (full, ro):
-        subprocess.run(["umount", str(m)], capture_output=True)
+        subprocess.run(["umount", str(m)], capture_output=True, timeout=30)
 
 
 @pytest.mark.slow

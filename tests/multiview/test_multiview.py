@@ -393,6 +393,8 @@ def test_commands_and_scripts_share_one_numerics_path(entry):
     """Both entry points flush denormals (a fresh process: the setting is global), so a script re-running a sweep's
     seeds gets the sweep's numbers bit for bit."""
     probe = "import torch; x = torch.tensor([1e-39]); print(float(x * 2))"
-    before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    after = subprocess.run([sys.executable, "-c", f"{entry}; {probe}"], capture_output=True, text=True, check=True)
+    before = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            timeout=120).stdout
+    after = subprocess.run([sys.executable, "-c", f"{entry}; {probe}"], capture_output=True, text=True, check=True,
+                           timeout=120)
     assert float(before) > 0 and float(after.stdout.strip().splitlines()[-1]) == 0.0
