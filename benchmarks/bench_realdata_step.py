@@ -63,7 +63,7 @@ def main() -> None:
     teacher = build(args.teacher, num_classes=100)
     trainers = {}
     for m in methods:
-        teachers = [teacher] if METHODS[m].NEEDS_TEACHER else []
+        teachers = [teacher] if METHODS[m].NEEDS.teacher else []
         config = TrainConfig(model=args.student, dataset="cifar100", method=m, teachers=("bench",) * len(teachers),
                              teacher_archs=(args.teacher,) * len(teachers), batch_size=args.batch_size,
                              compile=args.compile, amp=not args.no_amp, channels_last=not args.no_channels_last,

@@ -30,6 +30,7 @@ from realdata.data import DATASETS
 from realdata.engine import run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS
+from realdata.methods.plan import resolve
 from realdata.models import MODELS
 from realdata.runs import RunDir, RunError
 
@@ -157,7 +158,8 @@ def base_fields(opts: dict[str, Any]) -> dict[str, Any]:
 
 def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
     """The run's config: :func:`base_fields`, then the options given (not None), then ``fields`` (model,
-    method...)."""
+    method...); resolved at once (:func:`realdata.methods.plan.resolve`), so a method the run cannot use is one line
+    before anything is read."""
     base = base_fields(opts)
     given = {k: v for k, v in opts.items() if k not in RUN_OPTIONS and v is not None}
     if "milestones" in given:
@@ -166,7 +168,7 @@ def build_config(fields: dict[str, Any], opts: dict[str, Any]) -> TrainConfig:
     if "dataset" not in merged:
         raise ConfigError("no data set: give --dataset (or a --config that sets it)")
     check_code_named(base, opts)
-    return TrainConfig.from_dict(merged)
+    return resolve(TrainConfig.from_dict(merged)).config
 
 
 def check_code_named(base: dict[str, Any], opts: dict[str, Any]) -> None:

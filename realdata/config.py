@@ -26,7 +26,6 @@ from fkdapp.jsonfile import short
 from fkdapp.runtime import atomic_write_text
 from fkdapp.settings import build, check_known, did_you_mean, read_json_object
 from realdata.data import DATASETS
-from realdata.methods import METHODS
 from realdata.models import MODELS, is_spec
 
 BASE_EPOCHS = 240
@@ -69,14 +68,15 @@ class TrainConfig:
     ``dot_delta`` for the CE gradient, momentum + ``dot_delta`` for the distillation terms', 0.075 as DOT's CIFAR-100
     configs), usable with any method that has a teacher, in one process.
 
-    ``strong_view``: every training image also as a strong view (:func:`realdata.data.randaugment.rand_augment`:
-    RandAugment and Cutout after the crop and flip, drawn on the device). Set from the method on construction (True
-    exactly for the methods that train on two views: MLKD); a value given is ignored, so old configs still load.
+    ``strong_view``: recorded, not read: True in a run's config.json where its method trains on a strong view of
+    every image too (MLKD; :func:`realdata.methods.plan.resolve` sets it from the method's needs, whatever was given,
+    so old configs still load).
 
-    ``lr``, ``milestones`` and the method's ``params`` left as None / missing are filled with the recipe's defaults
-    on construction, so a saved config.json is complete. ``teachers`` are checkpoint paths; ``teacher_archs`` their
-    architectures (None where still to be read from the checkpoint: :func:`realdata.runs.load_teachers` fills
-    them in).
+    ``lr`` and ``milestones`` left as None are filled with the recipe's defaults on construction; the method, its
+    ``params`` (defaults filled in) and its rules are resolved by :func:`realdata.methods.plan.resolve`, whose
+    ``plan.config`` is what a run saves, so a saved config.json is complete. This module imports no method.
+    ``teachers`` are checkpoint paths; ``teacher_archs`` their architectures (None where still to be read from the
+    checkpoint: :func:`realdata.runs.load_teachers` fills them in).
     """
 
     model: str
@@ -124,20 +124,12 @@ class TrainConfig:
                 raise ConfigError("--feature-layer applies to a package.module:factory model; zoo models read their "
                                   "own")
         self._check_data()
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}{_hint(self.method, METHODS)}")
+        if not isinstance(self.method, str) or not self.method:
+            raise ConfigError(f"method must be a method's name, got {short(self.method)}")
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise ConfigError(f"params must map parameter names to values, got {short(self.params)}")
         self._check_teachers()
         self._check_transfer()
-        method = METHODS[self.method]  # the method's own rules live with it (Distiller.check_run)
-        method.check_run(self.method, teachers=len(self.teachers),
-                         zoo_models=not any(is_spec(a) for a in (self.model, *(a for a in self.teacher_archs if a))),
-                         transfer_data=self.transfer_data is not None, transfer_size=self.transfer_size is not None,
-                         optimizer=self.optimizer)
-        self._fix("strong_view", method.VIEWS == 2)  # decided by the method, whatever was asked
-        try:
-            self._fix("params", method.resolve_params(self.params))
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
         self._check_schedule()
 
     def _fix(self, name: str, value: Any) -> None:

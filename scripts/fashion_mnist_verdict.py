@@ -62,7 +62,7 @@ from pathlib import Path
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
 from fkdapp.errors import run_main
-from studies.verdict import PHASES, WEIGHTS, Options, run
+from studies.verdict import PHASES, WEIGHTED, Options, run
 
 
 def main() -> None:
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
     ap.add_argument("--select-seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1])
     ap.add_argument("--report-seeds", type=lambda t: [int(s) for s in t.split(",")], default=[2, 3, 4])
-    ap.add_argument("--methods", default=",".join(["ce", *WEIGHTS, "fkd"]), help="the methods [default: all]")
+    ap.add_argument("--methods", default=",".join(["ce", *WEIGHTED, "fkd"]), help="the methods [default: all]")
     ap.add_argument("--settings", type=int, default=3, help="the first N settings of each grid, the same N for "
                     "every method [3: the coarse grid; 6: the full one]")
     ap.add_argument("--train-size", type=int, default=2000)

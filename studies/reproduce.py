@@ -21,6 +21,7 @@ from realdata.data import DataError, cifar_status
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS as DISTILLERS
+from realdata.methods.plan import resolve
 from realdata.models import MODELS
 from realdata.runs import RunDir, RunError, load_model, report
 from realdata.teachers import TeacherDirError, teacher_checkpoint
@@ -175,7 +176,8 @@ def why_skipped(key: str, teacher: str, student: str) -> str:
 
     cls = DISTILLERS[METHODS[key].method]
     lacks = [f"{role} {arch} gives no {', '.join(sorted(need - gives(build(arch))))} maps"
-             for role, arch, need in (("teacher", teacher, cls.TEACHER_NEEDS), ("student", student, cls.NEEDS))
+             for role, arch, need in (("teacher", teacher, cls.NEEDS.teacher_gives), ("student", student,
+                                                                                      cls.NEEDS.student))
              if need - gives(build(arch))]
     return f"{teacher}-{student} {key}: skipped, " + ("; ".join(lacks) if lacks else "no config file for this pair")
 
@@ -187,7 +189,7 @@ def make_plan(args: Options) -> Plan:
               "device": args.device}
     teachers: dict[str, str] = {}
     teacher_jobs = []
-    needs_teacher = any(DISTILLERS[METHODS[k].method].NEEDS_TEACHER for k in keys)
+    needs_teacher = any(DISTILLERS[METHODS[k].method].NEEDS.teacher for k in keys)
     for arch in dict.fromkeys(t for t, _ in pairs) if needs_teacher else ():
         if args.teacher_dir is not None:
             try:
@@ -204,7 +206,7 @@ def make_plan(args: Options) -> Plan:
         for teacher, student in pairs:
             for key in keys:
                 m = METHODS[key]
-                if not DISTILLERS[m.method].NEEDS_TEACHER:
+                if not DISTILLERS[m.method].NEEDS.teacher:
                     folder, name = out / "runs" / "ce" / student / f"s{seed}", f"{student} alone, seed {seed}"
                     config = TrainConfig(model=student, seed=seed, **common)
                 else:
@@ -217,7 +219,8 @@ def make_plan(args: Options) -> Plan:
                     name = f"{teacher} -> {student} {key}, seed {seed}"
                     config = TrainConfig(model=student, teachers=(teachers[teacher],), teacher_archs=(teacher,),
                                          seed=seed, **common, **fields)
-                jobs.setdefault(folder, Job(name, folder, config))  # a student alone is shared by its pairs
+                # its method's rules checked now; a student alone is shared by its pairs
+                jobs.setdefault(folder, Job(name, folder, resolve(config).config))
     return Plan(teachers, teacher_jobs, list(jobs.values()), skipped)
 
 

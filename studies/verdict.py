@@ -21,11 +21,9 @@ from studies.select import choose
 STUDENT, TEACHER = "resnet8", "resnet20"
 MEMBERS = ("resnet20", "wrn_16_2", "vgg8", "resnet14")
 FACTORS = (0.25, 1.0, 4.0, 0.5, 2.0, 8.0)  # the coarse grid first
-#: The parameters each method's weight scales (DKD: both of its terms).
-WEIGHTS = {"kd": ("kd_weight",), "dkd": ("alpha", "beta"), "sp": ("sp_weight",), "pkt": ("pkt_weight",),
-           "rkd": ("rkd_weight",), "at": ("at_weight",), "fitnet": ("hint_weight",), "crd": ("crd_weight",),
-           "dist": ("dist_weight",), "wttm": ("wttm_weight",), "ctkd": ("kd_weight",), "mlkd": ("kd_weight",),
-           "reviewkd": ("reviewkd_weight",), "ofd": ("ofd_weight",)}
+#: The methods tuned by scaling their weights (each method declares the parameters its weight scales: WEIGHTS on
+#: its class; DKD: both of its terms), in the order the verdict lists them.
+WEIGHTED = ("kd", "dkd", "sp", "pkt", "rkd", "at", "fitnet", "crd", "dist", "wttm", "ctkd", "mlkd", "reviewkd", "ofd")
 FKD_GRID = [(lam, reg) for reg in (1e-4, 1e-3) for lam in (25.0, 100.0, 400.0)]
 BASE_WD = 5e-4
 PHASES = ["select", "report", "lowlabel", "recipe", "ensemble"]  # in order of what the verdict needs most
@@ -70,7 +68,7 @@ def settings(method: str, first: int = 6) -> list[dict]:
     elif method == "fkd":
         grid = [{"params": {"lambda": lam, "feature_reg": reg}} for lam, reg in FKD_GRID]
     else:
-        grid = [{"params": {p: METHODS[method].PARAMS[p] * f for p in WEIGHTS[method]}} for f in FACTORS]
+        grid = [{"params": {p: METHODS[method].PARAMS[p] * f for p in METHODS[method].WEIGHTS}} for f in FACTORS]
     return grid[:first]
 
 
@@ -169,9 +167,9 @@ def run(a: Options) -> None:
     """The study's phases from ``a.start`` to ``a.until`` (each run resumes; finished runs are skipped), then its
     tables, record and figure."""
     methods = a.methods.split(",")
-    unknown = sorted(set(methods) - {"ce", "fkd", *WEIGHTS})
+    unknown = sorted(set(methods) - {"ce", "fkd", *WEIGHTED})
     if unknown or "fkd" not in methods or "kd" not in methods:
-        raise UserError(f"--methods must include fkd and kd and name only: ce, fkd, {', '.join(WEIGHTS)}")
+        raise UserError(f"--methods must include fkd and kd and name only: ce, fkd, {', '.join(WEIGHTED)}")
     if not set(a.ensemble) <= {1, 2, 3, 4}:
         raise UserError(f"--ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
     if PHASES.index(a.start) > PHASES.index(a.until):

@@ -24,7 +24,7 @@ from realdata.data import (
     split_pool,
 )
 from realdata.engine.trainer import Interrupted, NonFiniteLoss, StopNow, Trainer, _StopSignal
-from realdata.methods import METHODS, Distiller
+from realdata.methods.plan import RunPlan, resolve
 from realdata.models import ExternalModel, build
 from realdata.runs import (
     LoadedModel,
@@ -52,17 +52,6 @@ def load_data(config: TrainConfig, download: bool, device: torch.device) -> tupl
     return adapt(data, channels, size).to(device), adapt(transfer, channels, size).to(device)
 
 
-def check_teachers(method: type[Distiller], teachers: list[LoadedModel], data: ImageData) -> None:
-    """One-line errors for teachers that cannot teach on ``data`` with ``method``."""
-    for t in teachers:
-        if method.USES_TEACHER_LOGITS and t.num_classes != data.num_classes:
-            raise RunError(f"method {method.NAME!r} compares logits, but teacher {t.path} ({t.arch}) has "
-                           f"{t.num_classes} classes and {data.name} {data.num_classes}")
-        if t.in_channels != data.in_channels and data.in_channels != 1:
-            raise RunError(f"teacher {t.path} ({t.arch}) takes {t.in_channels}-channel images, but the images here "
-                           f"have {data.in_channels} channels")
-
-
 def run_training(
     config: TrainConfig,
     out: str | Path,
@@ -80,26 +69,27 @@ def run_training(
     """
     device = distributed.setup(config.device)
     teachers, config = load_teachers(config)
+    plan = resolve(config)  # the method, its parameters and needs, decided once; plan.config is what the run records
     fresh = not Path(out).exists()
     try:
         with FolderLock(out, f"--out {out}"):
-            return _run_locked(config, RunDir(out), device, teachers, resume, download, progress, on_epoch_end)
+            return _run_locked(plan, RunDir(out), device, teachers, resume, download, progress, on_epoch_end)
     except BaseException:
         if fresh and distributed.is_main() and Path(out).is_dir() and not any(Path(out).iterdir()):
             Path(out).rmdir()  # an early error (a missing data set, a bad teacher) leaves no empty run folder
         raise
 
 
-def _run_locked(config: TrainConfig, run: RunDir, device: torch.device, teachers: list[LoadedModel], resume: bool,
+def _run_locked(plan: RunPlan, run: RunDir, device: torch.device, teachers: list[LoadedModel], resume: bool,
                 download: bool, progress: Progress | None,
                 on_epoch_end: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     """run_training's body, with the run folder locked."""
-    main = distributed.is_main()
+    main, config = distributed.is_main(), plan.config
     resuming = run.check_start(config, resume)
     if resuming and main:
         run.remove_orphans()
     data, transfer = load_data_once(config, download, device)
-    trainer = build_trainer(config, teachers, data, transfer, device)
+    trainer = build_trainer(plan, teachers, data, transfer, device)
     if resuming and run.last_path.is_file():
         state = read_checkpoint(run.last_path)
         if not belongs_to(state, config):
@@ -169,11 +159,12 @@ def check_runs_on(model: nn.Module, name: str, data: ImageData) -> None:
     model.train()
 
 
-def build_trainer(config: TrainConfig, teachers: list[LoadedModel], data: ImageData, transfer: ImageData | None,
+def build_trainer(plan: RunPlan, teachers: list[LoadedModel], data: ImageData, transfer: ImageData | None,
                   device: torch.device) -> Trainer:
-    """The student (seeded), its method around the frozen teachers, and the trainer."""
-    method = METHODS[config.method]
-    check_teachers(method, teachers, data)
+    """The student (seeded), its method around the frozen teachers (the models checked against the plan's needs,
+    once), and the trainer."""
+    config = plan.config
+    plan.needs.check_teachers(config.method, teachers, data.num_classes, data.in_channels, data.name)
     torch.manual_seed(config.seed)
     try:
         student = build(config.model, num_classes=data.num_classes, in_channels=data.in_channels,
@@ -181,7 +172,7 @@ def build_trainer(config: TrainConfig, teachers: list[LoadedModel], data: ImageD
     except ValueError as e:
         raise RunError(str(e)) from None
     check_runs_on(student, config.model, data)
-    distiller = method(student, [t.model for t in teachers], **config.params)
+    distiller = plan.distiller(student, [t.model for t in teachers])
     return Trainer(config, distiller, data, transfer, device)
 
 
@@ -203,7 +194,7 @@ def open_run(run: RunDir, config: TrainConfig, trainer: Trainer, device: torch.d
 def init_stage(trainer: Trainer, run: RunDir, progress: Progress | None) -> None:
     """The method's initialisation stage (FT's paraphraser, FSP's student stages), before the first epoch: each
     init epoch logged to init.jsonl and saved in last.pt, so a stopped stage resumes from its last finished epoch."""
-    n = trainer.distiller.init_epochs()
+    n = trainer.init_epochs
     while trainer.init_done < n:
         try:
             row = trainer.init_epoch()

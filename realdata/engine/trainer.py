@@ -197,7 +197,7 @@ class Trainer:
         ``indices``: the global batch's indices into the training set, for CRD's memory); returns this rank's named
         losses, their ``total`` and the number ``correct`` (detached, on the device, not synced)."""
         images = self._images(x, self.data)
-        strong = self._strong_images(x) if self.config.strong_view else None
+        strong = self._strong_images(x) if self.distiller.NEEDS.views == 2 else None  # the method's need
         y = self._shard(y)
         transfer = None if transfer_x is None else self._images(transfer_x, self.transfer)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -377,12 +377,17 @@ class Trainer:
         self.init_done = state.get("init_done", 0)
         if state.get("init_optimizer") is not None:
             self._init_optimizer().load_state_dict(state["init_optimizer"])
-        if self.init_done >= self.distiller.init_epochs():
+        if self.init_done >= self.init_epochs:
             self.distiller.end_init()
+
+    @property
+    def init_epochs(self) -> int:
+        """Epochs of the method's initialisation stage (0: none)."""
+        return self.distiller.init.epochs if self.distiller.init is not None else 0
 
     def _init_optimizer(self) -> torch.optim.Optimizer:
         if self.init_optimizer is None:
-            self.init_optimizer = torch.optim.SGD(self.distiller.init_parameters(), lr=self.distiller.params["init_lr"],
+            self.init_optimizer = torch.optim.SGD(self.distiller.init_parameters(), lr=self.distiller.init.lr,
                                                   momentum=self.config.momentum,
                                                   weight_decay=self.config.weight_decay)
         return self.init_optimizer
@@ -422,7 +427,7 @@ class Trainer:
             raise Interrupted(f"stopped by signal {self.stop.received} in init epoch {epoch}, step {stopped}",
                               self.stop.received)
         self.init_done = epoch
-        if epoch >= self.distiller.init_epochs():
+        if epoch >= self.init_epochs:
             self.distiller.end_init()
         return {"init_epoch": epoch, "init_loss": sums["init_loss"] / self.steps_per_epoch,
                 "seconds": time.perf_counter() - start}

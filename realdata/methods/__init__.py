@@ -21,9 +21,10 @@ batch in one forward pass (so they must have the same shape); the cross-entropy 
 distillation terms (and FKD's feature regulariser) the transfer part, on which the teachers run.
 
 Several processes (torchrun): the per-sample terms (CE, KD) use this rank's shard of the batch; a relational method
-names in ``GATHERED`` the outputs it compares across samples (FKD, PKT, RKD: pooled features; SP: the last map), and
-:meth:`Distiller.forward` gathers them once from every rank (:func:`realdata.distributed.global_batch`, the identity
-in one process), which also makes their gradient come out right after DDP's averaging. Every term computed from a
+names in its needs (``Needs(gathered=...)``) the outputs it compares across samples (FKD, PKT, RKD: pooled
+features; SP: the last map), and :meth:`Distiller.forward` gathers them once from every rank
+(:func:`realdata.distributed.global_batch`, the identity in one process), which also makes their gradient come out
+right after DDP's averaging. Every term computed from a
 gathered output (FKD's regulariser included) is then a function of the global batch.
 
 Parameters are named for what they weigh (``kd_weight``, ``lambda`` and ``feature_reg`` for FKD, ``sp_weight``,
@@ -31,10 +32,11 @@ Parameters are named for what they weigh (``kd_weight``, ``lambda`` and ``featur
 each is declared once, as a :class:`fkdapp.params.Param` in the method's ``SPEC``.
 """
 
-from realdata.methods.base import Distiller, Outputs, StepContext, check_compatible, gives, in_channels_of
+from realdata.methods.base import Distiller, InitStage, Outputs, StepContext, in_channels_of
 from realdata.methods.compose import Registry, with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
 from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, MLKD, WTTM
+from realdata.methods.needs import Needs, gives
 from realdata.methods.relational import CC, FKD, PKT, RKD, SP, FKDAdd
 from realdata.methods.stages import AT, NST, OFD, VID, FitNet, ReviewKD
 from realdata.methods.two_stage import AB, FSP, FT
@@ -47,4 +49,4 @@ METHODS: Registry = Registry({cls.NAME: cls for cls in (
 
 __all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "MLKD", "NST",
            "OFD", "PKT", "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs",
-           "Registry", "ReviewKD", "StepContext", "check_compatible", "gives", "in_channels_of", "with_kd"]
+           "InitStage", "Needs", "Registry", "ReviewKD", "StepContext", "gives", "in_channels_of", "with_kd"]

@@ -1,10 +1,10 @@
 """What every image distillation method shares: the networks' outputs, the step context, the :class:`Distiller`
-base class with its declared hooks, and the compatibility check of a method with its models.
+base class with its declared hooks (what a method needs of its run and models: :mod:`.needs`).
 
 A method gets what it needs as arguments: :meth:`Distiller.distill` receives the student's and the teachers'
 :class:`Outputs` and a :class:`StepContext` (labels, the batch's indices into the training set, epoch and step);
 nothing is set on the method from outside. Optional steps are declared hooks with no-op defaults
-(:meth:`Distiller.build_heads`, the initialisation stage's :meth:`~Distiller.init_epochs` and friends).
+(:meth:`Distiller.build_heads`, the initialisation stage's :meth:`~Distiller.init_loss` and friends).
 """
 
 from __future__ import annotations
@@ -17,15 +17,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fkdapp.errors import ConfigError
 from fkdapp.params import Param, check_params, defaults
 from realdata.data import ImageData, normalize, resize_channels
 from realdata.distributed import global_batch
+from realdata.methods.needs import Needs
+
+
+@dataclass(frozen=True)
+class InitStage:
+    """A method's initialisation stage before distillation (FT's paraphraser, FSP's and AB's student stages):
+    ``epochs`` of SGD at ``lr`` on :meth:`Distiller.init_loss` over :meth:`Distiller.init_parameters`."""
+
+    epochs: int
+    lr: float
+
+
+def init_stage(params: Mapping[str, float | str]) -> InitStage | None:
+    """The initialisation stage a method's resolved ``params`` ask for (``init_epochs`` > 0), else None."""
+    epochs = int(params.get("init_epochs", 0))
+    return InitStage(epochs, float(params["init_lr"])) if epochs > 0 else None
 
 
 class Outputs(NamedTuple):
     """One network's outputs on a batch: logits (B, K), pooled penultimate features (B, D), last map (B, C, H, W),
-    and (for methods that set ``USES_STAGES``) the maps after every stage."""
+    and (for methods whose needs include ``stages``) the maps after every stage."""
 
     logits: Tensor
     pooled: Tensor
@@ -55,23 +70,6 @@ def in_channels_of(model: nn.Module) -> int:
     raise ValueError(f"{type(model).__name__} has no convolution to read its input channels from")
 
 
-def gives(model: nn.Module) -> frozenset[str]:
-    """What a model declares it gives: "pooled" (logits, pooled features and the last map: every model), "stages"
-    (the maps after every stage) and "preact" (the stages' pre-activation maps). Models without a declaration give
-    "pooled" only."""
-    return frozenset(getattr(model, "GIVES", frozenset({"pooled"})))
-
-
-def check_compatible(method: type[Distiller], model: nn.Module, role: str) -> None:
-    """A one-line ConfigError where ``model`` (the student or a teacher) does not give what ``method`` needs."""
-    missing = sorted((method.TEACHER_NEEDS if role == "teacher" else method.NEEDS) - gives(model))
-    if missing:
-        arch = getattr(model, "arch", type(model).__name__)
-        what = {"stages": "the maps after every stage", "preact": "pre-activation maps"}
-        raise ConfigError(f"method {method.NAME!r} needs {' and '.join(what.get(m, m) for m in missing)} of the "
-                          f"{role}, which {arch} does not give; pick another pair or method")
-
-
 class Distiller(nn.Module):
     """A student trained with cross-entropy plus the method's distillation terms from frozen ``teachers``.
 
@@ -81,46 +79,27 @@ class Distiller(nn.Module):
     """
 
     NAME: ClassVar[str] = ""
-    NEEDS_TEACHER: ClassVar[bool] = True
-    #: The distillation term compares logits, so teachers must have the student's classes.
-    USES_TEACHER_LOGITS: ClassVar[bool] = False
     SPEC: ClassVar[dict[str, Param]] = {"ce_weight": Param(1.0)}
     #: The parameters' defaults (derived from SPEC).
     PARAMS: ClassVar[dict[str, float]] = {"ce_weight": 1.0}
     #: Names the parameters had in run configs written before they were named for what they weigh.
     LEGACY_PARAMS: ClassVar[dict[str, str]] = {}
-    #: Outputs (fields of :class:`Outputs`) the distillation terms compare across samples: gathered once from every
-    #: rank into the global batch before :meth:`distill` sees them.
-    GATHERED: ClassVar[tuple[str, ...]] = ()
-    #: The method compares the maps after every stage (forward_stages instead of forward_features).
-    USES_STAGES: ClassVar[bool] = False
-    #: What the method needs of its student and of its teachers (see :func:`gives`; the teachers' default to the
-    #: student's); checked once, when the distiller is built.
-    NEEDS: ClassVar[frozenset[str]] = frozenset({"pooled"})
-    TEACHER_NEEDS: ClassVar[frozenset[str]] = frozenset({"pooled"})
-    #: The distillation terms can use unlabelled transfer images (--transfer-data); False where they need labels.
-    SUPPORTS_TRANSFER: ClassVar[bool] = True
-    #: 2: the method trains on a weak and a strong view of every image (MLKD): the trainer then gives every batch a
-    #: strong view (the run's config says so: ``strong_view``), whose outputs reach :meth:`distill` as ``ctx.strong``.
-    VIEWS: ClassVar[int] = 1
+    #: What the method needs of its run and its models, in one object (checked at config and at build time only).
+    NEEDS: ClassVar[Needs] = Needs()
+    #: The parameters that weigh its distillation terms: what a study scales to tune the method (DKD: both terms).
+    WEIGHTS: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.PARAMS = defaults(cls.SPEC)  # type: ignore[assignment]
-        if cls.USES_STAGES and "stages" not in cls.NEEDS:
-            cls.NEEDS = cls.NEEDS | {"stages"}
-        if "TEACHER_NEEDS" not in cls.__dict__:
-            cls.TEACHER_NEEDS = cls.NEEDS
+        unknown = set(cls.WEIGHTS) - set(cls.SPEC)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.WEIGHTS names no parameter of its SPEC: {sorted(unknown)}")
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module] = (), **params: float) -> None:
         super().__init__()
-        if self.NEEDS_TEACHER and not teachers:
-            raise ValueError(f"method {self.NAME!r} needs at least one teacher")
-        if not self.NEEDS_TEACHER and teachers:
-            raise ValueError(f"method {self.NAME!r} uses no teacher")
+        self.NEEDS.check_models(self.NAME, student, teachers)
         self.params = self.resolve_params(params)
-        for model, role in ((student, "student"), *((t, "teacher") for t in teachers)):
-            check_compatible(type(self), model, role)
         self.student = student
         self.teachers = nn.ModuleList(teachers)
         self.teacher_channels = [in_channels_of(t) for t in teachers]
@@ -129,31 +108,6 @@ class Distiller(nn.Module):
             t.eval()
         #: modules trained with the student (regressors, embeddings), saved in last.pt beside it
         self.heads = nn.ModuleDict()
-
-    @classmethod
-    def check_run(cls, name: str, *, teachers: int, zoo_models: bool, transfer_data: bool, transfer_size: bool,
-                  optimizer: str) -> None:
-        """The method's rules on a run (a ConfigError line each, raised where the run's config is built): teachers
-        where it needs them and none where it does not, the zoo's models where it compares stage maps, transfer
-        images only where its terms need no labels, DOT only where there is a distillation term to split off.
-        ``name`` is the run's method as the user wrote it (``crd+kd``)."""
-        if cls.USES_STAGES and not zoo_models:
-            raise ConfigError(f"method {name!r} compares the maps after every stage, which only the zoo's models "
-                              "give; pick another method")
-        if cls.NEEDS_TEACHER and not teachers:
-            raise ConfigError(f"method {name!r} needs at least one --teacher checkpoint")
-        if not cls.NEEDS_TEACHER and teachers:
-            raise ConfigError(f"method {name!r} uses no teacher; drop --teacher or pick a distillation method")
-        if transfer_data and not cls.SUPPORTS_TRANSFER:
-            raise ConfigError(f"method {name!r} needs the labels of the images it distils, so it cannot use "
-                              f"--transfer-data; drop it or pick another method")
-        if transfer_data and not cls.NEEDS_TEACHER:
-            raise ConfigError(f"method {name!r} uses no teacher, so --transfer-data has nothing to transfer")
-        if transfer_size and (not cls.NEEDS_TEACHER or not cls.SUPPORTS_TRANSFER):
-            raise ConfigError(f"method {name!r} cannot use unlabelled images; drop --transfer-size")
-        if optimizer == "dot" and not cls.NEEDS_TEACHER:
-            raise ConfigError(f"optimizer 'dot' splits the distillation gradient from CE's; method {name!r} has no "
-                              "distillation term: use the default optimizer")
 
     @classmethod
     def resolve_params(cls, params: Mapping[str, float]) -> dict[str, float]:
@@ -179,7 +133,7 @@ class Distiller(nn.Module):
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
         strong = None
-        if self.VIEWS == 2:
+        if self.NEEDS.views == 2:
             if strong_images is None:
                 raise ValueError(f"method {self.NAME!r} trains on two views: pass the batch's strong view as "
                                  "strong_images")
@@ -193,7 +147,7 @@ class Distiller(nn.Module):
             student = Outputs(*(t[n:] for t in student[:3]), tuple(t[n:] for t in student.stages))
             kernel_images = transfer_images
         teachers = self._teacher_outputs(kernel_images)
-        if self.GATHERED:
+        if self.NEEDS.gathered:
             student = self._gathered(student)
             teachers = [self._gathered(t) for t in teachers]
         # the losses in float32 even under autocast (which would run the kernels' matmuls in bf16)
@@ -201,7 +155,7 @@ class Distiller(nn.Module):
             return logits, {"ce": self._ce(logits, labels), **self.distill(student, teachers, ctx)}
 
     def _outputs(self, net: nn.Module, x: Tensor) -> Outputs:
-        if self.USES_STAGES:
+        if self.NEEDS.stages:
             logits, pooled, stages = net.forward_stages(x)
             return Outputs(logits, pooled, stages[-1], tuple(stages))
         return Outputs(*net.forward_features(x))
@@ -210,9 +164,11 @@ class Distiller(nn.Module):
         """Create the modules that train with the student (regressors, embeddings, memories), sized from ``data``;
         the trainer calls it once, before training, when :attr:`heads` is empty. No heads by default."""
 
-    def init_epochs(self) -> int:
-        """Epochs of the method's initialisation stage before distillation (0: none; FT, FSP: ``init_epochs``)."""
-        return int(self.params.get("init_epochs", 0))
+    @property
+    def init(self) -> InitStage | None:
+        """The method's initialisation stage before distillation (None: none; FT, FSP, AB: ``init_epochs`` of SGD at
+        ``init_lr``)."""
+        return init_stage(self.params)
 
     def init_parameters(self) -> list[nn.Parameter]:
         """What the initialisation stage trains."""
@@ -247,7 +203,7 @@ class Distiller(nn.Module):
         return list(zip(student.stages[-n:], teacher.stages[-n:], strict=True))
 
     def _gathered(self, out: Outputs) -> Outputs:
-        return out._replace(**{name: global_batch(getattr(out, name)) for name in self.GATHERED})
+        return out._replace(**{name: global_batch(getattr(out, name)) for name in self.NEEDS.gathered})
 
     def _ce(self, logits: Tensor, labels: Tensor) -> Tensor:
         return self.params["ce_weight"] * F.cross_entropy(logits.float(), labels)

@@ -21,7 +21,7 @@ SUFFIX = "+kd"
 def with_kd(base: type[Distiller]) -> type[Distiller]:
     """``base`` with ``kd_weight`` x T^2 KL(teacher || student) at ``kd_temperature`` added to its terms (the mean
     teacher logits of an ensemble). A ConfigError for a method without teachers or one that already is KD."""
-    if not base.NEEDS_TEACHER:
+    if not base.NEEDS.teacher:
         raise ConfigError(f"method {base.NAME!r} uses no teacher, so {base.NAME}{SUFFIX} has no KD term to add")
     if "kd_weight" in base.SPEC or base.NAME.endswith(SUFFIX):
         raise ConfigError(f"method {base.NAME!r} already has a KD term; {base.NAME}{SUFFIX} would add a second")
@@ -29,7 +29,7 @@ def with_kd(base: type[Distiller]) -> type[Distiller]:
     class PlusKD(base):  # type: ignore[valid-type, misc]
         __doc__ = f"{base.NAME} with a KD term added (the benchmark's '{base.NAME.upper()}+KD' row)."
         NAME = base.NAME + SUFFIX
-        USES_TEACHER_LOGITS = True
+        NEEDS = base.NEEDS.with_logits()
         SPEC = {**base.SPEC, "kd_weight": Param(1.0), "kd_temperature": Param(4.0, positive=True)}
 
         def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:

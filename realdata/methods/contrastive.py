@@ -14,6 +14,7 @@ from fkd import (
 from fkdapp.params import Param
 from realdata.data import ImageData
 from realdata.methods.base import Distiller, Outputs, StepContext
+from realdata.methods.needs import Needs
 
 
 class ContrastMemory(nn.Module):
@@ -95,13 +96,13 @@ class CRD(Distiller):
     every rank computes the loss and the memory update on the global batch (same draws on every rank)."""
 
     NAME = "crd"
-    SUPPORTS_TRANSFER = False  # negatives are drawn from the other classes of the training set
+    NEEDS = Needs(transfer=False, gathered=("pooled",))  # negatives: other classes of the training set
+    WEIGHTS = ("crd_weight",)
     SPEC = {
         "ce_weight": Param(1.0), "crd_weight": Param(0.8), "feat_dim": Param(128.0, positive=True, whole=True),
         "negatives": Param(16384.0, positive=True, whole=True), "temperature": Param(0.07, positive=True),
         "momentum": Param(0.5, below=1.0),  # the weight of the old memory
     }
-    GATHERED = ("pooled",)
 
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         """Create the embeddings (sized from the networks' pooled features) and the memories over ``data``; the

@@ -15,6 +15,7 @@ from fkd import ctkd_reversal, ctkd_temperature, dist_loss, dkd_loss, kd_loss, m
 from fkdapp.params import Param
 from realdata.data import ImageData
 from realdata.methods.base import Distiller, Outputs, StepContext
+from realdata.methods.needs import Needs
 
 LOGIT_STAND = Param(0.0, choices=(0.0, 1.0))
 
@@ -27,7 +28,7 @@ class CE(Distiller):
     """Cross-entropy alone: a teacher, or a student trained without distillation."""
 
     NAME = "ce"
-    NEEDS_TEACHER = False
+    NEEDS = Needs(teacher=False)
 
 
 class KD(Distiller):
@@ -37,7 +38,8 @@ class KD(Distiller):
     """
 
     NAME = "kd"
-    USES_TEACHER_LOGITS = True
+    NEEDS = Needs(logits=True)
+    WEIGHTS = ("kd_weight",)
     SPEC = {"ce_weight": Param(0.1), "kd_weight": Param(0.9), "temperature": Param(4.0, positive=True),
             "logit_stand": LOGIT_STAND}
 
@@ -57,9 +59,8 @@ class MLKD(Distiller):
     ``temperature=2``, ``kd_weight=9``)."""
 
     NAME = "mlkd"
-    USES_TEACHER_LOGITS = True
-    SUPPORTS_TRANSFER = False  # CE on the strong view needs the labels
-    VIEWS = 2
+    NEEDS = Needs(logits=True, views=2, transfer=False)  # CE on the strong view needs the labels
+    WEIGHTS = ("kd_weight",)
     SPEC = {"ce_weight": Param(0.1), "kd_weight": Param(0.9), "temperature": Param(4.0, positive=True),
             "logit_stand": LOGIT_STAND}
 
@@ -80,8 +81,8 @@ class DKD(Distiller):
     logits."""
 
     NAME = "dkd"
-    USES_TEACHER_LOGITS = True
-    SUPPORTS_TRANSFER = False  # its target-class split needs the labels of the distilled images
+    NEEDS = Needs(logits=True, transfer=False)  # its target-class split needs the labels of the distilled images
+    WEIGHTS = ("alpha", "beta")
     SPEC = {
         "ce_weight": Param(1.0), "alpha": Param(1.0), "beta": Param(8.0), "temperature": Param(4.0, positive=True),
         "warmup": Param(20.0), "logit_stand": LOGIT_STAND,
@@ -101,7 +102,8 @@ class DIST(Distiller):
     torchrun, as the reference)."""
 
     NAME = "dist"
-    USES_TEACHER_LOGITS = True
+    NEEDS = Needs(logits=True)
+    WEIGHTS = ("dist_weight",)
     SPEC = {"ce_weight": Param(1.0), "dist_weight": Param(2.0), "beta": Param(1.0), "gamma": Param(1.0),
             "temperature": Param(4.0, positive=True), "logit_stand": LOGIT_STAND}
 
@@ -117,7 +119,8 @@ class WTTM(Distiller):
     authors' README command; the paper's per-pair weights are in its appendix, not in their code)."""
 
     NAME = "wttm"
-    USES_TEACHER_LOGITS = True
+    NEEDS = Needs(logits=True)
+    WEIGHTS = ("wttm_weight",)
     SPEC = {"ce_weight": Param(1.0), "wttm_weight": Param(4.0), "gamma": Param(0.2, positive=True)}
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
@@ -140,7 +143,8 @@ class CTKD(Distiller):
     last.pt. The authors' CIFAR-100 script: -r 0.1 -a 0.9, decay over 10 loops."""
 
     NAME = "ctkd"
-    USES_TEACHER_LOGITS = True
+    NEEDS = Needs(logits=True)
+    WEIGHTS = ("kd_weight",)
     SPEC = {"ce_weight": Param(0.1), "kd_weight": Param(0.9), "t_start": Param(1.0, positive=True),
             "t_range": Param(20.0, positive=True), "curriculum_epochs": Param(10.0, positive=True, whole=True),
             "logit_stand": LOGIT_STAND}

@@ -21,6 +21,7 @@ from fkd import (
 from fkdapp.params import Param
 from realdata.data import ImageData
 from realdata.methods.base import Distiller, Outputs, StepContext, mean_over_teachers
+from realdata.methods.needs import Needs
 
 
 class FKD(Distiller):
@@ -51,12 +52,13 @@ class FKD(Distiller):
     """
 
     NAME = "fkd"
+    WEIGHTS = ("lambda",)
     SPEC = {
         "ce_weight": Param(1.0), "lambda": Param(100.0), "feature_reg": Param(0.0001),
         "reg_power": Param(2.0, choices=(1.0, 2.0)), "norm_head": Param(0.0, choices=(0.0, 1.0)),
     }
     LEGACY_PARAMS = {"beta": "feature_reg"}
-    GATHERED = ("pooled",)
+    NEEDS = Needs(gathered=("pooled",))
 
     def __init__(self, student: nn.Module, teachers: Sequence[nn.Module] = (), **params: float) -> None:
         super().__init__(student, teachers, **params)
@@ -79,8 +81,9 @@ class FKDAdd(Distiller):
     alone). Built for the simulation's transfer-channel study (``multiview``'s ``fkd-add``); lambda as FKD's."""
 
     NAME = "fkd-add"
+    WEIGHTS = ("lambda",)
     SPEC = {"ce_weight": Param(1.0), "lambda": Param(100.0), "target": Param(0.0, choices=(0.0, 1.0))}
-    GATHERED = ("pooled",)
+    NEEDS = Needs(gathered=("pooled",))
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         kernels = torch.stack([normalized_kernel(t.pooled.float()) for t in teachers])
@@ -93,9 +96,10 @@ class SP(Distiller):
     """Similarity-Preserving KD: CE + 3000 * SP loss on the last feature map, flattened (mean over teachers)."""
 
     NAME = "sp"
+    WEIGHTS = ("sp_weight",)
     SPEC = {"ce_weight": Param(1.0), "sp_weight": Param(3000.0)}
     LEGACY_PARAMS = {"beta": "sp_weight"}
-    GATHERED = ("fmap",)
+    NEEDS = Needs(gathered=("fmap",))
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         loss = mean_over_teachers(sp_loss, student.fmap.flatten(1), [t.fmap.flatten(1) for t in teachers])
@@ -106,9 +110,10 @@ class PKT(Distiller):
     """Probabilistic Knowledge Transfer: CE + 30000 * PKT loss on pooled features (mean over teachers)."""
 
     NAME = "pkt"
+    WEIGHTS = ("pkt_weight",)
     SPEC = {"ce_weight": Param(1.0), "pkt_weight": Param(30000.0)}
     LEGACY_PARAMS = {"beta": "pkt_weight"}
-    GATHERED = ("pooled",)
+    NEEDS = Needs(gathered=("pooled",))
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         return {"pkt": self.params["pkt_weight"] * mean_over_teachers(pkt_loss, student.pooled,
@@ -119,9 +124,10 @@ class RKD(Distiller):
     """Relational KD: CE + 1 * (25 * distance + 50 * angle loss) on pooled features (mean over teachers)."""
 
     NAME = "rkd"
+    WEIGHTS = ("rkd_weight",)
     SPEC = {"ce_weight": Param(1.0), "rkd_weight": Param(1.0), "w_d": Param(25.0), "w_a": Param(50.0)}
     LEGACY_PARAMS = {"beta": "rkd_weight"}
-    GATHERED = ("pooled",)
+    NEEDS = Needs(gathered=("pooled",))
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         def loss(s: Tensor, t: Tensor) -> Tensor:
@@ -137,8 +143,9 @@ class CC(Distiller):
     loss over its teachers. Consecutive samples are compared, so under torchrun over the global batch."""
 
     NAME = "cc"
+    WEIGHTS = ("cc_weight",)
     SPEC = {"ce_weight": Param(1.0), "cc_weight": Param(0.02), "feat_dim": Param(128.0, positive=True)}
-    GATHERED = ("pooled",)
+    NEEDS = Needs(gathered=("pooled",))
 
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         s, ts = self._example_outputs(data)

@@ -12,6 +12,7 @@ from fkd import at_loss, hcl_loss, nst_loss, ofd_loss, ofd_margin, pool_pair, vi
 from fkdapp.params import Param
 from realdata.data import ImageData
 from realdata.methods.base import Distiller, Outputs, StepContext
+from realdata.methods.needs import Needs
 
 
 class AT(Distiller):
@@ -19,8 +20,9 @@ class AT(Distiller):
     teacher paired (n the smaller count); an ensemble averages the loss over its teachers."""
 
     NAME = "at"
+    WEIGHTS = ("at_weight",)
     SPEC = {"ce_weight": Param(1.0), "at_weight": Param(1000.0), "p": Param(2.0, positive=True)}
-    USES_STAGES = True
+    NEEDS = Needs(student={"stages"})
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         def one(t: Outputs) -> Tensor:
@@ -36,8 +38,9 @@ class FitNet(Distiller):
     student and are saved in last.pt (the trainer builds them from one batch before training)."""
 
     NAME = "fitnet"
+    WEIGHTS = ("hint_weight",)
     SPEC = {"ce_weight": Param(1.0), "hint_weight": Param(100.0)}
-    USES_STAGES = True
+    NEEDS = Needs(student={"stages"})
 
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         """Create the regressors from the shapes of the maps on two of ``data``'s training images (their weights
@@ -76,8 +79,9 @@ class VID(Distiller):
     :class:`_VIDHead` trained with the student; an ensemble averages the loss over its teachers."""
 
     NAME = "vid"
+    WEIGHTS = ("vid_weight",)
     SPEC = {"ce_weight": Param(1.0), "vid_weight": Param(1.0), "init_var": Param(5.0, positive=True)}
-    USES_STAGES = True
+    NEEDS = Needs(student={"stages"})
 
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         s, ts = self._example_outputs(data)
@@ -103,8 +107,9 @@ class NST(Distiller):
     an ensemble averages the loss over its teachers."""
 
     NAME = "nst"
+    WEIGHTS = ("nst_weight",)
     SPEC = {"ce_weight": Param(1.0), "nst_weight": Param(50.0)}
-    USES_STAGES = True
+    NEEDS = Needs(student={"stages"})
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         def one(t: Outputs) -> Tensor:
@@ -147,9 +152,9 @@ class ReviewKD(Distiller):
     pre-activation stages are two passes of this zoo)."""
 
     NAME = "reviewkd"
+    WEIGHTS = ("reviewkd_weight",)
     SPEC = {"ce_weight": Param(1.0), "reviewkd_weight": Param(5.0), "warmup": Param(20.0)}
-    USES_STAGES = True
-    TEACHER_NEEDS = frozenset({"pooled", "stages", "preact"})
+    NEEDS = Needs(student={"stages"}, teacher_gives={"stages", "preact"})
 
     def _outputs(self, net: nn.Module, x: Tensor) -> Outputs:
         out = super()._outputs(net, x)
@@ -195,8 +200,9 @@ class OFD(Distiller):
     (CIFAR ResNets, WRNs, VGGs). The teachers stay in eval mode (the reference code runs them with batch statistics)."""
 
     NAME = "ofd"
+    WEIGHTS = ("ofd_weight",)
     SPEC = {"ce_weight": Param(1.0), "ofd_weight": Param(1e-3)}
-    NEEDS = frozenset({"pooled", "preact"})
+    NEEDS = Needs(student={"preact"})
 
     def _outputs(self, net: nn.Module, x: Tensor) -> Outputs:
         logits, pooled, pre = net.forward_preact(x)

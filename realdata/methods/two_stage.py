@@ -15,6 +15,7 @@ from fkdapp.errors import ConfigError
 from fkdapp.params import Param
 from realdata.data import ImageData, resize_channels
 from realdata.methods.base import Distiller, Outputs, StepContext
+from realdata.methods.needs import Needs
 
 
 def _body_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -53,6 +54,7 @@ class FT(Distiller):
     the loss over its teachers. Paraphrasers and translators are saved in last.pt."""
 
     NAME = "ft"
+    WEIGHTS = ("ft_weight",)
     SPEC = {
         "ce_weight": Param(1.0), "ft_weight": Param(200.0), "init_epochs": Param(30.0),
         "init_lr": Param(0.01, positive=True),
@@ -103,7 +105,7 @@ class FSP(Distiller):
 
     NAME = "fsp"
     SPEC = {"ce_weight": Param(1.0), "init_epochs": Param(30.0), "init_lr": Param(0.05, positive=True)}
-    USES_STAGES = True
+    NEEDS = Needs(student={"stages"})
 
     def build_heads(self, data: ImageData, seed: int = 0) -> None:
         """No heads: checks on two images that every teacher's stages have the student's channels."""
@@ -150,7 +152,7 @@ class AB(Distiller):
     benchmark, whose main stage has no AB term. Needs pre-activation maps: CIFAR ResNets, WRNs and VGGs."""
 
     NAME = "ab"
-    NEEDS = frozenset({"pooled", "preact"})
+    NEEDS = Needs(student={"preact"})
     SPEC = {
         "ce_weight": Param(1.0), "init_epochs": Param(30.0), "init_lr": Param(0.05, positive=True),
         "margin": Param(1.0, positive=True),

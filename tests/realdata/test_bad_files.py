@@ -16,6 +16,7 @@ from fkdapp.settings import parse_overrides
 from realdata.config import TrainConfig
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.methods import CE, METHODS
+from realdata.methods.plan import resolve
 from realdata.models import build
 from realdata.models.external import load_factory
 from realdata.runs import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
@@ -97,7 +98,7 @@ def test_config_values_that_cannot_be_used_are_refused_up_front(tmp_path, data_d
     with pytest.raises(ConfigError, match="seed must be an integer >= 0"):
         cfg(data_dir, seed=2**70)
     with pytest.raises(ConfigError) as err:
-        TrainConfig.from_dict({"model": "resnet8", "dataset": "cifar10", "method": "x" * 20_000_000})
+        resolve(TrainConfig.from_dict({"model": "resnet8", "dataset": "cifar10", "method": "x" * 20_000_000}))
     assert len(one_line(err)) < 300
     with pytest.raises(ConfigError, match="an integer of 5000 digits"):
         parse_overrides(["seed=" + "9" * 5000])
@@ -126,7 +127,7 @@ def test_damaged_run_files_on_resume_are_one_line_and_change_nothing(tmp_path, d
 def test_another_runs_checkpoint_is_named_and_orphans_are_removed(tmp_path, data_dir):
     run_training(cfg(data_dir, epochs=1), tmp_path / "a")
     run_training(cfg(data_dir, epochs=1, seed=1), tmp_path / "b")
-    assert read_checkpoint(tmp_path / "a" / "last.pt")["run_identity"] == cfg(data_dir).digest()
+    assert read_checkpoint(tmp_path / "a" / "last.pt")["run_identity"] == resolve(cfg(data_dir)).config.digest()
     env = json.loads((tmp_path / "a" / "environment.json").read_text())
     assert env["effective"] == {"amp": False, "channels_last": False}  # asked for, but a CPU run has neither
     assert env["data_source"].startswith(str(data_dir.resolve()))  # the folder the images came from

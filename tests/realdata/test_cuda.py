@@ -27,7 +27,7 @@ TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max
 
 def _distiller(method: str):
     torch.manual_seed(0)
-    teachers = [build("resnet8", num_classes=10)] if METHODS[method].NEEDS_TEACHER else []
+    teachers = [build("resnet8", num_classes=10)] if METHODS[method].NEEDS.teacher else []
     return METHODS[method](build("resnet8", num_classes=10), teachers)
 
 
@@ -41,7 +41,7 @@ def test_bf16_autocast_and_channels_last_on_cpu(method):
         d.build_heads(image_data(n_train=64))
         d.heads.eval()
     d_bf16 = copy.deepcopy(d)  # CRD's memory changes with every call
-    strong = x.flip(-1) if d.VIEWS == 2 else None  # a second view for the two-view methods (MLKD)
+    strong = x.flip(-1) if d.NEEDS.views == 2 else None  # a second view for the two-view methods (MLKD)
     _, want = d(x, y, indices=torch.arange(8), strong_images=strong)
     d = d_bf16.to(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -21,6 +21,7 @@ from fkd import (
 from realdata.config import TrainConfig
 from realdata.engine import Trainer
 from realdata.methods import METHODS, Distiller, Outputs, StepContext
+from realdata.methods.plan import resolve
 from realdata.models import build
 
 
@@ -30,27 +31,29 @@ def net(arch: str = "resnet8", seed: int = 0, in_channels: int = 3) -> torch.nn.
 
 
 def make(method: str, teachers: list[torch.nn.Module] | None = None, **params: float) -> Distiller:
-    teachers = ([net(seed=1)] if METHODS[method].NEEDS_TEACHER else []) if teachers is None else teachers
+    teachers = ([net(seed=1)] if METHODS[method].NEEDS.teacher else []) if teachers is None else teachers
     return METHODS[method](net(seed=0), teachers, **params)
 
 
 def config(method: str, **kw) -> TrainConfig:
-    teachers = ("teacher.pt",) if METHODS[method].NEEDS_TEACHER else ()
+    teachers = ("teacher.pt",) if METHODS[method].NEEDS.teacher else ()
     return TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=teachers,
                        teacher_archs=("resnet8",) * len(teachers), batch_size=16, **kw)
 
 
 def test_the_method_decides_the_strong_view():
-    """A two-view method gets its strong view without a flag; the old flag is accepted and ignored elsewhere."""
-    assert config("mlkd").strong_view is True and config("mlkd", strong_view=False).strong_view is True
-    assert config("kd").strong_view is False and config("kd", strong_view=True).strong_view is False
+    """A two-view method gets its strong view without a flag, because its needs say so; the old field is recorded as
+    the method trains, whatever a config gave."""
+    assert resolve(config("mlkd")).needs.views == 2 and resolve(config("kd")).needs.views == 1
+    assert resolve(config("mlkd", strong_view=False)).config.strong_view is True
+    assert resolve(config("kd", strong_view=True)).config.strong_view is False
 
 
 def test_registry_and_standard_weights():
     assert list(METHODS) == ["ce", "kd", "dkd", "dist", "wttm", "ctkd", "mlkd", "fkd", "fkd-add", "sp", "pkt", "rkd",
                              "at", "fitnet", "crd", "cc", "vid", "nst", "reviewkd", "ofd", "ft", "ab", "fsp"]
     assert all(cls.NAME == name and issubclass(cls, Distiller) for name, cls in METHODS.items())
-    assert not METHODS["ce"].NEEDS_TEACHER and all(METHODS[m].NEEDS_TEACHER for m in ("kd", "fkd", "sp", "pkt", "rkd"))
+    assert not METHODS["ce"].NEEDS.teacher and all(METHODS[m].NEEDS.teacher for m in ("kd", "fkd", "sp", "pkt", "rkd"))
     assert METHODS["kd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "logit_stand": 0.0}
     assert METHODS["dist"].PARAMS == {"ce_weight": 1.0, "dist_weight": 2.0, "beta": 1.0, "gamma": 1.0,
                                       "temperature": 4.0, "logit_stand": 0.0}

@@ -17,6 +17,7 @@ from realdata.config import ConfigError, TrainConfig
 from realdata.data import ImageData
 from realdata.engine import run_training
 from realdata.methods import METHODS
+from realdata.methods.plan import resolve
 from realdata.models import build
 from realdata.runs import model_checkpoint, read_checkpoint
 
@@ -87,8 +88,8 @@ def test_dkd_warms_up_and_refuses_transfer_data(data_dir, teachers):
     early = float(d(x, y, epoch=5)[1]["dkd"].detach())  # the epoch is an argument of the step, not an attribute
     assert float(d(x, y, epoch=20)[1]["dkd"].detach()) == pytest.approx(4 * early, rel=1e-5)  # 5/20 at epoch 5
     with pytest.raises(ConfigError, match="transfer-data"):
-        TrainConfig(model="resnet8", dataset="cifar10", method="dkd", teachers=(teachers[0],),
-                    transfer_data="cifar100")
+        resolve(TrainConfig(model="resnet8", dataset="cifar10", method="dkd", teachers=(teachers[0],),
+                            transfer_data="cifar100"))
 
 
 @pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst", "dist", "wttm", "ctkd",

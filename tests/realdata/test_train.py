@@ -15,6 +15,7 @@ from realdata.data import load_dataset, normalize
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import CE, METHODS
+from realdata.methods.plan import resolve
 from realdata.models import build
 from realdata.runs import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
 
@@ -60,7 +61,8 @@ def test_config_defaults_validation_and_json(tmp_path):
     assert c.milestones == (150, 180, 210) and c.lr_decay == 0.1
     assert TrainConfig(model="ShuffleV1", dataset="cifar100").lr == 0.01
     d = TrainConfig(model="resnet8", dataset="cifar10", method="kd", teachers=("t.pt",), epochs=24, seed=3)
-    assert d.params == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "logit_stand": 0.0}
+    assert d.params == {} and resolve(d).params == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0,
+                                                    "logit_stand": 0.0}
     assert d.milestones == (15, 18, 21)
     d.save(tmp_path / "c.json")
     assert TrainConfig.load(tmp_path / "c.json") == d
@@ -71,7 +73,7 @@ def test_config_defaults_validation_and_json(tmp_path):
            ({"batch_size": 1}, "batch_size"), ({"params": {"lambda": 1.0}}, "has no parameter 'lambda'")]
     for kw, match in bad:
         with pytest.raises(ConfigError, match=match):
-            TrainConfig(**{"model": "resnet8", "dataset": "cifar10", **kw})
+            resolve(TrainConfig(**{"model": "resnet8", "dataset": "cifar10", **kw}))
 
 
 # ---------------------------------------------------------------------------------------------------- runs
