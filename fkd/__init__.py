@@ -1,8 +1,15 @@
-"""fkd: the shared core of Feature Kernel Distillation (kernels, kernel distance, distillation objectives)."""
+"""fkd: the shared core of Feature Kernel Distillation (kernels, kernel distance, distillation objectives).
 
-from fkd.benchmark_objectives import (
+By family: :mod:`fkd.kernels` (feature kernels, the normalised kernel, kernel distances), :mod:`fkd.relational`
+(FKD's loss, SP, PKT, RKD, CC), :mod:`fkd.feature_maps` (AT, NST, FT, AB, FSP, VID, OFD, HCL), :mod:`fkd.contrastive`
+(CRD), :mod:`fkd.logit` (KD, DKD, DIST, WTTM, CTKD, MLKD), :mod:`fkd.module` (FKDLoss, FeatureTap), :mod:`fkd.optim`
+(DOT). Every public name is importable from ``fkd`` itself."""
+
+from fkd.contrastive import crd_loss
+from fkd.feature_maps import (
     ab_loss,
-    cc_loss,
+    at_loss,
+    attention_map,
     fsp_loss,
     fsp_matrices,
     ft_factor,
@@ -35,10 +42,9 @@ from fkd.logit import (
     wttm_loss,
 )
 from fkd.module import FeatureTap, FKDLoss, FKDTerms, layer_names
-from fkd.objectives import (
-    at_loss,
-    attention_map,
-    crd_loss,
+from fkd.optim import DOT
+from fkd.relational import (
+    cc_loss,
     fkd_loss,
     pkt_loss,
     rkd_loss,
@@ -46,7 +52,6 @@ from fkd.objectives import (
     teacher_factor,
     teacher_kernel,
 )
-from fkd.optim import DOT
 
 __version__ = "0.1.0"
 

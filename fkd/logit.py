@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fkd._checks import check_features, check_number, check_same_batch, upcast
-from fkd.objectives import Features, _as_list
+from fkd.relational import Features, _as_list
 
 
 def standardize_logits(z: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

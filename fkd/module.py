@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from fkd._checks import check_feature_pair, check_features, check_number
 from fkd.kernels import DEFAULT_EPS, feature_regularizer
-from fkd.objectives import Features, fkd_loss
+from fkd.relational import Features, fkd_loss
 
 
 class FKDTerms(NamedTuple):

@@ -18,7 +18,7 @@ from fkd import (
     teacher_factor,
     unit_rows,
 )
-from fkd.objectives import ENSEMBLE_MODES
+from fkd.relational import ENSEMBLE_MODES
 from fkdapp.errors import ConfigError
 from fkdapp.params import Param
 from multiview.methods.base import CE, Batch, StudentMethod, Targets, with_teachers

@@ -1,6 +1,6 @@
-"""The other objectives of the CIFAR-100 distillation benchmark (Tian et al., CRD, ICLR 2020), in its forms: CC, VID,
-NST, FT, AB and FSP. Feature maps are (B, C, H, W); where two maps of different sizes meet, the larger is average-
-pooled to the smaller (as the benchmark does). Computed in float32 or float64 (half inputs are upcast).
+"""Feature-map objectives on (B, C, H, W) maps, as pure functions: AT and NST, and the CRD benchmark's FT, AB, FSP,
+VID, with OFD's margin and ReviewKD's HCL. Where two maps of different sizes meet, the larger is average-pooled to
+the smaller (as the benchmark does). Computed in float32 or float64 (half inputs are upcast).
 """
 
 from __future__ import annotations
@@ -31,26 +31,30 @@ def pool_pair(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return a, b
 
 
-def cc_loss(emb_s: torch.Tensor, emb_t: torch.Tensor) -> torch.Tensor:
-    """Correlation congruence (Peng et al., ICCV 2019), the benchmark's form: with d = |e_s - e_t| per sample, the
-    mean over consecutive samples i of <d_i, d_{i+1}>.  (B, D), (B, D) -> (); B >= 2."""
-    if emb_s.ndim != 2 or emb_s.shape != emb_t.shape or emb_s.shape[0] < 2:
-        raise ValueError(f"cc_loss needs two (B, D) embeddings of one shape with B >= 2, got {tuple(emb_s.shape)} "
-                         f"and {tuple(emb_t.shape)}")
-    d = (upcast(emb_s) - upcast(emb_t)).abs()
-    return (d[:-1] * d[1:]).sum(1).mean()
+def attention_map(fmap: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """(..., C, H, W) -> (..., H W): the channel mean of |f|^p, flattened, L2-normalised per sample."""
+    return F.normalize(upcast(fmap).abs().pow(p).mean(-3).flatten(-2), dim=-1)
 
 
-def vid_loss(pred_mean: torch.Tensor, target: torch.Tensor, log_scale: torch.Tensor, eps: float = 1e-5
-             ) -> torch.Tensor:
-    """Variational information distillation (Ahn et al., CVPR 2019): the Gaussian negative log-likelihood
-    0.5 ((mu - t)^2 / var + log var), var = softplus(log_scale) + eps per channel, averaged over all elements.
-    (B, C, ...) predicted means and targets, (C,) log scales -> ()."""
-    if pred_mean.shape != target.shape or pred_mean.ndim < 2 or log_scale.shape != (pred_mean.shape[1],):
-        raise ValueError(f"vid_loss needs means and targets of one (B, C, ...) shape and (C,) log scales, got "
-                         f"{tuple(pred_mean.shape)}, {tuple(target.shape)}, {tuple(log_scale.shape)}")
-    var = (F.softplus(upcast(log_scale)) + eps).view(-1, *([1] * (pred_mean.ndim - 2)))
-    return (0.5 * ((upcast(pred_mean) - upcast(target)) ** 2 / var + torch.log(var))).mean()
+def at_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Attention transfer (Zagoruyko & Komodakis) for one stage: the mean squared difference of the attention maps.
+
+    (..., B, C_s, H_s, W_s), (..., B, C_t, H_t, W_t) -> (...): channel counts may differ; the larger map is
+    average-pooled to the smaller's size first (RepDistiller's code pools in the same way).
+    """
+    if fmap_s.shape[:-3] != fmap_t.shape[:-3]:
+        raise ValueError(f"student and teacher maps need the same batch, got {tuple(fmap_s.shape)} and "
+                         f"{tuple(fmap_t.shape)}")
+    hs, ht = fmap_s.shape[-1], fmap_t.shape[-1]
+
+    def pooled(f: torch.Tensor, size: int) -> torch.Tensor:
+        if f.shape[-1] == size:
+            return f
+        flat = f.reshape(-1, *f.shape[-3:])
+        return F.adaptive_avg_pool2d(flat, size).reshape(*f.shape[:-2], size, size)
+
+    a_s, a_t = attention_map(pooled(fmap_s, min(hs, ht)), p), attention_map(pooled(fmap_t, min(hs, ht)), p)
+    return (a_s - a_t).square().mean((-2, -1))
 
 
 def nst_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor) -> torch.Tensor:
@@ -65,6 +69,18 @@ def nst_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor) -> torch.Tensor:
         return (a @ b.transpose(1, 2)).pow(2).mean()
 
     return k(t, t) + k(s, s) - 2 * k(s, t)
+
+
+def vid_loss(pred_mean: torch.Tensor, target: torch.Tensor, log_scale: torch.Tensor, eps: float = 1e-5
+             ) -> torch.Tensor:
+    """Variational information distillation (Ahn et al., CVPR 2019): the Gaussian negative log-likelihood
+    0.5 ((mu - t)^2 / var + log var), var = softplus(log_scale) + eps per channel, averaged over all elements.
+    (B, C, ...) predicted means and targets, (C,) log scales -> ()."""
+    if pred_mean.shape != target.shape or pred_mean.ndim < 2 or log_scale.shape != (pred_mean.shape[1],):
+        raise ValueError(f"vid_loss needs means and targets of one (B, C, ...) shape and (C,) log scales, got "
+                         f"{tuple(pred_mean.shape)}, {tuple(target.shape)}, {tuple(log_scale.shape)}")
+    var = (F.softplus(upcast(log_scale)) + eps).view(-1, *([1] * (pred_mean.ndim - 2)))
+    return (0.5 * ((upcast(pred_mean) - upcast(target)) ** 2 / var + torch.log(var))).mean()
 
 
 def ft_factor(fmap: torch.Tensor, p1: float = 2.0) -> torch.Tensor:

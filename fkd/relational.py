@@ -1,7 +1,8 @@
-"""Distillation objectives on (..., B, D) features or (..., B, C) logits, as pure functions.
+"""Relational objectives: what compares samples with each other, on (..., B, D) features, as pure functions.
 
-Every objective reduces the last two dims (samples, features) and keeps any leading dims, so a population of
-M students is one call. Teacher tensors are used as given: freezing the teacher is the caller's job.
+FKD's kernel loss (the normalised kernels of student and teacher, an ensemble's target), SP, PKT, RKD and CC. Every
+objective reduces the last two dims (samples, features) and keeps any leading dims, so a population of M students
+is one call. Teacher tensors are used as given: freezing the teacher is the caller's job.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from fkd._checks import check_feature_pair, check_features, check_same_batch, up
 from fkd.kernels import DEFAULT_EPS, factored_kernel_distance, feature_kernel, kernel_distance, unit_rows
 
 Features = torch.Tensor | Sequence[torch.Tensor]
+
+
 ENSEMBLE_MODES = ("mean", "concat")
 
 
@@ -89,32 +92,6 @@ def fkd_loss(
     return kernel_distance(feature_kernel(f_s), feature_kernel(f_t), include_diagonal=not normalize)
 
 
-def attention_map(fmap: torch.Tensor, p: float = 2.0) -> torch.Tensor:
-    """(..., C, H, W) -> (..., H W): the channel mean of |f|^p, flattened, L2-normalised per sample."""
-    return F.normalize(upcast(fmap).abs().pow(p).mean(-3).flatten(-2), dim=-1)
-
-
-def at_loss(fmap_s: torch.Tensor, fmap_t: torch.Tensor, p: float = 2.0) -> torch.Tensor:
-    """Attention transfer (Zagoruyko & Komodakis) for one stage: the mean squared difference of the attention maps.
-
-    (..., B, C_s, H_s, W_s), (..., B, C_t, H_t, W_t) -> (...): channel counts may differ; the larger map is
-    average-pooled to the smaller's size first (RepDistiller's code pools in the same way).
-    """
-    if fmap_s.shape[:-3] != fmap_t.shape[:-3]:
-        raise ValueError(f"student and teacher maps need the same batch, got {tuple(fmap_s.shape)} and "
-                         f"{tuple(fmap_t.shape)}")
-    hs, ht = fmap_s.shape[-1], fmap_t.shape[-1]
-
-    def pooled(f: torch.Tensor, size: int) -> torch.Tensor:
-        if f.shape[-1] == size:
-            return f
-        flat = f.reshape(-1, *f.shape[-3:])
-        return F.adaptive_avg_pool2d(flat, size).reshape(*f.shape[:-2], size, size)
-
-    a_s, a_t = attention_map(pooled(fmap_s, min(hs, ht)), p), attention_map(pooled(fmap_t, min(hs, ht)), p)
-    return (a_s - a_t).square().mean((-2, -1))
-
-
 def _pair(f_s: torch.Tensor, f_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     check_features(f_s, "f_s")
     check_features(f_t, "f_t")
@@ -187,33 +164,11 @@ def rkd_loss(f_s: torch.Tensor, f_t: torch.Tensor, w_d: float = 25.0, w_a: float
     return w_d * loss_d + w_a * loss_a
 
 
-def crd_loss(
-    scores_s: torch.Tensor,
-    scores_t: torch.Tensor,
-    z_s: float,
-    z_t: float,
-    n_data: int,
-    temperature: float = 0.07,
-    eps: float = 1e-7,
-) -> torch.Tensor:
-    """Contrastive representation distillation (Tian et al., ICLR 2020): the two-sided NCE loss.  -> ().
-
-    ``scores_s`` (B, K+1): the inner products of the student's L2-normalised embedding of each sample with the
-    teacher's memory rows at the sample's own index (first) and at its K negatives; ``scores_t`` the teacher's
-    embedding against the student's memory at the same indices. Each side's probabilities are
-    p = exp(score / T) / z (z_s, z_t: the normalisation constants), its NCE loss with the uniform noise
-    distribution 1 / n_data is -(log p_0 / (p_0 + K / n_data) + sum_j log (K / n_data) / (p_j + K / n_data)),
-    averaged over the batch, and the loss is the sum of the two sides.
-    """
-    if scores_s.ndim != 2 or scores_s.shape != scores_t.shape or scores_s.shape[1] < 2:
-        raise ValueError(f"crd_loss needs two (B, K+1) score tensors with K >= 1, got {tuple(scores_s.shape)} and "
-                         f"{tuple(scores_t.shape)}")
-    noise = (scores_s.shape[1] - 1) / n_data
-
-    def nce(scores: torch.Tensor, z: float) -> torch.Tensor:
-        p = torch.exp(upcast(scores) / temperature) / z
-        pos = torch.log(p[:, 0] / (p[:, 0] + noise + eps))
-        neg = torch.log(noise / (p[:, 1:] + noise + eps))
-        return -(pos.sum() + neg.sum()) / p.shape[0]
-
-    return nce(scores_s, z_s) + nce(scores_t, z_t)
+def cc_loss(emb_s: torch.Tensor, emb_t: torch.Tensor) -> torch.Tensor:
+    """Correlation congruence (Peng et al., ICCV 2019), the benchmark's form: with d = |e_s - e_t| per sample, the
+    mean over consecutive samples i of <d_i, d_{i+1}>.  (B, D), (B, D) -> (); B >= 2."""
+    if emb_s.ndim != 2 or emb_s.shape != emb_t.shape or emb_s.shape[0] < 2:
+        raise ValueError(f"cc_loss needs two (B, D) embeddings of one shape with B >= 2, got {tuple(emb_s.shape)} "
+                         f"and {tuple(emb_t.shape)}")
+    d = (upcast(emb_s) - upcast(emb_t)).abs()
+    return (d[:-1] * d[1:]).sum(1).mean()
