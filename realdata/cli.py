@@ -61,6 +61,11 @@ def _common_options(f: Callable) -> Callable:
                      "(returning (train, val)) (required, here or in --config)."),
         click.option("--image-size", type=int, default=None,
                      help="Class folders: resize every image to N x N [default: their size, where they share one]."),
+        click.option("--stream/--no-stream", default=None,
+                     help="Class folders: keep the images as files, decoded and augmented per batch by worker "
+                          "processes (data larger than memory: ImageNet); needs --image-size" + _default("stream")),
+        click.option("--data-workers", type=int, default=None,
+                     help="Streamed data: the DataLoader's worker processes" + _default("data_workers")),
         click.option("--skip-bad-images/--no-skip-bad-images", default=None,
                      help="Class folders: leave unreadable images out (counted in the run's classes.json) instead of "
                           "stopping" + _default("skip_bad_images")),

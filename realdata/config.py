@@ -36,7 +36,8 @@ SMALL_LR_MODELS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 SMALL_LR = 0.01
 
 #: Fields that may change between a run and its resumption (where and how it runs, not what it computes).
-RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard", "eval_every", "test_size")
+RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard", "eval_every", "test_size",
+                  "data_workers")
 
 
 def scale_milestones(epochs: int) -> tuple[int, ...]:
@@ -112,6 +113,8 @@ class TrainConfig:
     test_size: int | None = None
     image_size: int | None = None
     skip_bad_images: bool = False
+    stream: bool = False
+    data_workers: int = 4
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
@@ -155,6 +158,15 @@ class TrainConfig:
         self._fix("dataset", dataset)
         if self.image_size is not None:
             _check_int("image_size", self.image_size, 8)
+        _check_int("data_workers", self.data_workers, 0)
+        if not isinstance(self.stream, bool):
+            raise ConfigError(f"stream must be true or false, got {short(self.stream)}")
+        if self.stream and not dataset.startswith("folder:"):
+            raise ConfigError("--stream reads a folder of class folders (--dataset folder:ROOT); the built-in data "
+                              "sets and a Dataset factory are held in memory: drop --stream")
+        if self.stream and (self.transfer_data is not None or self.transfer_size is not None):
+            raise ConfigError("a streamed data set takes no transfer images yet; drop --transfer-data/--transfer-size "
+                              "or --stream")
         if self.transfer_data is not None:
             transfer = self.transfer_data.strip().lower().replace("-", "_")
             if transfer not in DATASETS:

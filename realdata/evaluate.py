@@ -22,6 +22,8 @@ from realdata.data import (
     normalize,
     resize_channels,
 )
+from realdata.data.stream import ImageFiles, materialize
+from realdata.data.stream import eval_batches as file_batches
 from realdata.methods import in_channels_of
 from realdata.models import ZooModel, is_spec
 from realdata.runs import (
@@ -42,6 +44,8 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: boo
     model as it is); the model itself, and so training, is untouched."""
     model.eval()
     images, labels = data.split(split)
+    if isinstance(images, ImageFiles):
+        return _evaluate_files(model, data, images, labels, batch_size, amp, memory_format, subset)
     if subset is not None:
         images, labels = images[subset.to(images.device)], labels[subset.to(images.device)]
     device = images.device
@@ -54,6 +58,21 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, amp: boo
             logits = model(x)
         correct += (logits.argmax(1) == labels[idx]).sum()
     return 100.0 * correct.item() / images.shape[0]
+
+
+def _evaluate_files(model: nn.Module, data: ImageData, files: ImageFiles, labels: Tensor, batch_size: int, amp: bool,
+                    memory_format: torch.memory_format, subset: Tensor | None) -> float:
+    """:func:`evaluate` on streamed images: their evaluation views, decoded by the loader's workers."""
+    device = next(model.parameters()).device
+    positions = torch.arange(len(files)) if subset is None else subset.cpu()
+    correct, seen = torch.zeros((), dtype=torch.long, device=device), 0
+    for x in file_batches(files, batch_size, positions, pin=device.type == "cuda"):
+        y = labels[positions[seen: seen + x.shape[0]].to(labels.device)].to(device)
+        x = normalize(x.to(device, non_blocking=True), data.mean, data.std).contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            correct += (model(x).argmax(1) == y).sum()
+        seen += x.shape[0]
+    return 100.0 * correct.item() / len(positions)
 
 
 def _zoo_only(model: nn.Module) -> bool:
@@ -79,7 +98,7 @@ def kernel_alignment(student: nn.Module, teachers: Sequence[nn.Module], data: Im
     """D(rho_S, rho_T) between the student's and each teacher's pooled features (B, C) on the first ``batch`` test
     images of ``data`` (a fixed batch, so epochs and runs compare); models in eval mode, each teacher fed the
     channels it was trained on."""
-    x = normalize(data.test_x[:batch], data.mean, data.std).contiguous(memory_format=memory_format)
+    x = normalize(materialize(data.test_x[:batch]), data.mean, data.std).contiguous(memory_format=memory_format)
     h_s = student.forward_features(x)[1].float()
     return [float(fkd_loss(h_s, t.forward_features(resize_channels(x, in_channels_of(t)))[1].float()))
             for t in teachers]
@@ -116,7 +135,10 @@ def evaluate_checkpoint(path: str | Path | Sequence[str | Path], dataset: str | 
     if dataset is None and is_spec(name):
         raise ConfigError(f"checkpoint {paths[0]} was trained on your own data {name[:60]}; a file never chooses code "
                           f"to run: name it with --dataset {name[:60]}")
-    data = load_dataset(name, data_dir, download)
+    folder = name.startswith("folder:")  # class folders are read as files (any size fits): RGB at the model's size
+    stream = folder and loaded.in_channels == 3 and loaded.image_size is not None
+    data = load_dataset(name, data_dir, download, image_size=loaded.image_size if folder else None, stream=stream,
+                        workers=4)
     if loaded.num_classes != data.num_classes:
         raise RunError(f"checkpoint {paths[0]} ({loaded.arch}) has {loaded.num_classes} classes, {data.name} has "
                        f"{data.num_classes}")

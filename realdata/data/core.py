@@ -58,6 +58,11 @@ class ImageData:
         return x, y
 
     @property
+    def streamed(self) -> bool:
+        """The images are files decoded per batch (:mod:`realdata.data.stream`), not a resident tensor."""
+        return not isinstance(self.train_x, torch.Tensor)
+
+    @property
     def in_channels(self) -> int:
         return int(self.train_x.shape[1])
 

@@ -1,6 +1,7 @@
 """A user's own images as class folders (the ImageNet layout): ``ROOT/train/<class>/*`` and ``ROOT/val/<class>/*``,
 PNG, JPEG, BMP, GIF or WebP, decoded with Pillow into the device-resident uint8 path (:class:`ImageData`) at one
-square size. ``--dataset folder:ROOT`` (or ``--dataset ROOT``, a folder).
+square size. ``--dataset folder:ROOT`` (or ``--dataset ROOT``, a folder); with ``--stream`` the images stay files,
+read per batch (:mod:`realdata.data.stream`).
 
 Classes are the ``train`` subfolders in sorted order (the label of a class is its index); ``val`` must hold the same
 ones. Grey, palette and RGBA images mixed with RGB are converted to RGB (all grey: one channel). The per-channel
@@ -88,17 +89,21 @@ def check_fits(n: int, shape: tuple[int, ...], where: object) -> None:
     need, have = 2 * n * int(np.prod(shape)), available_memory()
     if have is not None and need > have:
         raise DataError(f"{where}: {n} images of {shape[0]}x{shape[1]} need about {need / 2**30:.1f} GiB and this "
-                        f"machine has {have / 2**30:.1f} GiB free; give a smaller --image-size or fewer images")
+                        f"machine has {have / 2**30:.1f} GiB free; stream them (--stream) or give a smaller --image-size")
 
 
-def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool = False) -> ImageData:
+def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool = False, stream: bool = False,
+                      workers: int = 0) -> ImageData:
     """``folder:ROOT`` -> the train and val splits as uint8 ``(N, C, S, S)`` tensors; S is ``image_size`` or, where
-    every image has one size, that size (else a one-line error asking for --image-size)."""
+    every image has one size, that size (else a one-line error asking for --image-size). With ``stream`` the images
+    stay files (:mod:`realdata.data.stream`, decoded by ``workers`` processes) and ``image_size`` is needed."""
     root = Path(name[len(PREFIX):]).expanduser()
     if not root.is_dir():
         raise DataError(f"data folder {root} not found (--dataset folder:ROOT, ROOT holding train/ and val/)")
     classes = classes_of(root)
     splits = {s: _files(root, s, classes) for s in SPLITS}
+    if stream:
+        return _streamed(name, root, classes, splits, image_size, skip_bad, workers)
     check_fits(sum(map(len, splits.values())), _decode(splits["train"][0][0], image_size).shape, root)
     arrays: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     labels: dict[str, list[int]] = {s: [] for s in SPLITS}
@@ -127,9 +132,39 @@ def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool =
                      source=str(root.resolve()))
 
 
-def _stats(root: Path, train_x: torch.Tensor, files: list[tuple[Path, int]], size: int | None
+def _streamed(name: str, root: Path, classes: list[str], splits: dict[str, list[tuple[Path, int]]],
+              image_size: int | None, skip_bad: bool, workers: int) -> ImageData:
+    """The folder as :class:`~realdata.data.stream.ImageFiles` (RGB at ``image_size``), its statistics from at most
+    :data:`STATS_IMAGES` training images spread over the set (cached like the resident path's)."""
+    from realdata.data.stream import ImageFiles
+
+    if image_size is None:
+        raise DataError(f"{root}: a streamed folder needs --image-size N (the side its images are cropped to, e.g. 224 "
+                        "for ImageNet)")
+    skipped: list[str] = []
+    if skip_bad:
+        from realdata.data.stream import check_headers
+
+        for split in SPLITS:
+            splits[split], bad = check_headers(splits[split])
+            skipped += bad
+    files = {s: ImageFiles([str(p) for p, _ in splits[s]], image_size, workers=workers) for s in SPLITS}
+    labels = {s: torch.tensor([label for _, label in splits[s]]) for s in SPLITS}
+    n = len(files["train"])
+    sample = files["train"][np.unique(np.linspace(0, n - 1, min(n, STATS_IMAGES)).round().astype(np.int64))]
+    mean, std = _stats(root, sample, splits["train"], f"stream:{image_size}")
+    return ImageData(name, files["train"], labels["train"], files["val"], labels["val"], num_classes=len(classes),
+                     mean=mean, std=std, classes=tuple(classes), skipped=tuple(skipped), source=str(root.resolve()))
+
+
+#: A streamed folder's per-channel statistics come from this many training images at most.
+STATS_IMAGES = 2000
+
+
+def _stats(root: Path, train_x: object, files: list[tuple[Path, int]], size: int | str | None
            ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of the training images in [0, 1], cached beside the data."""
+    """Per-channel mean and std of the training images in [0, 1] (``train_x``: a uint8 tensor, or image files
+    decoded here), cached beside the data."""
     key = hashlib.sha256(json.dumps([str(size), *(f"{p.name}:{p.stat().st_size}" for p, _ in files)]).encode()
                          ).hexdigest()[:16]
     cache = root / ".fkd_stats.json"
@@ -139,7 +174,9 @@ def _stats(root: Path, train_x: torch.Tensor, files: list[tuple[Path, int]], siz
             return tuple(saved["mean"]), tuple(saved["std"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    mean, std = channel_stats(train_x)
+    from realdata.data.stream import materialize
+
+    mean, std = channel_stats(materialize(train_x))
     with contextlib.suppress(WriteError):  # a read-only data folder: computed again next time
         atomic_write_text(cache, json.dumps({"key": key, "mean": mean, "std": std}) + "\n")
     return mean, std

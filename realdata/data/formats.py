@@ -81,12 +81,16 @@ _STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...], int]] = {
 
 def load_dataset(
     name: str, data_dir: str | Path, download: bool = False, device: torch.device | str = "cpu",
-    image_size: int | None = None, skip_bad: bool = False,
+    image_size: int | None = None, skip_bad: bool = False, stream: bool = False, workers: int = 0,
 ) -> ImageData:
     """Load ``name`` (one of :data:`DATASETS`, or ``folder:ROOT``: a user's class folders, at ``image_size``) from
-    ``data_dir``, fetching it first if ``download``."""
+    ``data_dir``, fetching it first if ``download``; ``stream``: class folders kept as files, decoded per batch by
+    ``workers`` processes (:mod:`realdata.data.stream`)."""
     if is_folder_dataset(name):
-        return load_image_folder(name, image_size, skip_bad).to(device)
+        return load_image_folder(name, image_size, skip_bad, stream, workers).to(device)
+    if stream:
+        raise DataError(f"--stream reads class folders (--dataset folder:ROOT); {name} is held in memory: drop "
+                        "--stream")
     if is_dataset_spec(name):
         return load_user_dataset(name).to(device)
     key = name.strip().lower().replace("-", "_")

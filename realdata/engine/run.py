@@ -23,6 +23,7 @@ from realdata.data import (
     load_dataset,
     split_pool,
 )
+from realdata.data.stream import materialize
 from realdata.engine.trainer import Interrupted, NonFiniteLoss, StopNow, Trainer, _StopSignal
 from realdata.methods.plan import RunPlan, resolve
 from realdata.models import ExternalModel, build
@@ -42,7 +43,8 @@ def load_data(config: TrainConfig, download: bool, device: torch.device) -> tupl
     the larger of their channel counts and image sizes (1 channel repeated, zero padding), so that the student can
     take both in one batch."""
     data, unlabelled = split_pool(load_dataset(config.dataset, config.data_dir, download,
-                                               image_size=config.image_size, skip_bad=config.skip_bad_images),
+                                               image_size=config.image_size, skip_bad=config.skip_bad_images,
+                                               stream=config.stream, workers=config.data_workers),
                                   config.train_size, config.val_size, config.part(), config.transfer_size)
     if config.transfer_data is None:
         return data.to(device), None if unlabelled is None else unlabelled.to(device)
@@ -149,7 +151,7 @@ def check_runs_on(model: nn.Module, name: str, data: ImageData) -> None:
     its feature layer does not run."""
     if not isinstance(model, ExternalModel):
         return
-    x = data.train_x[:2].float()
+    x = materialize(data.train_x[:2]).float()
     try:
         with torch.no_grad():
             model.eval().forward_features(x)

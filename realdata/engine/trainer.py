@@ -41,6 +41,7 @@ from realdata.data import (
     normalize,
     rand_augment,
 )
+from realdata.data.stream import train_batches
 from realdata.evaluate import evaluate, kernel_alignment
 from realdata.methods import Distiller
 from realdata.runs import (
@@ -180,16 +181,46 @@ class Trainer:
         return t[self.rank * n : (self.rank + 1) * n]
 
     def _images(self, x: Tensor, data: ImageData) -> Tensor:
-        # the whole global batch is augmented on every rank, so that the generator stays in step across ranks
-        x = normalize(self._shard(augment(x, self.generator)), data.mean, data.std)
+        if data.streamed:  # this rank's views, decoded, cropped and flipped by the loader: (B / W, V, C, S, S)
+            x = normalize(x[:, 0].to(self.device, non_blocking=True), data.mean, data.std)
+        else:  # the whole global batch is augmented on every rank, so that the generator stays in step across ranks
+            x = normalize(self._shard(augment(x, self.generator)), data.mean, data.std)
         return x.contiguous(memory_format=self.memory_format)
 
     def _strong_images(self, x: Tensor) -> Tensor:
         """The batch's strong view: its own crop and flip, then RandAugment and Cutout (drawn after the weak view's,
-        for the whole global batch on every rank), normalised, this rank's shard."""
-        strong = rand_augment(augment(x, self.generator), self.generator)
-        strong = normalize(self._shard(strong), self.data.mean, self.data.std)
+        for the whole global batch on every rank; streamed: the loader's second view, this rank's shard),
+        normalised, this rank's shard."""
+        if self.data.streamed:
+            strong = rand_augment(x[:, 1].to(self.device, non_blocking=True), self.generator)
+        else:
+            strong = self._shard(rand_augment(augment(x, self.generator), self.generator))
+        strong = normalize(strong, self.data.mean, self.data.std)
         return strong.contiguous(memory_format=self.memory_format)
+
+    def _epoch_draws(self) -> tuple[Tensor, int | None]:
+        """An epoch's batch order and, on streamed data, the seed of its images' augmentation, from the run's
+        generator (so a resumed run, whose generator state is in last.pt, draws them again the same)."""
+        g = self.generator
+        order = torch.randperm(self.data.train_x.shape[0], generator=g, device=g.device)
+        seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)) if self.data.streamed else None
+        return order, seed
+
+    def _batches(self, order: Tensor, epoch_seed: int | None, first: int
+                 ) -> Callable[[int], tuple[Tensor | None, Tensor, Tensor]]:
+        """step -> (the step's uint8 images: the global batch on the resident path, this rank's decoded views when
+        streamed; the global batch's labels; its indices into the training set), for steps ``first``.. in order."""
+        data, bs = self.data, self.config.batch_size
+        stream = None
+        if data.streamed:
+            stream = train_batches(data.train_x, order.cpu(), epoch_seed, bs, first, self.distiller.NEEDS.views,
+                                   (self.rank, self.world), pin=self.device.type == "cuda")
+
+        def get(step: int) -> tuple[Tensor, Tensor, Tensor]:
+            idx = order[(step - 1) * bs : step * bs]
+            return (next(stream) if stream is not None else data.train_x[idx]), data.train_y[idx], idx
+
+        return get
 
     def train_step(self, x: Tensor, y: Tensor, transfer_x: Tensor | None = None,
                    indices: Tensor | None = None, step: int = 0) -> dict[str, Tensor]:
@@ -272,7 +303,7 @@ class Trainer:
         A stop signal ends the epoch after the current step: :attr:`partial` then holds where it stopped (the
         epoch's batch order, the steps done, the running sums), which the next call (after a resume) continues
         from, to the same numbers as an uninterrupted epoch."""
-        cfg, data = self.config, self.data
+        cfg = self.config
         epoch = self.epoch + 1
         self.distiller.train()
         lr = self.optimizer.param_groups[0]["lr"]
@@ -280,19 +311,21 @@ class Trainer:
         part, self.partial = self.partial, None
         if part is None or part["epoch"] != epoch:
             transfer_order = None if self.transfer is None else self._transfer_order(steps)
-            order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
+            order, epoch_seed = self._epoch_draws()
             done, sums, seconds_before = 0, {}, 0.0
         else:
-            order, transfer_order = part["order"].to(self.device), part["transfer_order"]
+            order, transfer_order, epoch_seed = part["order"].to(self.device), part["transfer_order"], \
+                part.get("epoch_seed")
             transfer_order = None if transfer_order is None else transfer_order.to(self.device)
             done, sums, seconds_before = part["step"], dict(part["sums"]), part["seconds"]
         start = time.perf_counter()
+        batch = self._batches(order, epoch_seed, done + 1)
 
         def one(step: int) -> dict[str, Tensor]:
-            idx = order[(step - 1) * bs : step * bs]
+            x, y, idx = batch(step)
             transfer_x = None if transfer_order is None else \
                 self.transfer.train_x[transfer_order[(step - 1) * bs : step * bs]]
-            return self.train_step(data.train_x[idx], data.train_y[idx], transfer_x, idx, step)
+            return self.train_step(x, y, transfer_x, idx, step)
 
         def report(step: int) -> None:
             if progress is not None:
@@ -309,6 +342,7 @@ class Trainer:
                                   report)
         if stopped is not None:
             self.partial = {"epoch": epoch, "step": stopped, "order": order.cpu(), "sums": sums,
+                            "epoch_seed": epoch_seed,
                             "transfer_order": None if transfer_order is None else transfer_order.cpu(),
                             "seconds": seconds_before + time.perf_counter() - start}
             raise Interrupted(f"stopped by signal {self.stop.received} at epoch {epoch}, step {stopped}/{steps}",
@@ -396,17 +430,16 @@ class Trainer:
         """One epoch of the method's initialisation stage (its modules trained on its init loss with their own SGD,
         no schedule, in the training set's batches); a stop signal ends it after the step (the stage then resumes
         from the last finished init epoch, to the same numbers)."""
-        cfg, data, opt = self.config, self.data, self._init_optimizer()
+        data, opt = self.data, self._init_optimizer()
         epoch = self.init_done + 1
         self.distiller.train()
-        order = torch.randperm(data.train_x.shape[0], generator=self.generator, device=self.generator.device)
+        batch = self._batches(*self._epoch_draws(), 1)
         params = [p for g in opt.param_groups for p in g["params"]]
         sums: dict[str, float] = {}
         start = time.perf_counter()
 
         def one(step: int) -> dict[str, Tensor]:
-            idx = order[(step - 1) * cfg.batch_size : step * cfg.batch_size]
-            images = self._images(data.train_x[idx], data)
+            images = self._images(batch(step)[0], data)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 loss = self.distiller.init_loss(images)
             opt.zero_grad(set_to_none=True)

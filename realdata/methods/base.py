@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from fkdapp.params import Param, check_params, defaults
 from realdata.data import ImageData, normalize, resize_channels
+from realdata.data.stream import materialize
 from realdata.distributed import global_batch
 from realdata.methods.needs import Needs
 
@@ -189,7 +190,7 @@ class Distiller(nn.Module):
     @staticmethod
     def _example_images(data: ImageData) -> Tensor:
         """Two of ``data``'s training images, normalised, on the CPU: what heads are sized from."""
-        return normalize(data.train_x[:2].cpu(), data.mean, data.std)
+        return normalize(materialize(data.train_x[:2]).cpu(), data.mean, data.std)
 
     def _example_outputs(self, data: ImageData) -> tuple[Outputs, list[Outputs]]:
         """The student's and the teachers' outputs on two of ``data``'s training images (to size heads from)."""

@@ -284,3 +284,31 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_if_never_killed(t
     assert env["resumed"] and env["resumed"][0]["world_size"] == WORLD  # the restarted workers resumed
     a, b = read_checkpoint(tmp_path / "whole" / "last.pt"), read_checkpoint(out / "last.pt")
     assert a["epoch"] == b["epoch"] == 30 and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="no torchrun beside this python")
+def test_torchrun_streams_class_folders_each_rank_decoding_its_shard(tmp_path, monkeypatch):
+    """The streaming path under torchrun: each rank's loader decodes its shard of every global batch; a teacher
+    trains and a student distils (KD), and the run is evaluated from its folder."""
+    from realdata.data import stream
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "realdata"))
+    from test_folders import make_folders
+
+    root = make_folders(tmp_path / "imgs", n_train=16, n_val=4)
+    common = ["--dataset", f"folder:{root}", "--stream", "--image-size", 16, "--data-workers", 1, "--epochs", 2,
+              "--batch-size", 8, "--device", "cpu", "--no-progress"]
+    torchrun("train", "--model", "resnet8", *common, "--out", tmp_path / "t")
+    torchrun("distill", "--teacher", tmp_path / "t" / "last.pt", "--student", "resnet8", "--method", "kd", *common,
+             "--out", tmp_path / "s")
+    rows = [json.loads(line) for line in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and json.loads((tmp_path / "s" / "environment.json").read_text())[
+        "world_size"] == WORLD
+    shards = []  # what each rank's loader is asked for: disjoint halves of every global batch
+    monkeypatch.setattr(stream, "_loader", lambda ds, keys, *a: shards.append(keys) or iter(()))
+    order = torch.randperm(16)
+    for rank in range(WORLD):
+        list(stream.train_batches(stream.ImageFiles([f"{i}.png" for i in range(16)], 16), order, 5, 8, 1,
+                                  shard=(rank, WORLD)))
+    first = [sorted(i for i, _ in batch) for batch in (shards[0][0], shards[1][0])]
+    assert len(first[0]) == len(first[1]) == 4 and sorted(first[0] + first[1]) == sorted(order[:8].tolist())
