@@ -75,7 +75,9 @@ def model_checkpoint(model: nn.Module, arch: str, num_classes: int, in_channels:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint file as a dict with a ``'model'`` state dict (tensors only: loaded with weights_only)."""
+    """A checkpoint file as a dict with a ``'model'`` state dict (tensors only: loaded with weights_only). A bare
+    state dict (torchvision's published weights, ``resnet34-333f7ec4.pth``) is read as ``{'model': it}``; it records
+    no architecture, so it is named where it is used (``--teacher FILE:resnet34``)."""
     path = Path(path)
     if path.is_dir():
         inside = [n for n in ("best.pt", "last.pt") if (path / n).is_file()]
@@ -94,6 +96,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if "weights only load failed" in reason.lower():
             reason = "not a plain torch checkpoint (its weights-only load failed)"
         raise CheckpointError(f"cannot read checkpoint {path}: {reason[:80]}") from None
+    bare = isinstance(ckpt, dict) and ckpt and "model" not in ckpt
+    if bare and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        ckpt = {"model": ckpt}
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise CheckpointError(f"{path} is not a model checkpoint (expected a dict with a 'model' state dict)")
     bad = [k for k, v in ckpt["model"].items() if not isinstance(v, torch.Tensor)]

@@ -89,7 +89,8 @@ def check_fits(n: int, shape: tuple[int, ...], where: object) -> None:
     need, have = 2 * n * int(np.prod(shape)), available_memory()
     if have is not None and need > have:
         raise DataError(f"{where}: {n} images of {shape[0]}x{shape[1]} need about {need / 2**30:.1f} GiB and this "
-                        f"machine has {have / 2**30:.1f} GiB free; stream them (--stream) or give a smaller --image-size")
+                        f"machine has {have / 2**30:.1f} GiB free; stream them (--stream) or give a smaller "
+                        "--image-size")
 
 
 def load_image_folder(name: str, image_size: int | None = None, skip_bad: bool = False, stream: bool = False,

@@ -1,4 +1,6 @@
-"""The standard CIFAR model zoo of the CRD benchmark (Tian et al. 2020), a name -> builder registry.
+"""The standard CIFAR model zoo of the CRD benchmark (Tian et al. 2020) and ImageNet's standard pairs
+(:mod:`.imagenet`: torchvision's resnet18 / resnet34 / resnet50 and mdistiller's MobileNetV1), a name -> builder
+registry.
 
 Every model's state dict matches CRD's published checkpoints entry for entry (`{'model': state_dict}` files load
 with `strict=True`), and every model is a `ZooModel`: `forward(x)` gives logits, `forward_features(x)` gives
@@ -8,7 +10,7 @@ with `strict=True`), and every model is a `ZooModel`: `forward(x)` gives logits,
 from collections.abc import Callable
 from functools import partial
 
-from realdata.models import resnet, vgg, wrn
+from realdata.models import imagenet, resnet, vgg, wrn
 from realdata.models.base import ZooModel
 from realdata.models.external import ExternalModel, is_spec, load_factory
 from realdata.models.mobilenetv2 import MobileNetV2
@@ -24,6 +26,8 @@ MODELS: dict[str, Callable[..., ZooModel]] = {
     "ShuffleV1": ShuffleV1,
     "ShuffleV2": ShuffleV2,
     "ResNet50": ResNet50,
+    **{name: partial(imagenet.ImageNetResNet, name) for name in imagenet.CONFIGS},
+    "MobileNetV1": imagenet.MobileNetV1,
 }
 
 
