@@ -60,6 +60,7 @@ def test_files_stand_in_for_a_tensor_through_subsets_and_splits(tmp_path):
     assert not set(split.train_x.index) & set(split.val_x.index)
 
 
+@pytest.mark.slow
 def test_a_teacher_and_every_kind_of_method_train_streamed_and_workers_change_nothing(tmp_path):
     root = make_folders(tmp_path / "imgs", n_train=16, n_val=6, size=20)
     teacher = TrainConfig(model="resnet8", data_workers=0, **base(tmp_path, root, 80))
