@@ -77,3 +77,14 @@ def test_the_imagenet_configs_train_a_teacher_and_distil_students_at_tiny_size(t
     summary = run_training(tiny(CONFIGS / "resnet50-MobileNetV1" / "kd.json", tmp_path,
                                 teachers=[str(tmp_path / "r50" / "last.pt")]), tmp_path / "mv1")
     assert summary["last_acc"] is not None
+
+
+def test_the_published_imagenet_numbers_are_data_with_their_sources():
+    published = json.loads((CONFIGS / "published.json").read_text())
+    cells = published["cells"]
+    assert {c["pair"] for c in cells} == {"resnet34->resnet18", "resnet50->MobileNetV1"}
+    for c in cells:
+        assert isinstance(c["top1"], float) and 50 < c["top1"] < 90 and "@" in c["source"], c
+    have = {(c["pair"], c["method"]) for c in cells}
+    for pair in ("resnet34->resnet18", "resnet50->MobileNetV1"):  # every method with a config here has its number
+        assert {(pair, m) for m in ("teacher", "student", "kd", "crd", "dkd")} <= have, pair

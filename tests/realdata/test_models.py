@@ -32,7 +32,9 @@ def spec_state_dict(name: str) -> dict[str, torch.Tensor]:
 
 
 def test_registry_is_the_zoo() -> None:
-    assert sorted(MODELS) == sorted(NAMES)
+    """The CIFAR zoo of the spec, and ImageNet's pairs (their entries: tests/realdata/test_imagenet.py)."""
+    imagenet = json.loads((Path(__file__).parents[1] / "data" / "imagenet_entries.json").read_text())["entries"]
+    assert sorted(MODELS) == sorted([*NAMES, *imagenet])
 
 
 @pytest.mark.parametrize("name", NAMES)

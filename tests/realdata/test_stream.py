@@ -111,3 +111,18 @@ def test_bad_streamed_input_is_one_line(tmp_path):
     assert "2.png is not a readable image" in str(err.value) and "\n" not in str(err.value)
     data = load_dataset(f"folder:{root}", "x", image_size=16, stream=True, skip_bad=True)
     assert len(data.train_x) == 23 and data.skipped[0].endswith("2.png")
+
+
+def test_the_documented_feeding_ratios_are_the_benchmarks_record():
+    """docs/usage.md quotes benchmarks/results/feeding_cpu.json (made by benchmarks/bench_feeding.py)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    r = json.loads((root / "benchmarks" / "results" / "feeding_cpu.json").read_text())
+    doc = " ".join((root / "docs" / "usage.md").read_text().split())
+    for path in ("resident", "streamed"):
+        for what in ("train", "eval"):
+            v = [r["rows"][m][f"{path}_over_baseline_{what}"] for m in ("ce", "kd", "fkd")]
+            assert f"{min(v):.2f}-{max(v):.2f}x" in doc, (path, what)
+    assert f"{r['device']} CPU, one compute thread and {r['workers']} loader worker" in doc
