@@ -163,9 +163,8 @@ def slug(name: str) -> str:
     return name.replace(", ", "-").replace(" ", "").replace("=", "")
 
 
-def run(a: Options) -> None:
-    """The study's phases from ``a.start`` to ``a.until`` (each run resumes; finished runs are skipped), then its
-    tables, record and figure."""
+def check_options(a: Options) -> list[str]:
+    """The methods of ``a`` (one UserError line for methods, ensemble sizes or phases it cannot run)."""
     methods = a.methods.split(",")
     unknown = sorted(set(methods) - {"ce", "fkd", *WEIGHTED})
     if unknown or "fkd" not in methods or "kd" not in methods:
@@ -174,76 +173,105 @@ def run(a: Options) -> None:
         raise UserError(f"--ensemble sizes must lie in 1..{len(MEMBERS)}, got {a.ensemble}")
     if PHASES.index(a.start) > PHASES.index(a.until):
         raise UserError(f"--from {a.start} comes after --until {a.until}; phases run in the order {', '.join(PHASES)}")
-    study = Study(a)
-    phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
-    ledger = a.out / "seconds.json"
-    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {}
+    return methods
 
-    def run_phase(phase: str, jobs: list[Job]) -> None:
-        spent = run_jobs(jobs, a.jobs, a.threads, a.dry_run)
+
+class Ledger:
+    """The wall time of each phase, summed over sittings, kept in OUT/seconds.json."""
+
+    def __init__(self, a: Options) -> None:
+        self.a, self.path = a, a.out / "seconds.json"
+        self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def run(self, phase: str, jobs: list[Job]) -> None:
+        """Run the phase's unfinished jobs (side by side, resumable) and add its wall time."""
+        spent = run_jobs(jobs, self.a.jobs, self.a.threads, self.a.dry_run)
         if spent:
-            seconds[phase] = seconds.get(phase, 0.0) + spent
-            ledger.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(ledger, json.dumps(seconds) + "\n")
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + spent
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.seconds) + "\n")
 
+
+def lowlabel_rows(study: Study, methods: list[str], best_other: str | None) -> dict[str, Path]:
+    """The fewer-labels table's rows (name -> folder): the student alone, FKD, KD and the best other method, each
+    distilling also unlabelled images ('+ unlabelled')."""
+    rows = {}
+    for m in [*(["ce"] if "ce" in methods else []), "fkd", "kd", *([best_other] if best_other else [])]:
+        rows[m] = study.out / "lowlabel" / m
+        if m != "ce":
+            rows[f"{m} + unlabelled"] = study.out / "lowlabel" / f"{m}-unlabelled"
+    return rows
+
+
+def lowlabel_jobs(study: Study, rows: dict[str, Path], pick: dict, teacher: Job) -> list[Job]:
+    a = study.a
+    jobs = []
+    for name, folder in rows.items():
+        m = name.split(" ")[0]
+        extra = ("--train-size", str(a.low_labels), *(("--transfer-size", str(a.unlabelled))
+                                                      if "unlabelled" in name else ()))
+        jobs += [study.student_job(folder, m, pick[m], seed, [teacher], extra) for seed in a.report_seeds]
+    return jobs
+
+
+def recipe_rows(a: Options, pick: dict) -> dict[str, tuple[str, dict, tuple[str, ...]]]:
+    """FKD's recipe choices (name -> method, setting, extra flags): its head on unit features, the regulariser's
+    first power, and FKD and KD at a bigger batch (lr scaled with it)."""
+    fkd, kd = pick["fkd"]["params"], pick["kd"]["params"]
+    big = ("--batch-size", str(a.big_batch), "--lr", f"{0.05 * a.big_batch / 64:g}")
+    return {
+        "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": 1}}, ()),
+        "fkd, reg_power=1": ("fkd", {"params": {**fkd, "reg_power": 1, "feature_reg": fkd["feature_reg"] * 4}}, ()),
+        f"fkd, batch {a.big_batch}": ("fkd", {"params": fkd}, big),
+        f"kd, batch {a.big_batch}": ("kd", {"params": kd}, big),
+    }
+
+
+def selection_source(a: Options, given: dict) -> str:
+    """Where the choices came from, as the record says it."""
+    if not a.selection:
+        return "the selection runs"
+    return f"read from {a.selection}" + ("" if a.start != "select" else
+                                         f" for {', '.join(given)}; the selection runs for the others")
+
+
+def run(a: Options) -> None:
+    """The study's phases from ``a.start`` to ``a.until`` (each run resumes; finished runs are skipped), then its
+    tables, record and figure."""
+    methods, study, ledger = check_options(a), Study(a), Ledger(a)
+    phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
     teacher = study.teacher(TEACHER)
     if set(phases) & {"select", "report", "lowlabel", "recipe"}:
-        run_phase("teachers", [teacher])
+        ledger.run("teachers", [teacher])
     # --selection with the select phase: the record's choices where it has them, selection runs for the others
     given = recorded(study, methods, a.selection, complete=a.start != "select") if a.selection else {}
     if "select" in phases:
-        run_phase("select", [study.student_job(a.out / "select" / m / f"set{i}", m, s, seed, [teacher])
-                             for m in methods if m not in given for i, s in enumerate(settings(m, a.settings))
-                             for seed in a.select_seeds])
+        ledger.run("select", [study.student_job(a.out / "select" / m / f"set{i}", m, s, seed, [teacher])
+                              for m in methods if m not in given for i, s in enumerate(settings(m, a.settings))
+                              for seed in a.select_seeds])
     choice = {m: given[m] if m in given else chosen(study, m) for m in methods}
-    source = "the selection runs"
-    if a.selection:
-        source = f"read from {a.selection}" + ("" if a.start != "select" else
-                                               f" for {', '.join(given)}; the selection runs for the others")
     ready = all(c[0] >= 0 for c in choice.values())
     pick = {m: c[1] for m, c in choice.items()}
     others = [m for m in methods if m not in ("ce", "kd", "fkd")]
     best_other = max(others, key=lambda m: choice[m][2][choice[m][0]]["mean_val_acc"]) if ready and others else None
-    report = lambda m: a.out / "report" / m  # noqa: E731
-    if ready and "report" in phases:
-        # seed by seed: a report stopped early has every method on the same seeds
-        run_phase("report", [study.student_job(report(m), m, pick[m], seed, [teacher]) for seed in a.report_seeds
-                             for m in methods])
-    low = {}
-    if ready and "lowlabel" in phases:
-        for m in [*(["ce"] if "ce" in methods else []), "fkd", "kd", *([best_other] if best_other else [])]:
-            low[m] = a.out / "lowlabel" / m
-            if m != "ce":
-                low[f"{m} + unlabelled"] = a.out / "lowlabel" / f"{m}-unlabelled"
-        jobs = []
-        for name, folder in low.items():
-            m = name.split(" ")[0]
-            extra = ("--train-size", str(a.low_labels), *(("--transfer-size", str(a.unlabelled))
-                                                          if "unlabelled" in name else ()))
-            jobs += [study.student_job(folder, m, pick[m], seed, [teacher], extra) for seed in a.report_seeds]
-        run_phase("lowlabel", jobs)
-    recipe_rows = {}
-    if ready and "recipe" in phases:
-        fkd, kd = pick["fkd"]["params"], pick["kd"]["params"]
-        big = ("--batch-size", str(a.big_batch), "--lr", f"{0.05 * a.big_batch / 64:g}")
-        recipe_rows = {
-            "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": 1}}, ()),
-            "fkd, reg_power=1": ("fkd", {"params": {**fkd, "reg_power": 1, "feature_reg": fkd["feature_reg"] * 4}},
-                                 ()),
-            f"fkd, batch {a.big_batch}": ("fkd", {"params": fkd}, big),
-            f"kd, batch {a.big_batch}": ("kd", {"params": kd}, big),
-        }
-        run_phase("recipe", [study.student_job(a.out / "recipe" / slug(name), m, s, seed, [teacher], extra)
-                       for name, (m, s, extra) in recipe_rows.items() for seed in a.report_seeds])
-    es = tuple(a.ensemble)
-    members = study.members()[: max(es)]
+    if ready and "report" in phases:  # seed by seed: a report stopped early has every method on the same seeds
+        ledger.run("report", [study.student_job(a.out / "report" / m, m, pick[m], seed, [teacher])
+                              for seed in a.report_seeds for m in methods])
+    low = lowlabel_rows(study, methods, best_other) if ready and "lowlabel" in phases else {}
+    if low:
+        ledger.run("lowlabel", lowlabel_jobs(study, low, pick, teacher))
+    recipe = recipe_rows(a, pick) if ready and "recipe" in phases else {}
+    if recipe:
+        ledger.run("recipe", [study.student_job(a.out / "recipe" / slug(name), m, s, seed, [teacher], extra)
+                              for name, (m, s, extra) in recipe.items() for seed in a.report_seeds])
+    es, members = tuple(a.ensemble), study.members()[: max(a.ensemble)]
     if ready and "ensemble" in phases:
-        run_phase("teachers", members)
-        run_phase("ensemble", [study.student_job(a.out / "ensemble" / f"{m}-E{e}", m, pick[m], seed, members[:e])
-                         for e in es for m in ("fkd", "kd") for seed in a.report_seeds])
-    if a.dry_run:
-        return
-    write_results(study, methods, choice, source, best_other, recipe_rows, members, es, low, seconds, phases)
+        ledger.run("teachers", members)
+        ledger.run("ensemble", [study.student_job(a.out / "ensemble" / f"{m}-E{e}", m, pick[m], seed, members[:e])
+                                for e in es for m in ("fkd", "kd") for seed in a.report_seeds])
+    if not a.dry_run:
+        write_results(study, methods, choice, selection_source(a, given), best_other, recipe, members, es, low,
+                      ledger.seconds, phases)
 
 
 def ensemble_accuracy(study: Study, members: list[Job], e: int) -> float | None:
@@ -269,66 +297,24 @@ def write_results(study: Study, methods: list[str], choice: dict, source: str, b
                   recipe_rows: dict, members: list, es: tuple, low: dict, seconds: dict, phases: list[str]) -> None:
     """The tables, the record and the figure of the phases run; ``source``: where the selection came from."""
     a, out = study.a, study.out
-    lines = ["# Fashion-MNIST: every method tuned alike (resnet20 -> resnet8)", "",
-             f"{a.train_size} labelled images, {a.val_size} validation images, {a.epochs} epochs, batch "
-             f"{a.batch_size}; selection seeds {a.select_seeds} (validation), report seeds {a.report_seeds} (test). "
-             "Accuracy (%): mean ± 95% interval of the last epoch.", "",
-             f"## Selection (validation accuracy; {source})", "",
-             "| method | settings tried: mean validation accuracy | chosen |", "|---|---|---|"]
-    for m in methods:
-        i, _, records = choice[m]
-        tried = "; ".join(f"{r['setting']}: {r['mean_val_acc']:.2f}" for r in records)
-        lines.append(f"| {m} | {tried} | {records[i]['setting'] if i >= 0 else '(unfinished)'} |")
     summary: dict = {"selection": {m: {"chosen": c[0], "records": c[2]} for m, c in choice.items()},
                      "best_other": best_other, "seconds": seconds,
                      "selection_from": str(a.selection) if a.selection else None}
+    lines = selection_section(a, methods, choice, source)
     if "report" in phases:
-        test = {m: last_accs(out / "report" / m) for m in methods}
-        lines += ["", "## Test accuracy at the chosen settings", "", "| method | setting | test acc (%) | seeds |",
-                  "|---|---|---|---|"]
-        for m in sorted(methods, key=lambda m: -(sum(test[m]) / len(test[m]) if test[m] else 0)):
-            i = choice[m][0]
-            lines.append(f"| {m} | {choice[m][2][i]['setting'] if i >= 0 else '-'} | {fmt(test[m])} | "
-                         f"{len(test[m])} |")
-        diff = paired(out / "report" / "fkd", out / "report" / "kd")
-        lines.append(f"\nFKD - KD, paired by seed: {fmt(diff)} points ({', '.join(f'{d:+.2f}' for d in diff)})")
-        summary["test"] = {m: {"acc": v, "mean_ci": mean_ci(v) if v else None} for m, v in test.items()}
-        summary["fkd_minus_kd"] = diff
+        lines += report_section(out, methods, choice, summary)
     if recipe_rows:
-        lines += ["", "## FKD's recipe choices (report seeds)", "", "| row | test acc (%) | seeds |", "|---|---|---|"]
-        summary["recipe"] = {}
-        for name in recipe_rows:
-            v = last_accs(out / "recipe" / slug(name))
-            summary["recipe"][name] = v
-            lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
+        lines += rows_section(recipe_rows, summary, "recipe",
+                              ["", "## FKD's recipe choices (report seeds)", "", "| row | test acc (%) | seeds |",
+                               "|---|---|---|"], folder=lambda name: out / "recipe" / slug(name))
     if "ensemble" in phases:
-        own = {m.out.name: (last_row(m.out) or {}).get("test_acc") for m in members}
-        curve = {"teacher_ensemble": {str(e): ensemble_accuracy(study, members, e) for e in es}, "members": own}
-        lines += ["", "## Teachers that differ: the ensemble curve (report seeds)", "",
-                  "Members, in order, with their own test accuracy: "
-                  f"{', '.join(f'{n} ({a_:.2f}%)' if a_ is not None else n for n, a_ in own.items())} "
-                  "(ARCH-partIof4: trained on quarter I of the training images).",
-                  "", "| E | teacher ensemble test acc (%) | FKD | KD | FKD - KD, paired |", "|---|---|---|---|---|"]
-        for e in es:
-            f, k = (last_accs(out / "ensemble" / f"{m}-E{e}") for m in ("fkd", "kd"))
-            curve.setdefault("fkd", {})[str(e)], curve.setdefault("kd", {})[str(e)] = f, k
-            t = curve["teacher_ensemble"][str(e)]
-            d = paired(out / "ensemble" / f"fkd-E{e}", out / "ensemble" / f"kd-E{e}")
-            lines.append(f"| {e} | {'-' if t is None else f'{t:.2f}'} | {fmt(f)} | {fmt(k)} | {fmt(d)} |")
-        summary["ensemble"] = curve
-        points = {m: {e: mean_ci(v) if (v := curve[m].get(str(e))) else None for e in es} for m in ("fkd", "kd")}
-        ensemble_figure(points,
-                        {e: curve["teacher_ensemble"][str(e)] for e in es}, a.figures / f"{a.name}.png",
-                        "number of teachers E (different architectures, different quarters of the data)")
+        lines += ensemble_section(study, members, es, summary)
     if low:
-        lines += ["", f"## Fewer labels: {a.low_labels} labelled images (report seeds)", "",
-                  f"'+ unlabelled': the distillation terms also on {a.unlabelled} unlabelled training images.", "",
-                  "| student | test acc (%) | seeds |", "|---|---|---|"]
-        summary["lowlabel"] = {}
-        for name, folder in low.items():
-            v = last_accs(folder)
-            summary["lowlabel"][name] = v
-            lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
+        lines += rows_section(low, summary, "lowlabel",
+                              ["", f"## Fewer labels: {a.low_labels} labelled images (report seeds)", "",
+                               f"'+ unlabelled': the distillation terms also on {a.unlabelled} unlabelled training "
+                               "images.", "", "| student | test acc (%) | seeds |", "|---|---|---|"],
+                              folder=lambda name: low[name])
     env_file = next(out.glob("*/*/s*/environment.json"), None) or next(out.glob("*/*/*/s*/environment.json"), None)
     summary["environment"] = json.loads(env_file.read_text()) if env_file else None
     summary["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(a).items()}
@@ -339,3 +325,63 @@ def write_results(study: Study, methods: list[str], choice: dict, source: str, b
     atomic_write_text(a.figures / f"{a.name}.md", "\n".join(lines) + "\n")
     atomic_write_text(a.figures / f"{a.name}.json", json.dumps(summary, indent=2) + "\n")
     print("\n".join(lines))
+
+
+def selection_section(a: Options, methods: list[str], choice: dict, source: str) -> list[str]:
+    lines = ["# Fashion-MNIST: every method tuned alike (resnet20 -> resnet8)", "",
+             f"{a.train_size} labelled images, {a.val_size} validation images, {a.epochs} epochs, batch "
+             f"{a.batch_size}; selection seeds {a.select_seeds} (validation), report seeds {a.report_seeds} (test). "
+             "Accuracy (%): mean ± 95% interval of the last epoch.", "",
+             f"## Selection (validation accuracy; {source})", "",
+             "| method | settings tried: mean validation accuracy | chosen |", "|---|---|---|"]
+    for m in methods:
+        i, _, records = choice[m]
+        tried = "; ".join(f"{r['setting']}: {r['mean_val_acc']:.2f}" for r in records)
+        lines.append(f"| {m} | {tried} | {records[i]['setting'] if i >= 0 else '(unfinished)'} |")
+    return lines
+
+
+def report_section(out: Path, methods: list[str], choice: dict, summary: dict) -> list[str]:
+    test = {m: last_accs(out / "report" / m) for m in methods}
+    lines = ["", "## Test accuracy at the chosen settings", "", "| method | setting | test acc (%) | seeds |",
+             "|---|---|---|---|"]
+    for m in sorted(methods, key=lambda m: -(sum(test[m]) / len(test[m]) if test[m] else 0)):
+        i = choice[m][0]
+        lines.append(f"| {m} | {choice[m][2][i]['setting'] if i >= 0 else '-'} | {fmt(test[m])} | {len(test[m])} |")
+    diff = paired(out / "report" / "fkd", out / "report" / "kd")
+    lines.append(f"\nFKD - KD, paired by seed: {fmt(diff)} points ({', '.join(f'{d:+.2f}' for d in diff)})")
+    summary["test"] = {m: {"acc": v, "mean_ci": mean_ci(v) if v else None} for m, v in test.items()}
+    summary["fkd_minus_kd"] = diff
+    return lines
+
+
+def rows_section(rows: dict, summary: dict, key: str, header: list[str], folder) -> list[str]:
+    """A table of named rows, each the last-epoch test accuracy of the runs in ``folder(name)``."""
+    lines, summary[key] = list(header), {}
+    for name in rows:
+        v = last_accs(folder(name))
+        summary[key][name] = v
+        lines.append(f"| {name} | {fmt(v)} | {len(v)} |")
+    return lines
+
+
+def ensemble_section(study: Study, members: list, es: tuple, summary: dict) -> list[str]:
+    a, out = study.a, study.out
+    own = {m.out.name: (last_row(m.out) or {}).get("test_acc") for m in members}
+    curve = {"teacher_ensemble": {str(e): ensemble_accuracy(study, members, e) for e in es}, "members": own}
+    lines = ["", "## Teachers that differ: the ensemble curve (report seeds)", "",
+             "Members, in order, with their own test accuracy: "
+             f"{', '.join(f'{n} ({a_:.2f}%)' if a_ is not None else n for n, a_ in own.items())} "
+             "(ARCH-partIof4: trained on quarter I of the training images).",
+             "", "| E | teacher ensemble test acc (%) | FKD | KD | FKD - KD, paired |", "|---|---|---|---|---|"]
+    for e in es:
+        f, k = (last_accs(out / "ensemble" / f"{m}-E{e}") for m in ("fkd", "kd"))
+        curve.setdefault("fkd", {})[str(e)], curve.setdefault("kd", {})[str(e)] = f, k
+        t = curve["teacher_ensemble"][str(e)]
+        d = paired(out / "ensemble" / f"fkd-E{e}", out / "ensemble" / f"kd-E{e}")
+        lines.append(f"| {e} | {'-' if t is None else f'{t:.2f}'} | {fmt(f)} | {fmt(k)} | {fmt(d)} |")
+    summary["ensemble"] = curve
+    points = {m: {e: mean_ci(v) if (v := curve[m].get(str(e))) else None for e in es} for m in ("fkd", "kd")}
+    ensemble_figure(points, {e: curve["teacher_ensemble"][str(e)] for e in es}, a.figures / f"{a.name}.png",
+                    "number of teachers E (different architectures, different quarters of the data)")
+    return lines

@@ -282,9 +282,11 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(tmp_path, d
     time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("Stopped: ") and "Traceback" not in err, err
+    # the second signal stops the run at once; one that comes after the first has already stopped it (its handlers
+    # given back) ends the process as SIGTERM does, which a shell reports as the same 143
+    assert proc.returncode in (143, -signal.SIGTERM) and "Traceback" not in err, err
+    if proc.returncode == 143:
+        assert err.strip().splitlines()[-1].startswith("Stopped: "), err
     # whichever way the two signals met the run, last.pt is whole (the one before, or the stop's own) and resumable
     assert read_checkpoint(out / "last.pt")["epoch"] >= 1 and len(saved) > 0
     assert not list(out.glob(".*.tmp"))

@@ -126,3 +126,28 @@ def test_the_documented_feeding_ratios_are_the_benchmarks_record():
             v = [r["rows"][m][f"{path}_over_baseline_{what}"] for m in ("ce", "kd", "fkd")]
             assert f"{min(v):.2f}-{max(v):.2f}x" in doc, (path, what)
     assert f"{r['device']} CPU, one compute thread and {r['workers']} loader worker" in doc
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_whole_process_group_stops_a_streamed_run_after_its_step(tmp_path):
+    """A terminal's Ctrl-C reaches the loader's workers too: they leave it to the run, which stops after the step
+    (exit 130, "Stopped: ...") and resumes."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = make_folders(tmp_path / "imgs", n_train=40, n_val=4)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "realdata", "train", "--model", "resnet8", "--dataset", f"folder:{root}", "--stream",
+           "--image-size", "16", "--data-workers", "1", "--epochs", "40", "--batch-size", "8", "--device", "cpu",
+           "--data-dir", str(tmp_path), "--no-progress", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text()):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to every process of the group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("Stopped: ")
