@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fkd import fkd_loss, kd_loss  # noqa: E402
 from fkdapp.runtime import device_name, write_json  # noqa: E402
+from realdata.checkpoints import load_model
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.data import load_dataset  # noqa: E402
 from realdata.data.subsets import balanced_indices  # noqa: E402
 from realdata.engine import run_training  # noqa: E402
 from realdata.models import build  # noqa: E402
-from realdata.runs import load_model  # noqa: E402
 
 
 def export(root: Path, train_size: int, test_size: int) -> None:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fkdapp.runtime import device_name, resolve_device  # noqa: E402
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.engine import run_training  # noqa: E402
-from realdata.runs import RunDir  # noqa: E402
+from realdata.runs import RunDir
 
 LAMBDAS = (1.0, 10.0, 100.0, 1000.0)
 BETAS = (1e-4, 1e-3, 1e-2)

@@ -24,7 +24,8 @@ from fkdapp.progress import Progress
 from fkdapp.runtime import atomic_write_text, is_main
 from fkdapp.settings import read_json_object
 from realdata import distributed
-from realdata import runs as runs_module
+from realdata import report as run_report
+from realdata.checkpoints import RunError, belongs_to, read_checkpoint
 from realdata.config import TrainConfig, code_in
 from realdata.data import DATASETS
 from realdata.engine import run_training
@@ -32,7 +33,7 @@ from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS
 from realdata.methods.plan import resolve
 from realdata.models import MODELS
-from realdata.runs import RunDir, RunError
+from realdata.runs import RunDir
 
 #: The recipe's defaults, read from the config dataclass: the one place they are written.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -355,7 +356,7 @@ def evaluate(checkpoints: tuple[Path, ...], dataset: str | None, arch: str | Non
     with user_errors():
         run = RunDir(Path(checkpoints[0]).parent)
         ckpt = Path(checkpoints[0])
-        if run.is_run() and ckpt.is_file() and not runs_module.belongs_to(runs_module.read_checkpoint(ckpt),
+        if run.is_run() and ckpt.is_file() and not belongs_to(read_checkpoint(ckpt),
                                                                           run.config()):  # a checkpoint knows its run
             raise RunError(f"{ckpt} is another run's checkpoint than {run.config_path} says; evaluate it outside "
                            "that folder, or put the run's own checkpoint back")
@@ -378,7 +379,7 @@ def evaluate(checkpoints: tuple[Path, ...], dataset: str | None, arch: str | Non
 def report(runs: tuple[Path, ...], output: Path | None) -> None:
     """A Markdown table of run folders (or folders holding them): last and best test accuracy over seeds."""
     with user_errors():
-        table = runs_module.report(runs)
+        table = run_report.report(runs)
     click.echo(table)
     if output is not None:
         with user_errors():

@@ -77,7 +77,7 @@ class TrainConfig:
     ``params`` (defaults filled in) and its rules are resolved by :func:`realdata.methods.plan.resolve`, whose
     ``plan.config`` is what a run saves, so a saved config.json is complete. This module imports no method.
     ``teachers`` are checkpoint paths; ``teacher_archs`` their architectures (None where still to be read from the
-    checkpoint: :func:`realdata.runs.load_teachers` fills them in).
+    checkpoint: :func:`realdata.checkpoints.load_teachers` fills them in).
     """
 
     model: str

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from fkd import fkd_loss
 from fkdapp.errors import ConfigError
 from fkdapp.runtime import resolve_device
+from realdata.checkpoints import RunError, load_model
 from realdata.data import (
     ImageData,
     adapt,
@@ -26,10 +27,6 @@ from realdata.data.stream import ImageFiles, materialize
 from realdata.data.stream import eval_batches as file_batches
 from realdata.methods import in_channels_of
 from realdata.models import ZooModel, is_spec
-from realdata.runs import (
-    RunError,
-    load_model,
-)
 
 
 @torch.no_grad()

@@ -13,7 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fkdapp.runtime import WriteError, atomic_save_figure
-from realdata.runs import RunError, RunGroup, collect
+from realdata.checkpoints import RunError
+from realdata.report import RunGroup, collect
 
 
 def curve(group: RunGroup, key: str = "test_acc") -> tuple[list[int], list[float], list[float]]:

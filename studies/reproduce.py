@@ -16,6 +16,7 @@ from fkdapp.errors import UserError
 from fkdapp.progress import Progress
 from fkdapp.runtime import DeviceError, atomic_write_text
 from realdata import distributed
+from realdata.checkpoints import RunError, load_model
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError, cifar_status
 from realdata.engine import NonFiniteLoss, run_training
@@ -23,7 +24,8 @@ from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS as DISTILLERS
 from realdata.methods.plan import resolve
 from realdata.models import MODELS
-from realdata.runs import RunDir, RunError, load_model, report
+from realdata.report import report
+from realdata.runs import RunDir
 from realdata.teachers import TeacherDirError, teacher_checkpoint
 
 DATASET = "cifar100"

@@ -16,6 +16,7 @@ from fkdapp.lock import FolderLock
 from fkdapp.progress import Progress
 from fkdapp.runtime import atomic_save, environment, write_json
 from realdata import distributed
+from realdata.checkpoints import LoadedModel, RunError, belongs_to, load_teachers, nonfinite_entries, read_checkpoint
 from realdata.config import TrainConfig
 from realdata.data import (
     ImageData,
@@ -27,15 +28,7 @@ from realdata.data.stream import materialize
 from realdata.engine.trainer import Interrupted, NonFiniteLoss, StopNow, Trainer, _StopSignal
 from realdata.methods.plan import RunPlan, resolve
 from realdata.models import ExternalModel, build
-from realdata.runs import (
-    LoadedModel,
-    RunDir,
-    RunError,
-    belongs_to,
-    load_teachers,
-    nonfinite_entries,
-    read_checkpoint,
-)
+from realdata.runs import RunDir
 
 
 def load_data(config: TrainConfig, download: bool, device: torch.device) -> tuple[ImageData, ImageData | None]:

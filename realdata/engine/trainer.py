@@ -34,6 +34,7 @@ from fkd import DOT
 from fkdapp.errors import ConfigError, Stopped, UserError
 from fkdapp.progress import Progress, clock
 from realdata import distributed
+from realdata.checkpoints import model_checkpoint
 from realdata.config import TrainConfig
 from realdata.data import (
     ImageData,
@@ -44,9 +45,6 @@ from realdata.data import (
 from realdata.data.stream import train_batches
 from realdata.evaluate import evaluate, kernel_alignment
 from realdata.methods import Distiller
-from realdata.runs import (
-    model_checkpoint,
-)
 
 
 class Interrupted(Stopped):

@@ -108,7 +108,7 @@ class Needs:
 
     def check_teachers(self, name: str, teachers: Sequence[Any], num_classes: int, in_channels: int,
                        data_name: str) -> None:
-        """One line where a loaded teacher (:class:`realdata.runs.LoadedModel`) cannot teach on the data: another
+        """One line where a loaded teacher (:class:`realdata.checkpoints.LoadedModel`) cannot teach on the data: another
         class count where logits are compared, or another channel count (1-channel images are repeated)."""
         for t in teachers:
             if self.logits and t.num_classes != num_classes:

@@ -17,7 +17,7 @@ class ZooModel(nn.Module, ABC):
 
     With ``unit_features`` True the head reads the pooled features scaled to unit length (a choice of some FKD
     recipes: FKD's ``norm_head``); the pooled features returned for distillation stay as they are. Checkpoints record
-    it (:func:`realdata.runs.model_checkpoint`), so a rebuilt model computes the same logits.
+    it (:func:`realdata.checkpoints.model_checkpoint`), so a rebuilt model computes the same logits.
     """
 
     unit_features: bool = False

@@ -23,12 +23,12 @@ from tiny_images import write_tiny_data
 from fkd import fkd_loss, pkt_loss, rkd_loss, sp_loss
 from fkdapp.runtime import atomic_save
 from realdata import distributed
+from realdata.checkpoints import model_checkpoint, read_checkpoint
 from realdata.cli import main
 from realdata.config import TrainConfig
 from realdata.data import ImageData
 from realdata.methods import METHODS
 from realdata.models import build
-from realdata.runs import model_checkpoint, read_checkpoint
 
 WORLD = 2
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))

@@ -13,8 +13,8 @@ from interrupt import train_until_killed
 from tiny_images import write_cifar100
 
 from fkdapp.runtime import atomic_save
+from realdata.checkpoints import read_checkpoint
 from realdata.models import build
-from realdata.runs import read_checkpoint
 from studies.reproduce import Options, make_plan
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "reproduce_cifar100.py"

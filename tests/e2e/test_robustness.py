@@ -21,8 +21,9 @@ from tiny_images import write_tiny_data
 import fkdapp.runtime as runtime
 from fkdapp.lock import FolderLock, LockedError, holder_identity
 from fkdapp.runtime import WriteError, atomic_write_text, read_jsonl
+from realdata.checkpoints import read_checkpoint
 from realdata.cli import main
-from realdata.runs import RunDir, read_checkpoint
+from realdata.runs import RunDir
 
 #: Metrics that measure time, not what was computed: they differ between a killed and a never-killed run.
 TIMING = ("seconds", "images_per_s", "eval_seconds", "train_seconds")

@@ -79,9 +79,10 @@ def test_a_file_in_the_way_of_the_output_folder(tmp_path):
 
 
 def test_realdata_full_disk_mid_run_keeps_the_last_good_checkpoint_and_resumes(tmp_path, monkeypatch):
+    from realdata.checkpoints import read_checkpoint
     from realdata.config import TrainConfig
     from realdata.engine import run_training
-    from realdata.runs import RunDir, read_checkpoint
+    from realdata.runs import RunDir
 
     data = write_tiny_data(tmp_path / "data")
     cfg = TrainConfig(model="resnet8", dataset="cifar10", epochs=3, batch_size=16, data_dir=str(data), device="cpu")

@@ -13,13 +13,13 @@ from fkdapp.errors import ConfigError, UserError
 from fkdapp.jsonfile import read_json
 from fkdapp.runtime import atomic_save
 from fkdapp.settings import parse_overrides
+from realdata.checkpoints import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
 from realdata.config import TrainConfig
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.methods import CE, METHODS
 from realdata.methods.plan import resolve
 from realdata.models import build
 from realdata.models.external import load_factory
-from realdata.runs import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import pytest
 import torch
 from test_folders import make_folders
 
+from realdata.checkpoints import CheckpointError, load_model
 from realdata.config import TrainConfig
 from realdata.engine import run_training
 from realdata.methods.plan import resolve
 from realdata.models import build
-from realdata.runs import CheckpointError, load_model
 
 ROOT = Path(__file__).parents[2]
 PINNED = json.loads((ROOT / "tests" / "data" / "imagenet_entries.json").read_text())

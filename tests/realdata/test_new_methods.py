@@ -12,6 +12,7 @@ from tiny_images import image_data, write_tiny_data
 
 from fkd import at_loss
 from fkdapp.runtime import atomic_save
+from realdata.checkpoints import model_checkpoint, read_checkpoint
 from realdata.cli import main
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import ImageData
@@ -19,7 +20,6 @@ from realdata.engine import run_training
 from realdata.methods import METHODS
 from realdata.methods.plan import resolve
 from realdata.models import build
-from realdata.runs import model_checkpoint, read_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from fkdapp.runtime import atomic_save
+from realdata.checkpoints import read_checkpoint
 from realdata.cli import main
 from realdata.config import TrainConfig
 from realdata.engine import load_data
 from realdata.models import build
-from realdata.runs import read_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 from test_folders import make_folders
 
+from realdata.checkpoints import read_checkpoint
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError, load_dataset
 from realdata.data.stream import ImageFiles, _resized_crop_box, eval_view, train_view
 from realdata.engine import Interrupted, Trainer, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods.plan import resolve
-from realdata.runs import read_checkpoint
 
 
 def base(tmp_path, root, size, **kw):

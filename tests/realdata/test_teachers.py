@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from fkdapp.runtime import atomic_save
+from realdata.checkpoints import load_model
 from realdata.models import build
-from realdata.runs import load_model
 from realdata.teachers import TeacherDirError, teacher_checkpoint
 
 

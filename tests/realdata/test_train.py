@@ -1,4 +1,4 @@
-"""realdata.engine / realdata.runs / realdata.config: the loop, run folders, checkpoints, resume, NaN stop."""
+"""realdata.engine, runs, checkpoints and config: the loop, run folders, checkpoints, resume, NaN stop."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from interrupt import train_until_killed
 from tiny_images import write_tiny_data
 
 from fkdapp.runtime import atomic_save
+from realdata.checkpoints import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
 from realdata.config import ConfigError, TrainConfig, scale_milestones
 from realdata.data import load_dataset, normalize
 from realdata.engine import NonFiniteLoss, run_training
@@ -17,7 +18,6 @@ from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import CE, METHODS
 from realdata.methods.plan import resolve
 from realdata.models import build
-from realdata.runs import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
 
 
 @pytest.fixture(scope="module")
