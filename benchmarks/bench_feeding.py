@@ -14,7 +14,8 @@ PNG class folders; then, on the same folder, the same model (resnet8, 3 channels
 Each trains a teacher (CE) and a student by KD and by FKD (from the same teacher) for ``--epochs`` epochs, the first
 taken as warm-up; reported: training images/s of the later epochs, and evaluation images/s over the test folder.
 Ratios are measured in this run; absolute numbers drift on a shared machine. Results go to
-``benchmarks/results/feeding_cpu.json``.
+``benchmarks/results/feeding_cpu.json``. ``--synthetic`` uses generated images instead of Fashion-MNIST (for a
+machine without it: the device check runs it on the GPU, ``--device cuda``).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_feeding.py   # needs dataset-fashion-mnist; ~6 min, 2 cores
 """
@@ -60,6 +61,22 @@ def export(root: Path, train_size: int, test_size: int) -> None:
             Image.fromarray(x[0].numpy()).convert("RGB").save(folder / f"{i:05d}.png")
 
 
+def export_synthetic(root: Path, train_size: int, test_size: int, classes: int = 10, size: int = 28) -> None:
+    """Generated RGB PNG class folders (class k a bright band at rows 2k, 2k+1 over noise), for a machine without
+    Fashion-MNIST."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", train_size), ("val", test_size)):
+        for i in range(n):
+            k = i % classes
+            x = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            x[2 * k: 2 * k + 2] = 230
+            folder = root / split / f"class{k:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x).save(folder / f"{i:05d}.png")
+
+
 class RepDistillerFolder(Dataset):
     """The baseline's Dataset: one PNG decoded, padded by 4 and cropped, flipped and normalised per ``__getitem__``
     (RepDistiller's ``transforms.Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), ToTensor(),
@@ -91,19 +108,21 @@ class RepDistillerFolder(Dataset):
 
 
 def baseline(root: Path, method: str, teacher: Path | None, epochs: int, batch: int, workers: int, mean, std,
-             lr: float = 0.05) -> dict:
+             device: torch.device, lr: float = 0.05) -> dict:
     """The RepDistiller-style loop: images/s of the epochs after the first, and of one evaluation pass."""
     torch.manual_seed(0)
-    student = build("resnet8", num_classes=10, in_channels=3)
-    t = None if teacher is None else load_model(teacher).model.eval()
+    student = build("resnet8", num_classes=10, in_channels=3).to(device)
+    t = None if teacher is None else load_model(teacher).model.to(device).eval()
+    pin = device.type == "cuda"
     opt = torch.optim.SGD(student.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     train = DataLoader(RepDistillerFolder(root, "train", mean, std, True), batch_size=batch, shuffle=True,
-                       num_workers=workers, drop_last=True, persistent_workers=workers > 0)
+                       num_workers=workers, drop_last=True, persistent_workers=workers > 0, pin_memory=pin)
     rates = []
     for _ in range(epochs):
         student.train()
         start, n = time.perf_counter(), 0
         for x, y in train:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits, pooled, _ = student.forward_features(x)
             loss = F.cross_entropy(logits, y)
             if t is not None:
@@ -115,29 +134,58 @@ def baseline(root: Path, method: str, teacher: Path | None, epochs: int, batch: 
             loss.backward()
             opt.step()
             n += x.shape[0]
+        sync(device)
         rates.append(n / (time.perf_counter() - start))
-    test = DataLoader(RepDistillerFolder(root, "val", mean, std, False), batch_size=1000, num_workers=workers)
+    test = DataLoader(RepDistillerFolder(root, "val", mean, std, False), batch_size=1000, num_workers=workers,
+                      pin_memory=pin)
     student.eval()
     start, n = time.perf_counter(), 0
     with torch.no_grad():
         for x, _ in test:
-            student(x)
+            student(x.to(device, non_blocking=True))
             n += x.shape[0]
+    sync(device)
     return {"train_images_per_s": float(np.mean(rates[1:])), "eval_images_per_s": n / (time.perf_counter() - start)}
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def ours(root: Path, out: Path, method: str, teacher: Path | None, epochs: int, batch: int, workers: int,
-         stream: bool) -> dict:
+         stream: bool, device: torch.device) -> dict:
     """A ``realdata`` run (resident or streamed): images/s of the epochs after the first, and of its last
     evaluation (the whole test folder)."""
     fields = {"method": method, "teachers": (str(teacher),)} if teacher is not None else {}
-    config = TrainConfig(model="resnet8", dataset=f"folder:{root}", epochs=epochs, batch_size=batch, device="cpu",
+    config = TrainConfig(model="resnet8", dataset=f"folder:{root}", epochs=epochs, batch_size=batch, device=str(device),
                          stream=stream, image_size=28, data_workers=workers, data_dir=str(root), **fields)
     run_training(config, out)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     n_test = sum(1 for _ in (root / "val").rglob("*.png"))
     return {"train_images_per_s": float(np.mean([r["images_per_s"] for r in rows[1:]])),
             "eval_images_per_s": n_test / rows[-1]["eval_seconds"]}
+
+
+def measure(root: Path, tmp: Path, epochs: int, batch: int, workers: int, device: torch.device) -> dict:
+    """The three paths' rows (CE teacher, then KD and FKD from it) on the class folders ``root``, with ratios."""
+    stats = load_dataset(f"folder:{root}", "x")
+    teacher, rows = tmp / "teacher", {}
+    for method in ("ce", "kd", "fkd"):
+        t = None if method == "ce" else teacher / "last.pt"
+        row = {
+            "resident": ours(root, teacher if method == "ce" else tmp / f"r-{method}", method, t, epochs, batch,
+                             workers, False, device),
+            "streamed": ours(root, tmp / f"s-{method}", method, t, epochs, batch, workers, True, device),
+            "repdistiller_style": baseline(root, method, t, epochs, batch, workers, stats.mean, stats.std, device),
+        }
+        for path in ("resident", "streamed"):
+            for what in ("train", "eval"):
+                row[f"{path}_over_baseline_{what}"] = row[path][f"{what}_images_per_s"] / \
+                    row["repdistiller_style"][f"{what}_images_per_s"]
+        rows[method] = row
+        print(method, json.dumps(row), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -147,34 +195,21 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1, help="DataLoader workers of (b) and (c) [default: 1, of 2 cores]")
+    ap.add_argument("--synthetic", action="store_true", help="generated images instead of Fashion-MNIST")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/feeding_cpu.json"))
     a = ap.parse_args()
     torch.set_num_threads(1)
-    result: dict = {"device": device_name(torch.device("cpu")), "torch": torch.__version__, "model": "resnet8",
-                    "images": "Fashion-MNIST as RGB PNG class folders, 28 x 28", "train_size": a.train_size,
-                    "test_size": a.test_size, "epochs": a.epochs, "batch_size": a.batch_size, "workers": a.workers,
-                    "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_feeding.py", "rows": {}}
+    device = torch.device(a.device)
+    result: dict = {"device": device_name(device), "torch": torch.__version__, "model": "resnet8",
+                    "images": ("generated" if a.synthetic else "Fashion-MNIST") + " as RGB PNG class folders, 28 x 28",
+                    "train_size": a.train_size, "test_size": a.test_size, "epochs": a.epochs,
+                    "batch_size": a.batch_size, "workers": a.workers,
+                    "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_feeding.py"}
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "fmnist"
-        export(root, a.train_size, a.test_size)
-        stats = load_dataset(f"folder:{root}", "x")
-        teacher = Path(tmp) / "teacher"
-        for method in ("ce", "kd", "fkd"):
-            t = None if method == "ce" else teacher / "last.pt"
-            row = {
-                "resident": ours(root, teacher if method == "ce" else Path(tmp) / f"r-{method}", method, t, a.epochs,
-                                 a.batch_size, a.workers, False),
-                "streamed": ours(root, Path(tmp) / f"s-{method}", method, t, a.epochs, a.batch_size, a.workers, True),
-                "repdistiller_style": baseline(root, method, t, a.epochs, a.batch_size, a.workers, stats.mean,
-                                               stats.std),
-            }
-            base = row["repdistiller_style"]
-            for path in ("resident", "streamed"):
-                for what in ("train", "eval"):
-                    row[f"{path}_over_baseline_{what}"] = row[path][f"{what}_images_per_s"] / \
-                        base[f"{what}_images_per_s"]
-            result["rows"][method] = row
-            print(method, json.dumps(row), flush=True)
+        root = Path(tmp) / "images"
+        (export_synthetic if a.synthetic else export)(root, a.train_size, a.test_size)
+        result["rows"] = measure(root, Path(tmp), a.epochs, a.batch_size, a.workers, device)
     write_json(a.output, result)
 
 

@@ -12,7 +12,9 @@ Parts (each writes ``OUT/<part>.json``; the summary of all goes to ``OUT/device_
   ``--engine batched`` on the device: wall time of each and how many students' views differ between them;
 - ``realdata_*``: images/s of resnet32x4 -> resnet8x4 for ce, kd, fkd, sp, pkt, rkd with bf16 autocast,
   channels_last and torch.compile on and off (``bench_realdata_step.py``), and the device-resident batcher against a
-  ``torch.utils.data.DataLoader`` over CPU tensors and against a loop over batches already on the device.
+  ``torch.utils.data.DataLoader`` over CPU tensors and against a loop over batches already on the device;
+- ``feeding_paths``: ``bench_feeding.py`` on the device with generated PNG class folders: the resident, the
+  streamed (``--stream``) and a RepDistiller-style DataLoader loop, images/s of CE, KD and FKD and their ratios.
 
 ``--smoke`` runs every part at tiny size on the CPU (under 2 minutes), so the script cannot rot between GPU runs.
 
@@ -203,6 +205,11 @@ def main() -> None:
                                                      "--methods", "ce,kd,fkd,sp,pkt,rkd", *bench, *flags,
                                                      "--out", str(raw)], raw))
     part("realdata_feeding", lambda: dataloader_vs_device(device, args.smoke))
+    feeding = out / "feeding_paths_raw.json"
+    size = ["--train-size", "64", "--test-size", "32", "--epochs", "2", "--batch-size", "16", "--workers", "1"] \
+        if args.smoke else ["--train-size", "20000", "--test-size", "5000", "--batch-size", "256", "--workers", "8"]
+    part("feeding_paths", lambda: run([py, "benchmarks/bench_feeding.py", "--synthetic", "--device", dev, *size,
+                                       "--output", str(feeding)], feeding))
     write_json(out / "device_check.json", summary)
     failed = [n for n, r in summary["parts"].items() if r.get("error") or r.get("returncode")
               or r.get("failures") or r.get("errors")]

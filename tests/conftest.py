@@ -6,7 +6,8 @@ a failure, and a deadline miss that does not repeat on replay ends a run as "Fla
 
 The folders mirror the packages (fkd/, fkdapp/, multiview/, realdata/, studies/); e2e/ holds the tests that run
 subprocesses, torchrun, kills and scripts, all marked ``slow`` here, so ``pytest -m "not slow"`` (``make test-fast``)
-is the quick inner loop. The shared helpers (tiny_images, interrupt, user_models) live beside this file."""
+is the quick inner loop. The shared helpers (tiny_images: tiny data sets, class folders of generated images;
+interrupt; user_models) live beside this file, the shared fixtures (data_dir) here."""
 
 import sys
 from pathlib import Path
@@ -27,6 +28,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E in Path(item.path).parents:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Tiny CIFAR-10 and Fashion-MNIST files in their official formats (tests/tiny_images.py), one folder per test
+    module."""
+    from tiny_images import write_tiny_data
+
+    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Tiny learnable image data sets for the realdata trainer tests, in memory or in the official file formats.
+"""Tiny learnable image data sets for the realdata trainer tests, in memory, in the official file formats, or as
+a user's class folders of PNG and JPEG files (:func:`make_folders`).
 
 Class k is a bright band at rows 2k and 2k+1 (3x32x32 CIFAR-like or 1x28x28 Fashion-MNIST-like images) over
 dark noise, so a few SGD steps of the smallest model already lower the loss.
@@ -79,4 +80,26 @@ def write_tiny_data(root: Path) -> Path:
     """Both tiny data sets under ``root``: CIFAR-10 (40 training, 16 test images) and Fashion-MNIST (32, 16)."""
     write_cifar10(root, per_batch=8)
     write_fashion_mnist(root, n_train=32)
+    return root
+
+
+CLASSES = ("cat", "dog", "emu")
+
+
+def make_folders(root, n_train=8, n_val=4, size=16, modes=("RGB",)):
+    """ROOT/train/<class>/*.png|jpg and ROOT/val/<class>/*: each class a colour plus noise (learnable)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for c, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = np.zeros((size, size, 3), np.uint8)
+                base[..., c] = 200
+                img = np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)
+                mode = modes[i % len(modes)]
+                pil = Image.fromarray(img).convert(mode)
+                pil.save(folder / f"{i}.{'jpg' if i % 2 and mode in ('RGB', 'L') else 'png'}")
     return root

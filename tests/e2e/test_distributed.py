@@ -18,7 +18,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from click.testing import CliRunner
 from interrupt import train_until_killed
-from tiny_images import write_tiny_data
 
 from fkd import fkd_loss, pkt_loss, rkd_loss, sp_loss
 from fkdapp.runtime import atomic_save
@@ -178,11 +177,6 @@ def test_one_process_is_the_identity():
 # ---------------------------------------------------------------------------------------------- torchrun
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
-
-
 def torchrun(*args) -> subprocess.CompletedProcess:
     """``torchrun --standalone`` (a free port of its own) with 2 CPU processes."""
     cmd = [TORCHRUN, "--standalone", "--nproc-per-node", str(WORLD), "-m", "realdata", *map(str, args)]
@@ -290,10 +284,9 @@ def test_torchrun_restarts_a_killed_worker_and_the_run_ends_as_if_never_killed(t
 def test_torchrun_streams_class_folders_each_rank_decoding_its_shard(tmp_path, monkeypatch):
     """The streaming path under torchrun: each rank's loader decodes its shard of every global batch; a teacher
     trains and a student distils (KD), and the run is evaluated from its folder."""
-    from realdata.data import stream
+    from tiny_images import make_folders
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "realdata"))
-    from test_folders import make_folders
+    from realdata.data import stream
 
     root = make_folders(tmp_path / "imgs", n_train=16, n_val=4)
     common = ["--dataset", f"folder:{root}", "--stream", "--image-size", 16, "--data-workers", 1, "--epochs", 2,

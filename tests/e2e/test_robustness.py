@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from tiny_images import write_tiny_data
 
 import fkdapp.runtime as runtime
 from fkdapp.lock import FolderLock, LockedError, holder_identity
@@ -27,11 +26,6 @@ from realdata.runs import RunDir
 
 #: Metrics that measure time, not what was computed: they differ between a killed and a never-killed run.
 TIMING = ("seconds", "images_per_s", "eval_seconds", "train_seconds")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 def cli(*args):

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from tiny_images import write_tiny_data
 
 from fkdapp.errors import ConfigError, UserError
 from fkdapp.jsonfile import read_json
@@ -20,11 +19,6 @@ from realdata.methods import CE, METHODS
 from realdata.methods.plan import resolve
 from realdata.models import build
 from realdata.models.external import load_factory
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 def cfg(data_dir, **kw) -> TrainConfig:

@@ -8,29 +8,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_images import CLASSES, make_folders
 
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError, load_dataset
 from realdata.engine import run_training
-
-CLASSES = ("cat", "dog", "emu")
-
-
-def make_folders(root, n_train=8, n_val=4, size=16, modes=("RGB",)):
-    """ROOT/train/<class>/*.png|jpg and ROOT/val/<class>/*: each class a colour plus noise (learnable)."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("val", n_val)):
-        for c, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                base = np.zeros((size, size, 3), np.uint8)
-                base[..., c] = 200
-                img = np.clip(base + rng.integers(0, 40, base.shape), 0, 255).astype(np.uint8)
-                mode = modes[i % len(modes)]
-                pil = Image.fromarray(img).convert(mode)
-                pil.save(folder / f"{i}.{'jpg' if i % 2 and mode in ('RGB', 'L') else 'png'}")
-    return root
 
 
 def test_class_folders_load_with_their_classes_and_mixed_modes(tmp_path):

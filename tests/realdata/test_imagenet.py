@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_folders import make_folders
+from tiny_images import make_folders
 
 from realdata.checkpoints import CheckpointError, load_model
 from realdata.config import TrainConfig

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from interrupt import train_until_killed
-from tiny_images import image_data, write_tiny_data
+from tiny_images import image_data
 
 from fkd import at_loss
 from fkdapp.runtime import atomic_save
@@ -20,11 +20,6 @@ from realdata.engine import run_training
 from realdata.methods import METHODS
 from realdata.methods.plan import resolve
 from realdata.models import build
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")

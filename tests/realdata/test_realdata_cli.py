@@ -10,7 +10,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from interrupt import train_until_killed
-from tiny_images import write_tiny_data
 
 from fkdapp.runtime import atomic_save
 from realdata.checkpoints import read_checkpoint
@@ -18,11 +17,6 @@ from realdata.cli import main
 from realdata.config import TrainConfig
 from realdata.engine import load_data
 from realdata.models import build
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 def cli(*args: str):

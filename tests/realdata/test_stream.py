@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_folders import make_folders
+from tiny_images import make_folders
 
 from realdata.checkpoints import read_checkpoint
 from realdata.config import ConfigError, TrainConfig

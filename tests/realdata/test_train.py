@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 from interrupt import train_until_killed
-from tiny_images import write_tiny_data
 
 from fkdapp.runtime import atomic_save
 from realdata.checkpoints import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
@@ -18,11 +17,6 @@ from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import CE, METHODS
 from realdata.methods.plan import resolve
 from realdata.models import build
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_data(tmp_path_factory.mktemp("data"))
 
 
 def save_teacher(path, arch="resnet8", seed=1, record_arch=True):
