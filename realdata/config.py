@@ -235,7 +235,8 @@ class TrainConfig:
                 _check_int("milestone", m, 1)
             if list(ms) != sorted(set(ms)) or (ms and ms[-1] >= self.epochs):
                 raise ConfigError(f"milestones must be increasing epochs in 1..{self.epochs - 1}, got "
-                                  f"{','.join(map(str, ms))}")
+                                  f"{','.join(map(str, ms))}; give --milestones within the {self.epochs} epochs "
+                                  "(--milestones '' for none)")
             self._fix("milestones", ms)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
