@@ -6,7 +6,9 @@ model with the same seed and recipe from each (``--dataset fashion_mnist --train
 folder:ROOT``) and reports both test accuracies per seed, their difference, the seconds to load each (the folder:
 PNG decoding with Pillow) and their ratio. The folder path differs in the order of its images (sorted by class and
 file) and in its per-channel statistics (computed from its training images), so the two runs are not bit-identical:
-the question is whether they agree within run-to-run noise. Results go to ``benchmarks/results/folders_cpu.json``.
+the question is whether they agree within run-to-run noise. The same folders are also read streamed (``--stream
+--image-size 28``: decoded per batch by a DataLoader worker, as RGB, cropped and flipped per image with Pillow).
+Results go to ``benchmarks/results/folders_cpu.json``.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_folders.py   # needs dataset-fashion-mnist; ~5 min, 2 cores
 """
@@ -70,7 +72,9 @@ def main() -> None:
         for seed in seeds:
             row = {"seed": seed}
             for name, fields in (("builtin", {"dataset": "fashion_mnist", "train_size": a.train_size}),
-                                 ("folder", {"dataset": f"folder:{root}"})):
+                                 ("folder", {"dataset": f"folder:{root}"}),
+                                 ("streamed", {"dataset": f"folder:{root}", "stream": True, "image_size": 28,
+                                               "data_workers": 1})):
                 config = TrainConfig(model=a.model, epochs=a.epochs, seed=seed, device="cpu", batch_size=64,
                                      data_dir="data", **fields)
                 start = time.perf_counter()
@@ -78,6 +82,7 @@ def main() -> None:
                 row[name] = summary["last_acc"]
                 row[f"{name}_seconds"] = time.perf_counter() - start
             row["difference"] = row["folder"] - row["builtin"]
+            row["streamed_difference"] = row["streamed"] - row["builtin"]
             runs.append(row)
             print(json.dumps(row), flush=True)
     spread = [abs(runs[i]["builtin"] - runs[j]["builtin"]) for i in range(len(runs)) for j in range(i + 1, len(runs))]
@@ -85,6 +90,7 @@ def main() -> None:
         "device": device_name(torch.device("cpu")), "torch": torch.__version__, "model": a.model, "epochs": a.epochs,
         "train_size": a.train_size, "test_images": 10000, "runs": runs,
         "mean_difference": statistics.fmean(r["difference"] for r in runs),
+        "mean_streamed_difference": statistics.fmean(r["streamed_difference"] for r in runs),
         "builtin_seed_to_seed": max(spread) if spread else None,
         "export_seconds": export_s, "load_seconds": load,
         "load_ratio_folder_over_builtin": load["folder"] / load["builtin"],

@@ -108,5 +108,6 @@ def test_the_documented_folder_check_is_the_benchmarks_record():
     doc = " ".join((root / "docs" / "usage.md").read_text().split())
     for x in r["runs"]:
         assert f"{x['folder']:.2f}% against {x['builtin']:.2f}% (seed {x['seed']})" in doc
+        assert f"{x['streamed']:.2f}% against {x['builtin']:.2f}% (seed {x['seed']})" in doc
     assert f"the seeds differ by {r['builtin_seed_to_seed']:.2f} points" in doc
     assert f"{r['load_ratio_folder_over_builtin']:.1f}x the built-in loader's time" in doc
