@@ -195,7 +195,18 @@ def _loader(dataset: Dataset, keys: list, workers: int, pin: bool) -> Iterator[t
     workers = min(workers, os.cpu_count() or 1)  # no more processes than cores (they change no number)
     loader = DataLoader(dataset, batch_size=None, sampler=keys, num_workers=workers, pin_memory=pin,
                         prefetch_factor=2 if workers else None, persistent_workers=False)
-    for batch in loader:
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as e:  # a worker that died (killed for memory, a crash in a decoder): one line, not a trace
+            if "DataLoader worker" not in str(e):
+                raise
+            reason = str(e).strip().splitlines()[0][:120]
+            raise DataError(f"a data loader worker died ({reason}); give fewer --data-workers or a smaller "
+                            "--batch-size, then realdata resume the run") from None
         if isinstance(batch, str):
             raise DataError(batch)
         yield batch

@@ -151,3 +151,18 @@ def test_ctrl_c_to_the_whole_process_group_stops_a_streamed_run_after_its_step(t
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("Stopped: ")
+
+
+class _DiesInWorker(torch.utils.data.Dataset):
+    def __getitem__(self, batch):
+        import os
+
+        os._exit(9)  # as a worker killed for memory ends
+
+
+def test_a_loader_worker_that_dies_is_one_line():
+    from realdata.data.stream import _loader
+
+    with pytest.raises(DataError) as err:
+        list(_loader(_DiesInWorker(), [[0], [1]], workers=1, pin=False))
+    assert "a data loader worker died" in str(err.value) and "\n" not in str(err.value)
