@@ -1,8 +1,11 @@
-"""Studies made of many ``realdata`` runs: each run a command writing its own folder, run side by side and resumably.
+"""Studies made of many runs: each a :class:`Job` (a name, its run folder, its config), run side by side and
+resumably.
 
-A :class:`Job` is finished when its folder holds a run whose metrics reach the configured epochs; a study script
-lists its jobs, :func:`run_jobs` runs the unfinished ones (every command should pass ``--resume``, so a stopped
-study continues its runs from their last.pt), and :func:`last_rows` reads the finished runs back.
+A job is finished when its folder holds a run whose metrics reach its config's epochs. A study lists its jobs;
+:func:`run_jobs` runs the unfinished ones as ``realdata train|distill --config OUT.json --resume --out OUT`` commands
+(the config written beside the folder, so a stopped study continues each run from its last.pt), ``workers`` at a time;
+the reproduction runs them in this process (:func:`realdata.engine.run_training` with ``job.config``). :func:`last_rows`
+reads the finished runs back.
 """
 
 from __future__ import annotations
@@ -16,18 +19,41 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from realdata.config import TrainConfig
 from realdata.runs import RunDir
 
 
 @dataclass(frozen=True)
 class Job:
-    """One ``realdata`` command writing the run folder ``out``."""
+    """One run of a study: ``config`` trained into the folder ``out``."""
 
-    args: tuple[str, ...]
+    name: str
     out: Path
+    config: TrainConfig
+
+    def status(self) -> tuple[str, bool]:
+        """(what is there, whether it is finished)."""
+        run = RunDir(self.out)
+        if not run.is_run():
+            return "to do", False
+        rows = run.read_metrics()
+        done = rows[-1]["epoch"] if rows else 0
+        if done >= self.config.epochs:
+            return "done", True
+        return f"resume after epoch {done}", False
 
     def finished(self) -> bool:
-        return last_row(self.out) is not None
+        return self.status()[1]
+
+    @property
+    def config_file(self) -> Path:
+        """Where :func:`run_jobs` writes the config the command reads: ``OUT.json`` beside the run folder."""
+        return self.out.with_name(self.out.name + ".json")
+
+    def command(self) -> list[str]:
+        """The ``realdata`` arguments that run (or resume) this job from its config file."""
+        verb = "distill" if self.config.teachers else "train"
+        return [verb, "--config", str(self.config_file), "--resume", "--no-progress", "--out", str(self.out)]
 
 
 def realdata() -> str:
@@ -40,19 +66,21 @@ def run_jobs(jobs: list[Job], workers: int, threads: int, dry_run: bool) -> floa
     failure stops the script with its log's tail. Prints every job as [run] or [skip]; returns the wall time (s)."""
     todo = [j for j in jobs if not j.finished()]
     for j in jobs:
-        print(f"{'[run] ' if j in todo else '[skip]'} realdata {' '.join(j.args)}", flush=True)
+        print(f"{'[run] ' if j in todo else '[skip]'} {j.name}: realdata {' '.join(j.command())}", flush=True)
     if dry_run or not todo:
         return 0.0
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
 
     def one(job: Job) -> None:
         job.out.parent.mkdir(parents=True, exist_ok=True)
+        job.config.save(job.config_file)
         log = job.out.with_suffix(".log")
         with open(log, "a") as f:
-            rc = subprocess.run([realdata(), *job.args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+            rc = subprocess.run([realdata(), *job.command()], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
         if rc != 0:
             tail = log.read_text().strip().splitlines()[-3:]
-            raise SystemExit(f"Error: realdata {' '.join(job.args)} failed (exit {rc}); {log}:\n" + "\n".join(tail))
+            raise SystemExit(f"Error: realdata {' '.join(job.command())} failed (exit {rc}); {log}:\n" +
+                             "\n".join(tail))
         print(f"done: {job.out}", flush=True)
 
     start = time.time()

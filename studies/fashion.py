@@ -11,21 +11,22 @@ from pathlib import Path
 from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.stats import format_mean_ci, mean_ci
+from realdata.config import TrainConfig
 from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
 from studies.figures import ensemble_figure
 
 STUDENT, PAIR_TEACHER, MEMBER = "resnet8", "resnet20", "resnet8"
-#: The methods table's rows: name -> (method, extra flags).
+#: The methods table's rows: name -> (method, its parameters beside the defaults).
 #: The initialisation stage (FT, FSP) scaled with training like the lr milestones: the benchmark's 30 init epochs
 #: of 240 epochs are 2.5 of the study's 20, rounded up.
-INIT = ["--param", "init_epochs=3"]
+INIT = {"init_epochs": 3.0}
 #: The study's methods: the CRD benchmark's rows and DKD, as it ran (the methods after DKD have their own check,
 #: scripts/fashion_mnist_new_methods.sh).
 STUDY_METHODS = ("kd", "dkd", "fkd", "sp", "pkt", "rkd", "at", "fitnet", "crd", "cc", "vid", "nst", "ft", "ab", "fsp")
-ROWS: dict[str, tuple[str, list[str]]] = {
-    **{m: (m, INIT if "init_epochs" in METHODS[m].PARAMS else []) for m in STUDY_METHODS},
-    "fkd-noreg": ("fkd", ["--param", "feature_reg=0"]),
+ROWS: dict[str, tuple[str, dict[str, float]]] = {
+    **{m: (m, INIT if "init_epochs" in METHODS[m].PARAMS else {}) for m in STUDY_METHODS},
+    "fkd-noreg": ("fkd", {"feature_reg": 0.0}),
 }
 ENSEMBLE_METHODS = ("fkd", "kd")
 
@@ -63,35 +64,32 @@ class Options:
 def plan(args: Options) -> tuple[list[Job], list[Job], dict[int, list[Path]]]:
     """The teacher jobs, the student jobs and, per E, the checkpoints of the ensemble's members."""
     out = args.out
-    common = ["--dataset", "fashion_mnist", "--data-dir", args.data_dir, "--device", args.device,
-              "--batch-size", str(args.batch_size), "--eval-batch-size", str(args.eval_batch_size), "--resume",
-              "--no-progress"]
-    teacher_size = [] if args.teacher_train_size is None else ["--train-size", str(args.teacher_train_size)]
+    common = {"dataset": "fashion_mnist", "data_dir": args.data_dir, "device": args.device,
+              "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size}
 
     def teacher(arch: str, seed: int) -> Job:
-        folder = out / "teachers" / f"{arch}-s{seed}"
-        return Job(("train", "--model", arch, "--seed", str(seed), "--epochs", str(args.teacher_epochs),
-                    *teacher_size, "--out", str(folder), *common), folder)
+        return Job(f"teacher {arch} seed {seed}", out / "teachers" / f"{arch}-s{seed}",
+                   TrainConfig(model=arch, seed=seed, epochs=args.teacher_epochs, train_size=args.teacher_train_size,
+                               **common))
+
+    def student(name: str, folder: Path, seed: int, method: str = "ce", params: dict | None = None,
+                teachers: list[Job] = ()) -> Job:
+        return Job(f"{name} seed {seed}", folder / f"s{seed}", TrainConfig(
+            model=STUDENT, method=method, params=dict(params or {}), seed=seed, epochs=args.epochs,
+            train_size=args.train_size, teachers=tuple(str(t.out / "last.pt") for t in teachers), **common))
 
     members = [teacher(MEMBER, s) for s in range(max(args.ensemble, default=0))]
     teachers = [teacher(PAIR_TEACHER, 0), *members]
-    student = ["--epochs", str(args.epochs), "--train-size", str(args.train_size), *common]
     students = []
     for seed in args.seeds:
-        s = ["--seed", str(seed)]
-        folder = out / "methods" / "ce" / f"s{seed}"
-        students.append(Job(("train", "--model", STUDENT, *s, "--out", str(folder), *student), folder))
+        students.append(student(f"{STUDENT} alone", out / "methods" / "ce", seed))
         for name in args.rows:
-            method, extra = ROWS[name]
-            folder = out / "methods" / name / f"s{seed}"
-            students.append(Job(("distill", "--teacher", str(teachers[0].out / "last.pt"), "--student", STUDENT,
-                                 "--method", method, *extra, *s, "--out", str(folder), *student), folder))
+            method, params = ROWS[name]
+            students.append(student(name, out / "methods" / name, seed, method, params, teachers[:1]))
         for e in args.ensemble:
-            tt = [a for m in members[:e] for a in ("--teacher", str(m.out / "last.pt"))]
             for method in ENSEMBLE_METHODS:
-                folder = out / "ensemble" / f"{method}-E{e}" / f"s{seed}"
-                students.append(Job(("distill", *tt, "--student", STUDENT, "--method", method, *s, "--out",
-                                     str(folder), *student), folder))
+                students.append(student(f"{method} E {e}", out / "ensemble" / f"{method}-E{e}", seed, method,
+                                        teachers=members[:e]))
     return teachers, students, {e: [m.out / "last.pt" for m in members[:e]] for e in args.ensemble}
 
 

@@ -21,6 +21,7 @@ from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError, cifar_status
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.evaluate import evaluate_checkpoint
+from realdata.jobs import Job
 from realdata.methods import METHODS as DISTILLERS
 from realdata.methods.plan import resolve
 from realdata.models import MODELS
@@ -141,26 +142,6 @@ def parse_seeds(text: str) -> list[int]:
         return settings.parse_seeds(text)
     except ConfigError as e:
         raise PlanError(f"--seeds {e}") from None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run folder to bring to its last epoch (a student, or a teacher trained here)."""
-
-    name: str
-    out: Path
-    config: TrainConfig
-
-    def status(self) -> tuple[str, bool]:
-        """(what is there, whether it is finished)."""
-        run = RunDir(self.out)
-        if not run.is_run():
-            return "to do", False
-        rows = run.read_metrics()
-        done = rows[-1]["epoch"] if rows else 0
-        if done >= self.config.epochs:
-            return "done", True
-        return f"resume after epoch {done}", False
 
 
 @dataclass

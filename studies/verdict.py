@@ -13,6 +13,7 @@ from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.stats import format_mean_ci as fmt
 from fkdapp.stats import mean_ci
+from realdata.config import TrainConfig
 from realdata.jobs import Job, last_accs, last_row, last_rows, realdata, run_jobs
 from realdata.methods import METHODS
 from studies.figures import ensemble_figure
@@ -61,10 +62,10 @@ class Options:
 
 
 def settings(method: str, first: int = 6) -> list[dict]:
-    """The method's selection grid (its ``first`` settings): each as {"params": {...}} and/or {"flags": [...]}
-    (ce: weight decay)."""
+    """The method's selection grid (its ``first`` settings): each as {"params": {...}} (the method's) and/or
+    {"fields": {...}} (the run's config: ce's weight decay)."""
     if method == "ce":
-        grid = [{"flags": ["--weight-decay", f"{BASE_WD * f:g}"]} for f in FACTORS]
+        grid = [{"fields": {"weight_decay": float(f"{BASE_WD * f:g}")}} for f in FACTORS]
     elif method == "fkd":
         grid = [{"params": {"lambda": lam, "feature_reg": reg}} for lam, reg in FKD_GRID]
     else:
@@ -72,47 +73,37 @@ def settings(method: str, first: int = 6) -> list[dict]:
     return grid[:first]
 
 
-def setting_args(setting: dict) -> list[str]:
-    return [*setting.get("flags", []), *(a for k, v in setting.get("params", {}).items()
-                                         for a in ("--param", f"{k}={v:g}"))]
-
-
 def label(setting: dict) -> str:
-    flags = setting.get("flags", [])
+    """A setting as the record names it: "kd_weight=0.225", "weight-decay=0.000125" (a config field, as its flag)."""
     return ",".join([*(f"{k}={v:g}" for k, v in setting.get("params", {}).items()),
-                     *(f"{flags[i].lstrip('-')}={flags[i + 1]}" for i in range(0, len(flags), 2))]) or "default"
+                     *(f"{k.replace('_', '-')}={v:g}" for k, v in setting.get("fields", {}).items())]) or "default"
 
 
 class Study:
-    """The study's folders and commands."""
+    """The study's folders and runs, each a :class:`realdata.jobs.Job` of its config."""
 
     def __init__(self, a: Options) -> None:
         self.a, self.out = a, a.out
-        self.common = ["--dataset", "fashion_mnist", "--data-dir", a.data_dir, "--device", a.device,
-                       "--eval-batch-size", str(a.eval_batch_size), "--resume", "--no-progress"]
-        self.student = ["--student", STUDENT, "--epochs", str(a.epochs), "--batch-size", str(a.batch_size),
-                        "--val-size", str(a.val_size), *self.common]
+        self.common = {"dataset": "fashion_mnist", "data_dir": a.data_dir, "device": a.device,
+                       "eval_batch_size": a.eval_batch_size, "batch_size": a.batch_size}
 
     def teacher(self, arch: str, part: str | None = None) -> Job:
         name = arch if part is None else f"{arch}-part{part.replace('/', 'of')}"
-        folder = self.out / "teachers" / name
-        split = [] if part is None else ["--train-part", part]
-        return Job(("train", "--model", arch, "--seed", "0", "--epochs", str(self.a.teacher_epochs), *split,
-                    "--batch-size", str(self.a.batch_size), "--out", str(folder), *self.common), folder)
+        return Job(f"teacher {name}", self.out / "teachers" / name,
+                   TrainConfig(model=arch, seed=0, epochs=self.a.teacher_epochs, train_part=part, **self.common))
 
     def members(self) -> list[Job]:
         return [self.teacher(arch, f"{i + 1}/4") for i, arch in enumerate(MEMBERS)]
 
     def student_job(self, folder: Path, method: str, setting: dict, seed: int, teachers: list[Job],
-                    extra: tuple[str, ...] = ()) -> Job:
-        folder = folder / f"s{seed}"
-        if method == "ce":
-            args = ["train", "--model", STUDENT, *self.student[2:]]
-        else:
-            args = ["distill", *(a for t in teachers for a in ("--teacher", str(t.out / "last.pt"))),
-                    "--method", method, *self.student]
-        return Job((*args, "--train-size", str(self.a.train_size), *setting_args(setting), *extra, "--seed",
-                    str(seed), "--out", str(folder)), folder)
+                    extra: dict | None = None) -> Job:
+        """``method`` at ``setting`` on ``seed`` (``extra``: config fields that change the run: a smaller training
+        set, unlabelled images, a bigger batch)."""
+        fields = {**self.common, "model": STUDENT, "method": method, "epochs": self.a.epochs,
+                  "val_size": self.a.val_size, "train_size": self.a.train_size, "seed": seed,
+                  "params": dict(setting.get("params", {})), **setting.get("fields", {}), **(extra or {}),
+                  "teachers": () if method == "ce" else tuple(str(t.out / "last.pt") for t in teachers)}
+        return Job(f"{method} {label(setting)} seed {seed}", folder / f"s{seed}", TrainConfig(**fields))
 
 
 def chosen(study: Study, method: str) -> tuple[int, dict, list[dict]]:
@@ -208,20 +199,19 @@ def lowlabel_jobs(study: Study, rows: dict[str, Path], pick: dict, teacher: Job)
     jobs = []
     for name, folder in rows.items():
         m = name.split(" ")[0]
-        extra = ("--train-size", str(a.low_labels), *(("--transfer-size", str(a.unlabelled))
-                                                      if "unlabelled" in name else ()))
+        extra = {"train_size": a.low_labels, **({"transfer_size": a.unlabelled} if "unlabelled" in name else {})}
         jobs += [study.student_job(folder, m, pick[m], seed, [teacher], extra) for seed in a.report_seeds]
     return jobs
 
 
-def recipe_rows(a: Options, pick: dict) -> dict[str, tuple[str, dict, tuple[str, ...]]]:
-    """FKD's recipe choices (name -> method, setting, extra flags): its head on unit features, the regulariser's
+def recipe_rows(a: Options, pick: dict) -> dict[str, tuple[str, dict, dict]]:
+    """FKD's recipe choices (name -> method, setting, config fields): its head on unit features, the regulariser's
     first power, and FKD and KD at a bigger batch (lr scaled with it)."""
     fkd, kd = pick["fkd"]["params"], pick["kd"]["params"]
-    big = ("--batch-size", str(a.big_batch), "--lr", f"{0.05 * a.big_batch / 64:g}")
+    big = {"batch_size": a.big_batch, "lr": float(f"{0.05 * a.big_batch / 64:g}")}
     return {
-        "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": 1}}, ()),
-        "fkd, reg_power=1": ("fkd", {"params": {**fkd, "reg_power": 1, "feature_reg": fkd["feature_reg"] * 4}}, ()),
+        "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": 1}}, {}),
+        "fkd, reg_power=1": ("fkd", {"params": {**fkd, "reg_power": 1, "feature_reg": fkd["feature_reg"] * 4}}, {}),
         f"fkd, batch {a.big_batch}": ("fkd", {"params": fkd}, big),
         f"kd, batch {a.big_batch}": ("kd", {"params": kd}, big),
     }
