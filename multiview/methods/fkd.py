@@ -1,10 +1,11 @@
-"""The feature-kernel family: FKD, its raw-kernel ablation, the objectives that only add (fkd-add), the oracle union
-target (a probe) and FKD after a KD warm start."""
+"""The feature-kernel family, by composition: each member of :class:`KernelFamily` is its target and its distance
+(FKD, its raw-kernel ablation, the objective that only adds (fkd-add), the oracle union target (a probe)), each with
+its own parameters; and FKD after a KD warm start."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,45 @@ from multiview.methods.base import CE, Batch, StudentMethod, Targets, with_teach
 from multiview.methods.logit import KD
 
 
-class FKD(StudentMethod):
+def factor_targets(targets: Targets, counts: Sequence[int], normalize: bool, ensemble: str, eps: float
+                   ) -> torch.Tensor | None:
+    """Per student with teachers, features whose kernel is its teachers' target kernel (the mean of their normalised
+    kernels, or of their concatenated features), zero-padded to E_max D: (G', N, W)."""
+    h_t = list(targets.h)
+    width = len(h_t) * targets.h.shape[-1]
+    fs = [teacher_factor(h_t[:e], normalize, ensemble, eps) for e in counts if e]
+    return torch.stack([F.pad(f, (0, width - f.shape[-1])) for f in fs]) if fs else None
+
+
+class KernelFamily(StudentMethod):
+    """What the feature-kernel methods share: CE + lambda_E D(student, target) over the students that have teachers,
+    lambda_E = lambda * E * k / 10. A member is composed of its target (:meth:`prepare`, once per training, and
+    :meth:`target`, its rows for a batch) and its distance (:meth:`distance`), each reading only the parameters its
+    own SPEC declares."""
+
+    FAMILY, WEIGHT = "relational", "lambda"
+
+    def weight(self, teachers: int, k: int) -> float:
+        return self.params["lambda"] * teachers * k / 10.0
+
+    def target(self, prepared: Any, batch: Batch) -> torch.Tensor:
+        """The prepared targets' rows (G', B', W) for the batch's kernel samples."""
+        return prepared[:, batch.sub]
+
+    def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(G', B', D) student features, the batch's targets -> (G',) distances."""
+        raise NotImplementedError
+
+    def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+        out = torch.zeros_like(weights)
+        used = with_teachers(counts, weights.device)
+        if len(used):
+            dist = self.distance(batch.h_sub[used], self.target(prepared, batch))
+            out = out.index_add(0, used, weights[used] * dist)
+        return out
+
+
+class FKD(KernelFamily):
     """CE + lambda_E D(rho_S, rho_T) + feature_reg * mean ||h_S||^2, lambda_E = lambda * E * k / 10.
 
     rho is the cosine-normalised kernel with ``eps`` inside the norms (``fkd.unit_rows``); rho_T the mean of the
@@ -41,37 +80,27 @@ class FKD(StudentMethod):
     steps (the kernel term alone).
     """
 
-    NAME, LABEL, COLOR, FAMILY = "fkd", "fkd student", "C0", "relational"
+    NAME, LABEL, COLOR = "fkd", "fkd student", "C0"
     SPEC = {"lambda": Param(10.0), "feature_reg": Param(0.0), "eps": Param(0.1),
             "ensemble": Param("mean", choices=ENSEMBLE_MODES), "eps_rel": Param(0.0), "balance": Param(0.0),
             "balance_until": Param(0.0), "kernel_only": Param(0.0)}
-    WEIGHT = "lambda"
-    NORMALIZE: ClassVar[bool] = True
 
     def balance(self, teachers: int, step: int) -> float:
-        until = self.params.get("balance_until", 0.0)
+        until = self.params["balance_until"]
         on = teachers > 0 and (until == 0 or step < until)
-        return self.params.get("balance", 0.0) if on else 0.0
+        return self.params["balance"] if on else 0.0
 
     def ce_scale(self, step: int) -> float:
-        return 0.0 if step < self.params.get("kernel_only", 0.0) else 1.0
-
-    def weight(self, teachers: int, k: int) -> float:
-        return self.params["lambda"] * teachers * k / 10.0
+        return 0.0 if step < self.params["kernel_only"] else 1.0
 
     def own_lottery(self) -> StudentMethod:
-        return self if self.params.get("feature_reg", 0.0) > 0 else CE()
+        return self if self.params["feature_reg"] > 0 else CE()
 
     def prepare(self, targets: Targets, counts: Sequence[int]) -> torch.Tensor | None:
-        """Per student, features whose kernel is its teachers' target kernel, zero-padded to E_max D: (G, N, W)."""
-        h_t = list(targets.h)
-        width = len(h_t) * targets.h.shape[-1]
-        eps = self.params.get("eps", 0.0)
-        fs = [teacher_factor(h_t[:e], self.NORMALIZE, self.params.get("ensemble", "mean"), eps) for e in counts if e]
-        return torch.stack([F.pad(f, (0, width - f.shape[-1])) for f in fs]) if fs else None
+        return factor_targets(targets, counts, True, self.params["ensemble"], self.params["eps"])
 
     def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        rel = self.params.get("eps_rel", 0.0)
+        rel = self.params["eps_rel"]
         if rel > 0:  # eps relative to the batch's RMS feature norm: rho_S is then scale-free
             eps2 = rel**2 * h_sub.detach().square().sum(-1).mean(-1, keepdim=True)  # (G, 1)
             u = h_sub * torch.rsqrt(h_sub.square().sum(-1) + eps2)[..., None]
@@ -79,28 +108,27 @@ class FKD(StudentMethod):
         return factored_kernel_distance(unit_rows(h_sub, self.params["eps"]), target)
 
     def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
-        out = torch.zeros_like(weights)
-        used = with_teachers(counts, weights.device)
-        if len(used):
-            dist = self.distance(batch.h_sub[used], prepared[:, batch.sub])
-            out = out.index_add(0, used, weights[used] * dist)
-        if self.params.get("feature_reg", 0.0) > 0:
+        out = super().loss(batch, prepared, weights, counts)
+        if self.params["feature_reg"] > 0:
             out = out + self.params["feature_reg"] * feature_regularizer(batch.h)
         return out
 
 
-class FKDRaw(FKD):
-    """The paper's ablation: CE + lambda_E D(k_S, k_T) on raw kernels, diagonal included, lambda_E = lambda E k / 10."""
+class FKDRaw(KernelFamily):
+    """The paper's ablation: CE + lambda_E D(k_S, k_T) on raw kernels, diagonal included, lambda_E = lambda E k / 10
+    (the target: the mean of the teachers' raw kernels)."""
 
     NAME, LABEL, COLOR = "fkd-raw", "fkd-raw student", "C2"
-    SPEC = {"lambda": Param(0.01)}  # FKD's schedules and regulariser read their parameters with "off" as default
-    NORMALIZE = False
+    SPEC = {"lambda": Param(0.01)}
+
+    def prepare(self, targets: Targets, counts: Sequence[int]) -> torch.Tensor | None:
+        return factor_targets(targets, counts, False, "mean", 0.0)
 
     def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return factored_kernel_distance(h_sub, target, include_diagonal=True)
 
 
-class FKDAdd(FKD):
+class FKDAdd(KernelFamily):
     """An objective that adds and never removes: CE + lambda_E mean over pairs of relu(rho_T - rho_S)^2, so a pair
     counts only where the student is less similar than the target. ``target="mean"``: the mean of the teachers'
     normalised kernels; ``"max"``: per pair the most similar teacher (a union target built from kernels alone,
@@ -117,18 +145,14 @@ class FKDAdd(FKD):
             torch.stack(kernels[:e])) for e in counts if e]
         return torch.stack(out) if out else None
 
+    def target(self, prepared: Any, batch: Batch) -> torch.Tensor:
+        return prepared[:, batch.sub][:, :, batch.sub]
+
     def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return one_sided_kernel_distance(normalized_kernel(h_sub, self.params["eps"]), target)
 
-    def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
-        used = with_teachers(counts, weights.device)
-        if not len(used):
-            return torch.zeros_like(weights)
-        target = prepared[:, batch.sub][:, :, batch.sub]
-        return torch.zeros_like(weights).index_add(0, used, weights[used] * self.distance(batch.h_sub[used], target))
 
-
-class FKDOracle(FKD):
+class FKDOracle(KernelFamily):
     """A probe, not a method: FKD toward the kernel of the oracle union teacher, built per (class, view) from a
     teacher that holds the view (it uses the simulation's knowledge of views; see
     :func:`multiview.population.union_network`). Says whether a stall is in the target or in the student."""
@@ -143,6 +167,9 @@ class FKDOracle(FKD):
             raise ConfigError("fkd-oracle needs the teachers' union features (Targets.union_h)")
         fs = [unit_rows(targets.union_h[e - 1], self.params["eps"]) for e in counts if e]
         return torch.stack(fs) if fs else None
+
+    def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return factored_kernel_distance(unit_rows(h_sub, self.params["eps"]), target)
 
 
 class FKDWarm(FKD):

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from fkd import max_kernel, normalized_kernel, one_sided_kernel_distance
+from fkd import factored_kernel_distance, max_kernel, normalized_kernel, one_sided_kernel_distance, unit_rows
 from fkdapp.params import Param
 from multiview.methods.base import Batch, StudentMethod, Targets, with_teachers
-from multiview.methods.fkd import FKD
+from multiview.methods.fkd import KernelFamily, factor_targets
 from multiview.methods.logit import KD
 
 
@@ -69,12 +69,11 @@ class FKDClass(StudentMethod):
         return torch.zeros_like(weights).index_add(0, used, weights[used] * dist)
 
 
-class FKDKDMax(FKD):
-    """FKD (lambda, eps, the mean kernel) + ``kd-max`` at ``kd_weight``: the kernel's structure with the union of the
-    teachers' logits."""
+class FKDKDMax(KernelFamily):
+    """FKD's term (lambda, eps, the mean of the teachers' normalised kernels) + ``kd-max`` at ``kd_weight``: the
+    kernel's structure with the union of the teachers' logits."""
 
     NAME, LABEL, COLOR = "fkd-kdmax", "fkd + kd toward the max logits", "C4"
-    VARIANT_OF = ""
     SPEC = {"lambda": Param(10.0), "eps": Param(1.0), "kd_weight": Param(1.0),
             "temperature": Param(4.0, positive=True)}
 
@@ -82,7 +81,10 @@ class FKDKDMax(FKD):
         return KDMax(kd_weight=self.params["kd_weight"], temperature=self.params["temperature"])
 
     def prepare(self, targets: Targets, counts: Sequence[int]) -> Any:
-        return super().prepare(targets, counts), self._kd().prepare(targets, counts)
+        return factor_targets(targets, counts, True, "mean", self.params["eps"]), self._kd().prepare(targets, counts)
+
+    def distance(self, h_sub: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return factored_kernel_distance(unit_rows(h_sub, self.params["eps"]), target)
 
     def loss(self, batch: Batch, prepared: Any, weights: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
         factors, logits = prepared
