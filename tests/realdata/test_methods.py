@@ -1,11 +1,17 @@
-"""realdata.methods: the distillers (ce, kd, fkd, sp, pkt, rkd) on tiny data with the smallest models."""
+"""realdata.methods, what every method shares: the registry, each method lowering its loss, frozen teachers, the
+cores at the standard weights, ensembles, transfer images, channels, parameters, and the CLI end to end with a
+bit-identical resume. Each family's own tests: test_logit_methods, test_relational_methods, test_stage_methods,
+test_two_stage_methods, test_contrastive_methods."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from click.testing import CliRunner
+from interrupt import train_until_killed
 from tiny_images import image_data
+from tiny_models import make, net
 
 from fkd import (
     feature_regularizer,
@@ -18,21 +24,12 @@ from fkd import (
     sp_loss,
     teacher_kernel,
 )
+from realdata.checkpoints import read_checkpoint
+from realdata.cli import main
 from realdata.config import TrainConfig
-from realdata.engine import Trainer
+from realdata.engine import Trainer, run_training
 from realdata.methods import METHODS, Distiller, Outputs, StepContext
 from realdata.methods.plan import resolve
-from realdata.models import build
-
-
-def net(arch: str = "resnet8", seed: int = 0, in_channels: int = 3) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build(arch, num_classes=10, in_channels=in_channels)
-
-
-def make(method: str, teachers: list[torch.nn.Module] | None = None, **params: float) -> Distiller:
-    teachers = ([net(seed=1)] if METHODS[method].NEEDS.teacher else []) if teachers is None else teachers
-    return METHODS[method](net(seed=0), teachers, **params)
 
 
 def config(method: str, **kw) -> TrainConfig:
@@ -188,32 +185,26 @@ def test_params_are_checked():
         METHODS["ce"](net(), [net()])
 
 
-def test_fkd_recipe_choices_regulariser_form_and_a_head_on_unit_features():
-    data = image_data(n_train=8)
-    x, y = data.train_x.float() / 255, data.train_y
-    plain, variant = make("fkd"), make("fkd", reg_power=1, norm_head=1, feature_reg=0.5)
-    assert not plain.student.unit_features and variant.student.unit_features
-    logits, pooled, _ = variant.student.forward_features(x)
-    assert torch.allclose(logits, variant.student.classify(pooled / pooled.norm(dim=1, keepdim=True)), atol=1e-5)
-    _, losses = variant(x, y)
-    assert torch.allclose(losses["reg"], 0.5 * pooled.norm(dim=1).mean(), rtol=1e-5)  # the norm, not its square
-    _, pooled_plain, _ = plain.student.forward_features(x)
-    assert torch.allclose(plain(x, y)[1]["reg"], 1e-4 * (pooled_plain ** 2).sum(1).mean(), rtol=1e-5)
-    for bad in ({"norm_head": 0.5}, {"reg_power": 3}):
-        with pytest.raises(ValueError, match="must be one of"):
-            METHODS["fkd"].resolve_params(bad)
-    with pytest.raises(ValueError, match="norm_head=1 needs a zoo model"):
-        METHODS["fkd"](torch.nn.Linear(2, 2), [net()], norm_head=1)
+@pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst", "dist", "wttm", "ctkd",
+                                    "reviewkd", "ofd", "mlkd --strong-view", "crd+kd", "kd --optimizer dot",
+                                    "dkd --param logit_stand=1", "fkd-add --param target=1"])
+def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
+    method, *extra = method.split()
+    common = ["--student", "resnet8", "--method", method, "--dataset", "cifar10", "--data-dir", str(data_dir),
+              "--epochs", "2", "--batch-size", "16", "--device", "cpu", "--no-progress", *extra]
+    tt = sum((["--teacher", t] for t in teachers), [])
+    whole = tmp_path / "whole"
+    r = CliRunner().invoke(main, ["distill", *tt, *common, "--out", str(whole)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    config = TrainConfig.load(whole / "config.json")
 
-
-def test_mlkd_logit_standardisation_reaches_its_instance_terms_only():
-    """``logit_stand=1`` on MLKD z-scores the logits of its KD terms; the Gram terms and CE do not change."""
-    torch.manual_seed(0)
-    student, teacher = build("resnet8", num_classes=10), build("resnet8", num_classes=10)
-    x, xs, y = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    plain, stand = (METHODS["mlkd"](student, [teacher], logit_stand=v) for v in (0.0, 1.0))
-    with torch.no_grad():
-        a, b = (d(x, y, epoch=1, strong_images=xs)[1] for d in (plain, stand))
-    assert float(a["kd"]) != pytest.approx(float(b["kd"]), rel=1e-3)
-    for key in ("cc", "bc", "ce", "ce_strong"):
-        assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-6), key
+    train_until_killed(config, tmp_path / "cut")
+    run_training(config, tmp_path / "cut", resume=True)
+    a, b = read_checkpoint(whole / "last.pt"), read_checkpoint(tmp_path / "cut" / "last.pt")
+    for key in ("model", "heads"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:  # tensors, and CRD's memory's step count and constants
+            assert torch.equal(a[key][k], b[key][k]) if torch.is_tensor(a[key][k]) else a[key][k] == b[key][k], k
+    assert bool(a["heads"]) == (method in ("fitnet", "crd", "cc", "vid", "ctkd", "reviewkd", "ofd", "crd+kd"))
+    rows = [__import__("json").loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows[-1]["kernel_distance"]) == 2 and all(v >= 0 for v in rows[-1]["kernel_distance"])
