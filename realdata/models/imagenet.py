@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from realdata.models.base import ZooModel
+from realdata.models.resnet import BasicBlock
 
 
 def _bn_init(model: nn.Module) -> None:
@@ -37,28 +38,8 @@ def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential |
     return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN (the first strided) plus the shortcut: (B, C_in, H, W) -> (B, planes, H / s, W / s)."""
-
-    expansion = 1
-
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = _downsample(in_planes, planes, stride)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.bn2(self.conv2(self.bn1(self.conv1(x)).relu()))
-        return (out + (x if self.downsample is None else self.downsample(x))).relu()
-
-
 class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (strided), 1x1 expand by 4, each with BN, plus the shortcut."""
-
-    expansion = 4
 
     def __init__(self, in_planes: int, planes: int, stride: int) -> None:
         super().__init__()
@@ -77,11 +58,12 @@ class Bottleneck(nn.Module):
         return (out + (x if self.downsample is None else self.downsample(x))).relu()
 
 
-#: name -> (block, blocks per stage)
-CONFIGS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+#: name -> (block, its output width over its inner width, blocks per stage). The basic block is the CIFAR zoo's
+#: (:class:`realdata.models.resnet.BasicBlock`): the same convolutions, the same entry names (``downsample.0/.1``).
+CONFIGS: dict[str, tuple[type[nn.Module], int, tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, 1, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, 1, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, 4, (3, 4, 6, 3)),
 }
 
 
@@ -89,8 +71,8 @@ class ImageNetResNet(ZooModel):
     """(B, in_channels, H, W) -> stages at H/4 .. H/32 -> logits (B, num_classes); torchvision's entry names."""
 
     def __init__(self, name: str, num_classes: int = 1000, in_channels: int = 3) -> None:
-        block, blocks = CONFIGS[name]
-        super().__init__(name, 512 * block.expansion)
+        block, expansion, blocks = CONFIGS[name]
+        super().__init__(name, 512 * expansion)
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -99,7 +81,7 @@ class ImageNetResNet(ZooModel):
             stage = []
             for j in range(n):
                 stage.append(block(in_planes, planes, 2 if j == 0 and i > 0 else 1))
-                in_planes = planes * block.expansion
+                in_planes = planes * expansion
             layers.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.fc = nn.Linear(self.penultimate_dim, num_classes)
