@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from interrupt import sigint_after_steps
 from PIL import Image
 from tiny_images import make_folders
 
@@ -17,7 +18,7 @@ from realdata.checkpoints import read_checkpoint
 from realdata.config import ConfigError, TrainConfig
 from realdata.data import DataError, load_dataset
 from realdata.data.stream import ImageFiles, _resized_crop_box, eval_view, train_view
-from realdata.engine import Interrupted, Trainer, run_training
+from realdata.engine import Interrupted, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods.plan import resolve
 
@@ -80,19 +81,10 @@ def test_a_stop_mid_epoch_resumes_to_the_weights_of_a_run_never_stopped(tmp_path
     root = make_folders(tmp_path / "imgs", n_train=16, n_val=4)
     config = TrainConfig(model="resnet8", data_workers=2, **{**base(tmp_path, root, 16), "epochs": 3})
     run_training(config, tmp_path / "whole")
-    step, calls = Trainer.train_step, []
-
-    def stopped_after_step_8(self, *args):
-        out = step(self, *args)
-        calls.append(1)
-        if len(calls) == 8:
-            self.stop.received = signal.SIGINT
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", stopped_after_step_8)
+    sigint_after_steps(monkeypatch, 8)
     with pytest.raises(Interrupted, match="epoch 2, step 2/6"):
         run_training(config, tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "train_step", step)
+    monkeypatch.undo()
     assert read_checkpoint(tmp_path / "cut" / "last.pt")["partial"]["epoch_seed"] is not None
     run_training(config.with_updates(data_workers=0), tmp_path / "cut", resume=True)
     assert same(weights(tmp_path / "whole"), weights(tmp_path / "cut"))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from interrupt import train_until_killed
+from interrupt import sigint_after_steps, train_until_killed
 
 from fkdapp.runtime import atomic_save
 from realdata.checkpoints import CheckpointError, RunError, load_model, model_checkpoint, read_checkpoint
@@ -191,26 +191,15 @@ def test_a_stop_mid_epoch_keeps_the_steps_and_resumes_to_the_same_numbers(tmp_pa
                                                                            transfer):
     """SIGINT in the middle of epoch 2 (40 images, batch 8: 5 steps an epoch; stopped after step 3): last.pt holds
     epoch 1 and 3 steps of epoch 2, and the resumed run ends with the uninterrupted run's weights and metrics."""
-    import signal
-
-    from realdata.engine import Interrupted, Trainer
+    from realdata.engine import Interrupted
 
     teachers = () if method == "ce" else (str(save_teacher(tmp_path / "t.pt")),)
     config = cfg(data_dir, method=method, teachers=teachers, epochs=3, batch_size=8, transfer_data=transfer)
     run_training(config, tmp_path / "whole")
-    step, calls = Trainer.train_step, []
-
-    def stopped_after_step_8(self, *args):
-        out = step(self, *args)
-        calls.append(1)
-        if len(calls) == 8:
-            self.stop.received = signal.SIGINT
-        return out
-
-    monkeypatch.setattr(Trainer, "train_step", stopped_after_step_8)
+    sigint_after_steps(monkeypatch, 8)
     with pytest.raises(Interrupted, match="epoch 2, step 3/5.*steps 1-3 of epoch 2.*realdata resume"):
         run_training(config, tmp_path / "cut")
-    monkeypatch.setattr(Trainer, "train_step", step)
+    monkeypatch.undo()
     last = read_checkpoint(tmp_path / "cut" / "last.pt")
     assert last["epoch"] == 1 and last["partial"]["step"] == 3
     run_training(config, tmp_path / "cut", resume=True)
