@@ -63,21 +63,35 @@ def _files(root: Path, split: str, classes: list[str]) -> list[tuple[Path, int]]
     return out
 
 
-def _decode(path: Path, size: int | None) -> np.ndarray:
-    """(H, W, 3) uint8 RGB (or (H, W, 1) grey with ``size`` given as-is), resized to ``size`` x ``size``."""
+def unreadable() -> tuple[type[Exception], ...]:
+    """What Pillow raises for a file that is not a readable image (a corrupt, truncated or oversized one)."""
     from PIL import Image, UnidentifiedImageError
+
+    return UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError
+
+
+def open_image(path: Path | str, fix: str, mode: str | None = None):
+    """The image at ``path``, decoded and converted to ``mode`` (None: "L" for grey images, else "RGB"); a file that
+    cannot be decoded is one DataError line naming it, then ``fix``."""
+    from PIL import Image
 
     try:
         with Image.open(path) as img:
             img.load()
-            mode = "L" if img.mode in ("L", "I;16", "1") else "RGB"
-            img = img.convert(mode)
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {str(e)[:60]}); replace or remove it, "
-                        "or give --skip-bad-images") from None
+            return img.convert(mode or ("L" if img.mode in ("L", "I;16", "1") else "RGB"))
+    except unreadable() as e:
+        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {str(e)[:60]}); {fix}, or give "
+                        "--skip-bad-images") from None
+
+
+def _decode(path: Path, size: int | None) -> np.ndarray:
+    """(H, W, 3) uint8 RGB (or (H, W, 1) grey with ``size`` given as-is), resized to ``size`` x ``size``."""
+    from PIL import Image
+
+    img = open_image(path, "replace or remove it")
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    arr = np.asarray(img, dtype=np.uint8)
     return arr[..., None] if arr.ndim == 2 else arr
 
 

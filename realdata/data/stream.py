@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from realdata.data.core import DataError
+from realdata.data.folders import open_image, unreadable
 
 #: Images of at most this many pixels a side are "small" (CIFAR-like: crop after padding); larger ones are
 #: ImageNet-like (RandomResizedCrop).
@@ -80,15 +81,7 @@ def materialize(x: torch.Tensor | ImageFiles) -> torch.Tensor:
 
 
 def _open(path: str):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        img = Image.open(path)
-        img.load()
-        return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {str(e)[:60]}); move it out and resume, "
-                        "or give --skip-bad-images") from None
+    return open_image(path, "move it out and resume", "RGB")
 
 
 def _tensor(img) -> torch.Tensor:
@@ -163,9 +156,6 @@ class _TrainBatches(Dataset):
     def __init__(self, paths: tuple[str, ...], size: int, views: int) -> None:
         self.paths, self.size, self.views = paths, size, views
 
-    def __len__(self) -> int:  # the sampler decides what is read
-        return 0
-
     def __getitem__(self, batch: list[tuple[int, str]]) -> torch.Tensor | str:
         try:
             out = []
@@ -180,9 +170,6 @@ class _TrainBatches(Dataset):
 class _EvalBatches(Dataset):
     def __init__(self, paths: tuple[str, ...], size: int) -> None:
         self.paths, self.size = paths, size
-
-    def __len__(self) -> int:
-        return 0
 
     def __getitem__(self, batch: list[int]) -> torch.Tensor | str:
         try:
@@ -237,7 +224,7 @@ def eval_batches(files: ImageFiles, batch_size: int, positions: torch.Tensor | N
 def check_headers(files: list[tuple[Path, int]]) -> tuple[list[tuple[Path, int]], list[str]]:
     """(the files whose header Pillow reads, the paths of those it cannot): ``--skip-bad-images`` on a streamed
     folder, where decoding every image up front is what streaming avoids."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     good, bad = [], []
     for path, label in files:
@@ -245,7 +232,7 @@ def check_headers(files: list[tuple[Path, int]]) -> tuple[list[tuple[Path, int]]
             with Image.open(path) as img:
                 img.verify()
             good.append((path, label))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        except (*unreadable(), SyntaxError):  # verify() reports a damaged PNG as a SyntaxError
             bad.append(str(path))
     return good, bad
 
