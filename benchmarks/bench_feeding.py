@@ -36,29 +36,15 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_folders import export  # noqa: E402  (its folder is on the path when run as a script)
+
 from fkd import fkd_loss, kd_loss  # noqa: E402
 from fkdapp.runtime import device_name, write_json  # noqa: E402
-from realdata.checkpoints import load_model
+from realdata.checkpoints import load_model  # noqa: E402
 from realdata.config import TrainConfig  # noqa: E402
 from realdata.data import load_dataset  # noqa: E402
-from realdata.data.subsets import balanced_indices  # noqa: E402
 from realdata.engine import run_training  # noqa: E402
 from realdata.models import build  # noqa: E402
-
-
-def export(root: Path, train_size: int, test_size: int) -> None:
-    """Fashion-MNIST images as RGB PNG class folders (the same images for every path)."""
-    from PIL import Image
-
-    data = load_dataset("fashion_mnist", "data")
-    idx = balanced_indices(data.train_y, data.num_classes, train_size, 0, "train_size", data.name)
-    tidx = balanced_indices(data.test_y, data.num_classes, test_size, 0, "test_size", data.name)
-    for split, xs, ys in (("train", data.train_x[idx], data.train_y[idx]), ("val", data.test_x[tidx],
-                                                                          data.test_y[tidx])):
-        for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
-            folder = root / split / f"class{int(y):02d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x[0].numpy()).convert("RGB").save(folder / f"{i:05d}.png")
 
 
 def export_synthetic(root: Path, train_size: int, test_size: int, classes: int = 10, size: int = 28) -> None:
@@ -208,7 +194,10 @@ def main() -> None:
                     "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_feeding.py"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
-        (export_synthetic if a.synthetic else export)(root, a.train_size, a.test_size)
+        if a.synthetic:
+            export_synthetic(root, a.train_size, a.test_size)
+        else:
+            export(root, a.train_size, a.test_size, "RGB")
         result["rows"] = measure(root, Path(tmp), a.epochs, a.batch_size, a.workers, device)
     write_json(a.output, result)
 

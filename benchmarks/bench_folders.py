@@ -34,17 +34,21 @@ from realdata.data.subsets import balanced_indices  # noqa: E402
 from realdata.engine import run_training  # noqa: E402
 
 
-def export(root: Path, train_size: int) -> None:
-    """The built-in training subset and test set as PNG class folders."""
+def export(root: Path, train_size: int, test_size: int | None = None, mode: str = "L") -> None:
+    """The built-in training subset (the one ``--train-size`` picks) and the test set (whole, or a class-balanced
+    ``test_size`` of it) as PNG class folders, in Pillow ``mode`` ("L": as stored; "RGB": grey as three channels)."""
     from PIL import Image
 
     data = load_dataset("fashion_mnist", "data")
     idx = balanced_indices(data.train_y, data.num_classes, train_size, 0, "train_size", data.name)
-    for split, xs, ys in (("train", data.train_x[idx], data.train_y[idx]), ("val", data.test_x, data.test_y)):
+    tidx = slice(None) if test_size is None else \
+        balanced_indices(data.test_y, data.num_classes, test_size, 0, "test_size", data.name)
+    for split, xs, ys in (("train", data.train_x[idx], data.train_y[idx]), ("val", data.test_x[tidx],
+                                                                          data.test_y[tidx])):
         for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
             folder = root / split / f"class{int(y):02d}"
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(x[0].numpy()).save(folder / f"{i:05d}.png")
+            Image.fromarray(x[0].numpy()).convert(mode).save(folder / f"{i:05d}.png")
 
 
 def main() -> None:
