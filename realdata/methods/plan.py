@@ -2,10 +2,10 @@
 
 A :class:`~realdata.config.TrainConfig` holds fields and their ranges; what the run's method makes of them is
 decided here, once: the method class (``NAME+kd`` composed), its typed parameters (defaults filled in, old names
-read), its :class:`~realdata.methods.needs.Needs` checked against the config, the initialisation stage, the weights a
-study tunes, and the config as the run records it (``plan.config``: parameters complete, ``strong_view`` as the
-method trains). The trainer, the CLI, the reports and the studies read the plan; the built models are checked
-against ``plan.needs`` once, when the distiller is built.
+read), its :class:`~realdata.methods.needs.Needs` checked against the config, and the config as the run records it
+(``plan.config``: parameters complete, ``strong_view`` as the method trains). The CLI resolves a config when it
+builds one, ``run_training`` and the reproduction before they run it; the built models are checked against
+``plan.needs`` once, when the distiller is built.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fkdapp.errors import ConfigError
 from fkdapp.jsonfile import short
 from fkdapp.settings import did_you_mean
 from realdata.methods import METHODS
-from realdata.methods.base import Distiller, InitStage, init_stage
+from realdata.methods.base import Distiller
 from realdata.methods.needs import Needs
 from realdata.models import is_spec
 
@@ -27,15 +27,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A run as resolved: its config as recorded, the method class and parameters, what the method needs, its
-    initialisation stage (None: none) and the parameters a study scales to tune its weight."""
+    """A run as resolved: its config as the run records it (the method's parameters complete, ``strong_view`` as
+    the method trains) and the method class; what the method needs and its parameters are read from these two.
+    The initialisation stage is the built distiller's (:attr:`Distiller.init`), the weights a study tunes the
+    class's ``WEIGHTS``."""
 
     config: TrainConfig
     method: type[Distiller]
-    params: dict[str, float | str]
-    needs: Needs
-    init: InitStage | None
-    weights: tuple[str, ...]
+
+    @property
+    def needs(self) -> Needs:
+        return self.method.NEEDS
+
+    @property
+    def params(self) -> dict[str, float | str]:
+        return self.config.params
 
     def distiller(self, student, teachers) -> Distiller:
         """The method around ``student`` and the frozen ``teachers`` (checked against :attr:`needs`)."""
@@ -58,6 +64,5 @@ def resolve(config: TrainConfig) -> RunPlan:
     needs.check_run(config.method, teachers=len(config.teachers), zoo_models=zoo,
                     transfer_data=config.transfer_data is not None, transfer_size=config.transfer_size is not None,
                     optimizer=config.optimizer)
-    params = method.resolve_params(config.params)
-    recorded = config.with_updates(params=params, strong_view=needs.views == 2)
-    return RunPlan(recorded, method, params, needs, init_stage(params), method.WEIGHTS)
+    recorded = config.with_updates(params=method.resolve_params(config.params), strong_view=needs.views == 2)
+    return RunPlan(recorded, method)
