@@ -205,7 +205,7 @@ class Trainer:
         return order, seed
 
     def _batches(self, order: Tensor, epoch_seed: int | None, first: int
-                 ) -> Callable[[int], tuple[Tensor | None, Tensor, Tensor]]:
+                 ) -> Callable[[int], tuple[Tensor, Tensor, Tensor]]:
         """step -> (the step's uint8 images: the global batch on the resident path, this rank's decoded views when
         streamed; the global batch's labels; its indices into the training set), for steps ``first``.. in order."""
         data, bs = self.data, self.config.batch_size
