@@ -31,7 +31,7 @@ from realdata.data import DATASETS
 from realdata.engine import run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.methods import METHODS
-from realdata.methods.plan import resolve
+from realdata.methods.plan import method_class, resolve
 from realdata.models import MODELS
 from realdata.runs import RunDir
 
@@ -238,7 +238,7 @@ def train(model: str | None, **opts: Any) -> None:
 
 
 def _param_default(method: str, param: str) -> str:
-    return f"{METHODS[method].PARAMS[param]:g}"
+    return f"{method_class(method).PARAMS[param]:g}"
 
 
 def _split_teacher(value: str) -> tuple[str, str | None]:
@@ -261,7 +261,8 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
 @click.option("--method", default=None, help=f"One of: {', '.join(METHODS)}, or any of them with KD added: NAME+kd "
               "(e.g. crd+kd) [default: fkd].")
 @click.option("--kd-weight", type=float, default=None,
-              help="Add a KD term of this weight (T 4) beside the method: the method becomes NAME+kd.")
+              help="The KD term's weight: a method without one of its own gets a KD term (T 4) added, and runs as "
+                   "NAME+kd.")
 @click.option("--lambda", "lambda_", type=float, default=None,
               help=f"FKD: weight of the kernel distance [default: {_param_default('fkd', 'lambda')}].")
 @click.option("--feature-reg", type=float, default=None,
@@ -307,8 +308,7 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
                 raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
         method = method or base.get("method") or "fkd"
         if kd_weight is not None:
-            method = method if method.endswith("+kd") or method == "kd" else method + "+kd"
-            params["kd_weight"] = kd_weight
+            params["kd_weight"] = kd_weight  # beside a method without a KD term, the run's plan adds one (NAME+kd)
         if params:
             params = {**(base.get("params") or {}), **params}
     _train({"model": student, "method": method, "teachers": paths or None, "teacher_archs": archs or None,

@@ -12,7 +12,7 @@ from typing import Any
 from fkdapp.stats import mean_ci
 from realdata.checkpoints import RunError
 from realdata.config import ConfigError, TrainConfig
-from realdata.methods import METHODS
+from realdata.methods.plan import method_class
 from realdata.runs import find_runs
 
 
@@ -23,7 +23,7 @@ def _mean_ci(values: Sequence[float]) -> str:
 
 
 def _params_label(config: TrainConfig) -> str:
-    defaults = METHODS[config.method].PARAMS
+    defaults = method_class(config.method).PARAMS
     changed = [f"{k}={v:g}" for k, v in config.params.items() if not math.isclose(v, defaults[k])]
     return f"{config.method} ({', '.join(changed)})" if changed else config.method
 

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
-from studies.reproduce import METHODS, Options, run
+from studies.reproduce import COLUMNS, Options, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", default=None, help="Comma-separated TEACHER-STUDENT pairs (or 'TEACHER->STUDENT', "
                    "quoted) [the suite's].")
     p.add_argument("--methods", default=None,
-                   help=f"Comma-separated, from: {', '.join(METHODS)} (ce: the student alone; fkd-noreg: FKD with "
+                   help=f"Comma-separated, from: {', '.join(COLUMNS)} (ce: the student alone; fkd-noreg: FKD with "
                         f"feature_reg 0; kd-ls: KD with logit standardisation; kd-dot: KD with DOT) [the suite's].")
     p.add_argument("--teacher-dir", default=None,
                    help="Published teachers ({'model': state_dict}), used instead of training them: a folder of "

@@ -22,8 +22,7 @@ from realdata.data import DataError, cifar_status
 from realdata.engine import NonFiniteLoss, run_training
 from realdata.evaluate import evaluate_checkpoint
 from realdata.jobs import Job
-from realdata.methods import METHODS as DISTILLERS
-from realdata.methods.plan import resolve
+from realdata.methods.plan import method_class, resolve
 from realdata.models import MODELS
 from realdata.report import report
 from realdata.runs import RunDir
@@ -33,7 +32,7 @@ DATASET = "cifar100"
 
 
 @dataclass(frozen=True)
-class Method:
+class Column:
     """A column of the table: a realdata method with its weights."""
 
     title: str
@@ -46,9 +45,9 @@ class Method:
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "realdata" / "cifar100"
 SUITES: dict = json.loads((CONFIGS / "suites.json").read_text())
 #: --methods key -> column: its title, realdata method, parameters and training fields (e.g. "optimizer": "dot").
-METHODS: dict[str, Method] = {k: Method(v["title"], v["method"], v.get("params", {}),
-                                        {f: v[f] for f in v if f not in ("title", "method", "params")})
-                              for k, v in SUITES["methods"].items()}
+COLUMNS: dict[str, Column] = {k: Column(v["title"], v["method"], v.get("params", {}),
+                                       {f: v[f] for f in v if f not in ("title", "method", "params")})
+                             for k, v in SUITES["methods"].items()}
 #: "teacher->student" -> {method key: published top-1 (%)}, with the source and epoch of each in published.json.
 PAPER: dict[str, dict[str, float]] = {}
 for _cell in json.loads((CONFIGS / "published.json").read_text())["cells"]:
@@ -60,7 +59,7 @@ def pair_config(key: str, teacher: str, student: str) -> dict | None:
     distil it here), else the method's own settings for a pair of the user's."""
     listed = any(f"{teacher}->{student}" in suite["pairs"] for name, suite in SUITES.items()
                  if isinstance(suite, dict) and "pairs" in suite)
-    m = METHODS[key]
+    m = COLUMNS[key]
     if not listed:
         return {"method": m.method, "params": dict(m.params), **m.fields}
     path = CONFIGS / f"{teacher}-{student}" / f"{key}.json"
@@ -130,9 +129,9 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
 
 def parse_methods(text: str) -> list[str]:
     keys = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [k for k in keys if k not in METHODS]
+    unknown = [k for k in keys if k not in COLUMNS]
     if unknown or not keys:
-        raise PlanError(f"unknown --methods {', '.join(unknown) or '(none)'}; choose from: {', '.join(METHODS)}")
+        raise PlanError(f"unknown --methods {', '.join(unknown) or '(none)'}; choose from: {', '.join(COLUMNS)}")
     return keys
 
 
@@ -157,7 +156,7 @@ def why_skipped(key: str, teacher: str, student: str) -> str:
     from realdata.methods import gives
     from realdata.models import build
 
-    cls = DISTILLERS[METHODS[key].method]
+    cls = method_class(COLUMNS[key].method)
     lacks = [f"{role} {arch} gives no {', '.join(sorted(need - gives(build(arch))))} maps"
              for role, arch, need in (("teacher", teacher, cls.NEEDS.teacher_gives), ("student", student,
                                                                                       cls.NEEDS.student))
@@ -172,7 +171,7 @@ def make_plan(args: Options) -> Plan:
               "device": args.device}
     teachers: dict[str, str] = {}
     teacher_jobs = []
-    needs_teacher = any(DISTILLERS[METHODS[k].method].NEEDS.teacher for k in keys)
+    needs_teacher = any(method_class(COLUMNS[k].method).NEEDS.teacher for k in keys)
     for arch in dict.fromkeys(t for t, _ in pairs) if needs_teacher else ():
         if args.teacher_dir is not None:
             try:
@@ -188,8 +187,8 @@ def make_plan(args: Options) -> Plan:
     for seed in seeds:
         for teacher, student in pairs:
             for key in keys:
-                m = METHODS[key]
-                if not DISTILLERS[m.method].NEEDS.teacher:
+                m = COLUMNS[key]
+                if not method_class(m.method).NEEDS.teacher:
                     folder, name = out / "runs" / "ce" / student / f"s{seed}", f"{student} alone, seed {seed}"
                     config = TrainConfig(model=student, seed=seed, **common)
                 else:
@@ -287,7 +286,7 @@ def write_report(args: Options, plan: Plan) -> Path:
         return path
     pairs, keys = parse_pairs(args.pairs), parse_methods(args.methods)
     columns = ["teacher", *keys] if plan.teachers else keys
-    titles = ["teacher", *(METHODS[k].title for k in keys)] if plan.teachers else [METHODS[k].title for k in keys]
+    titles = ["teacher", *(COLUMNS[k].title for k in keys)] if plan.teachers else [COLUMNS[k].title for k in keys]
     lines = [f"# CIFAR-100, suite {args.suite} (epochs {args.epochs}, batch {args.batch_size})", "",
              "Top-1 test accuracy (%) at the last epoch: mean ± sample std over the finished seeds (their number in "
              "brackets); the published numbers in the rows below (configs/realdata/cifar100/published.json names each "

@@ -33,7 +33,7 @@ each is declared once, as a :class:`fkdapp.params.Param` in the method's ``SPEC`
 """
 
 from realdata.methods.base import Distiller, InitStage, Outputs, StepContext, in_channels_of
-from realdata.methods.compose import Registry, with_kd
+from realdata.methods.compose import with_kd
 from realdata.methods.contrastive import CRD, ContrastMemory
 from realdata.methods.logit import CE, CTKD, DIST, DKD, KD, MLKD, WTTM
 from realdata.methods.needs import Needs, gives
@@ -41,12 +41,12 @@ from realdata.methods.relational import CC, FKD, PKT, RKD, SP, FKDAdd
 from realdata.methods.stages import AT, NST, OFD, VID, FitNet, ReviewKD
 from realdata.methods.two_stage import AB, FSP, FT
 
-#: Method name -> Distiller class: the one place a method is looked up by name; ``NAME+kd`` is NAME with a KD term
-#: added (:mod:`.compose`). Iterating it gives the base methods.
-METHODS: Registry = Registry({cls.NAME: cls for cls in (
+#: Method name -> Distiller class, the methods themselves; a run looks its method up once, in
+#: :func:`realdata.methods.plan.method_class`, which also composes ``NAME+kd`` (NAME with a KD term added).
+METHODS: dict[str, type[Distiller]] = {cls.NAME: cls for cls in (
     CE, KD, DKD, DIST, WTTM, CTKD, MLKD, FKD, FKDAdd, SP, PKT, RKD, AT, FitNet, CRD, CC, VID, NST, ReviewKD, OFD, FT,
-    AB, FSP)})
+    AB, FSP)}
 
 __all__ = ["AB", "AT", "CC", "CE", "CRD", "CTKD", "DIST", "DKD", "FKD", "FSP", "FT", "KD", "METHODS", "MLKD", "NST",
            "OFD", "PKT", "RKD", "SP", "VID", "WTTM", "ContrastMemory", "Distiller", "FKDAdd", "FitNet", "Outputs",
-           "InitStage", "Needs", "Registry", "ReviewKD", "StepContext", "gives", "in_channels_of", "with_kd"]
+           "InitStage", "Needs", "ReviewKD", "StepContext", "gives", "in_channels_of", "with_kd"]

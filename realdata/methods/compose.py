@@ -1,12 +1,14 @@
 """Compositions of a method with another term: "X + KD", as the benchmark reports its "X+KD" rows (CRD's Table 1:
 CE at X's weight, plus 1 x KD at T = 4, plus X's own term).
 
-``realdata distill --method crd+kd`` (or ``--kd-weight W`` beside any method) trains ``X`` with a KD term added;
-the run's config records the composed name (``crd+kd``) and its two extra parameters, ``kd_weight`` and
-``kd_temperature``.
+The run's plan decides it (:func:`realdata.methods.plan.resolve`): ``--method crd+kd``, or a ``kd_weight`` given to a
+method that has none of its own (``--kd-weight W``), trains ``X`` with a KD term added; the run's config records the
+composed name (``crd+kd``) and its two extra parameters, ``kd_weight`` and ``kd_temperature``.
 """
 
 from __future__ import annotations
+
+from functools import cache
 
 from torch import Tensor
 
@@ -18,6 +20,7 @@ from realdata.methods.base import Distiller, Outputs, StepContext
 SUFFIX = "+kd"
 
 
+@cache
 def with_kd(base: type[Distiller]) -> type[Distiller]:
     """``base`` with ``kd_weight`` x T^2 KL(teacher || student) at ``kd_temperature`` added to its terms (the mean
     teacher logits of an ensemble). A ConfigError for a method without teachers or one that already is KD."""
@@ -38,25 +41,3 @@ def with_kd(base: type[Distiller]) -> type[Distiller]:
 
     PlusKD.__name__ = PlusKD.__qualname__ = f"{base.__name__}PlusKD"
     return PlusKD
-
-
-class Registry(dict[str, type[Distiller]]):
-    """Method name -> Distiller class, where ``NAME+kd`` is the method NAME with KD added (built on first use, then
-    kept); iterating gives the base methods. ``name in METHODS`` is True for ``NAME+kd`` of any base NAME; looking
-    up one that cannot be composed (no teacher, KD already) is the ConfigError of :func:`with_kd`."""
-
-    def __init__(self, methods: dict[str, type[Distiller]]) -> None:
-        super().__init__(methods)
-        self.composed: dict[str, type[Distiller]] = {}
-
-    def __missing__(self, name: str) -> type[Distiller]:
-        base = name[: -len(SUFFIX)] if isinstance(name, str) and name.endswith(SUFFIX) else None
-        if base is None or not dict.__contains__(self, base):
-            raise KeyError(name)
-        if name not in self.composed:
-            self.composed[name] = with_kd(self[base])
-        return self.composed[name]
-
-    def __contains__(self, name: object) -> bool:
-        base = name[: -len(SUFFIX)] if isinstance(name, str) and name.endswith(SUFFIX) else name
-        return dict.__contains__(self, base)

@@ -18,6 +18,7 @@ from fkdapp.jsonfile import short
 from fkdapp.settings import did_you_mean
 from realdata.methods import METHODS
 from realdata.methods.base import Distiller
+from realdata.methods.compose import SUFFIX, with_kd
 from realdata.methods.needs import Needs
 from realdata.models import is_spec
 
@@ -49,16 +50,23 @@ class RunPlan:
 
 
 def method_class(name: str) -> type[Distiller]:
-    """The method called ``name`` (``NAME+kd``: NAME with KD added); a ConfigError with a did-you-mean otherwise."""
-    if not isinstance(name, str) or name not in METHODS:
+    """The method called ``name`` (``NAME+kd``: NAME with KD added, :func:`~realdata.methods.compose.with_kd`); a
+    ConfigError with a did-you-mean otherwise."""
+    base = name.removesuffix(SUFFIX) if isinstance(name, str) else name
+    if not isinstance(base, str) or base not in METHODS:
         hint = did_you_mean(name, METHODS) if isinstance(name, str) and len(name) < 100 else ""
         raise ConfigError(f"unknown method {short(name)}{hint or '; choose one of: ' + ', '.join(METHODS)}")
-    return METHODS[name]
+    return with_kd(METHODS[base]) if base != name else METHODS[base]
 
 
 def resolve(config: TrainConfig) -> RunPlan:
-    """``config``'s run, decided once (one ConfigError line for a method the config cannot run)."""
+    """``config``'s run, decided once (one ConfigError line for a method the config cannot run). A ``kd_weight``
+    given to a method without one of its own (``--kd-weight W`` beside crd) adds a KD term: the plan's method is
+    ``NAME+kd``, and the recorded config names it so."""
     method = method_class(config.method)
+    if "kd_weight" in config.params and "kd_weight" not in method.SPEC:
+        method = with_kd(method)
+        config = config.with_updates(method=method.NAME)
     needs = method.NEEDS
     zoo = not any(is_spec(a) for a in (config.model, *(a for a in config.teacher_archs if a)))
     needs.check_run(config.method, teachers=len(config.teachers), zoo_models=zoo,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from realdata.config import TrainConfig
-from realdata.methods import METHODS
+from realdata.methods.plan import resolve
 
 ROOT = Path(__file__).resolve().parents[2] / "configs" / "realdata" / "cifar100"
 SUITES = json.loads((ROOT / "suites.json").read_text())
@@ -19,7 +19,7 @@ def test_every_pair_config_is_a_valid_run(path):
     teacher, student = path.parent.name.split("-", 1)
     assert fields["teacher_archs"] == [teacher] and fields["model"] == student and fields["dataset"] == "cifar100"
     config = TrainConfig(**{**fields, "teachers": ("teacher.pth",), "teacher_archs": tuple(fields["teacher_archs"])})
-    assert config.method in METHODS
+    assert resolve(config).method.NAME == config.method
     small = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
     recipe = 0.01 if student in small else 0.05  # the recipe's learning rate per student; MLKD's own for MLKD
     mlkd = recipe if student in small or path.parent.name == "ResNet50-vgg8" else 0.025

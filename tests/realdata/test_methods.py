@@ -24,16 +24,17 @@ from fkd import (
     sp_loss,
     teacher_kernel,
 )
+from fkdapp.errors import ConfigError
 from realdata.checkpoints import read_checkpoint
 from realdata.cli import main
 from realdata.config import TrainConfig
 from realdata.engine import Trainer, run_training
 from realdata.methods import METHODS, Distiller, Outputs, StepContext
-from realdata.methods.plan import resolve
+from realdata.methods.plan import method_class, resolve
 
 
 def config(method: str, **kw) -> TrainConfig:
-    teachers = ("teacher.pt",) if METHODS[method].NEEDS.teacher else ()
+    teachers = ("teacher.pt",) if method_class(method).NEEDS.teacher else ()
     return TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=teachers,
                        teacher_archs=("resnet8",) * len(teachers), batch_size=16, **kw)
 
@@ -44,6 +45,21 @@ def test_the_method_decides_the_strong_view():
     assert resolve(config("mlkd")).needs.views == 2 and resolve(config("kd")).needs.views == 1
     assert resolve(config("mlkd", strong_view=False)).config.strong_view is True
     assert resolve(config("kd", strong_view=True)).config.strong_view is False
+
+
+def test_the_plan_adds_a_kd_term_where_a_kd_weight_has_no_term():
+    """X+kd is the plan's decision: a kd_weight given to a method without a KD term of its own (``--kd-weight``, or a
+    config's params) composes NAME+kd, recorded so; a method with its own kd_weight only takes the value."""
+    plan = resolve(config("crd", params={"kd_weight": 2.0}))
+    assert plan.method is method_class("crd+kd") and plan.config.method == "crd+kd"
+    assert plan.params["kd_weight"] == 2.0 and plan.params["kd_temperature"] == 4.0 and plan.needs.logits
+    assert resolve(plan.config).config == plan.config  # a recorded config resolves to itself
+    kd = resolve(config("kd", params={"kd_weight": 2.0}))
+    assert kd.config.method == "kd" and kd.params["kd_weight"] == 2.0
+    with pytest.raises(ConfigError, match="already has a KD term"):
+        resolve(config("kd+kd"))
+    with pytest.raises(ConfigError, match="'ce' uses no teacher, so ce\\+kd has no KD term"):
+        resolve(config("ce", params={"kd_weight": 1.0}))
 
 
 def test_registry_and_standard_weights():
@@ -58,8 +74,10 @@ def test_registry_and_standard_weights():
     assert METHODS["mlkd"].PARAMS == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0,  # MLKD's cfg.KD
                                       "logit_stand": 0.0}
     assert METHODS["ofd"].PARAMS == {"ce_weight": 1.0, "ofd_weight": 1e-3}  # mdistiller's CE_WEIGHT, FEAT_WEIGHT
-    assert METHODS["crd+kd"].PARAMS == {**METHODS["crd"].PARAMS, "kd_weight": 1.0, "kd_temperature": 4.0}
-    assert "crd+kd" in METHODS and "crd+kd" not in list(METHODS) and "nothing+kd" not in METHODS
+    assert method_class("crd+kd").PARAMS == {**METHODS["crd"].PARAMS, "kd_weight": 1.0, "kd_temperature": 4.0}
+    assert method_class("crd+kd") is method_class("crd+kd") and "crd+kd" not in METHODS
+    with pytest.raises(ConfigError, match="unknown method 'nothing\\+kd'"):
+        method_class("nothing+kd")
     assert METHODS["sp"].PARAMS["sp_weight"] == 3000 and METHODS["pkt"].PARAMS["pkt_weight"] == 30000
     assert METHODS["rkd"].PARAMS == {"ce_weight": 1.0, "rkd_weight": 1.0, "w_d": 25.0, "w_a": 50.0}
     assert set(METHODS["fkd"].PARAMS) == {"ce_weight", "lambda", "feature_reg", "reg_power", "norm_head"}
@@ -186,7 +204,7 @@ def test_params_are_checked():
 
 
 @pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst", "dist", "wttm", "ctkd",
-                                    "reviewkd", "ofd", "mlkd --strong-view", "crd+kd", "kd --optimizer dot",
+                                    "reviewkd", "ofd", "mlkd --strong-view", "crd --kd-weight 1", "kd --optimizer dot",
                                     "dkd --param logit_stand=1", "fkd-add --param target=1"])
 def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
     method, *extra = method.split()
@@ -197,6 +215,7 @@ def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, te
     r = CliRunner().invoke(main, ["distill", *tt, *common, "--out", str(whole)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     config = TrainConfig.load(whole / "config.json")
+    method = config.method  # crd with --kd-weight runs, and is recorded, as crd+kd
 
     train_until_killed(config, tmp_path / "cut")
     run_training(config, tmp_path / "cut", resume=True)
