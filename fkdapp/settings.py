@@ -7,6 +7,7 @@ does what comes before that, the same way for both: reading a JSON object, parsi
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
@@ -120,7 +121,28 @@ def parse_seeds(text: str) -> list[int]:
         if n < 1:
             raise ConfigError(f"{text!r}: give at least one seed")
         return list(range(n))
-    return parse_counts(text)
+    try:
+        return parse_counts(text)
+    except ConfigError:
+        raise ConfigError(f"{text!r}: seeds are a count N (seeds 0..N-1), a range like 4-7, or a list like 0,2,5") \
+            from None
+
+
+def seeds_arg(text: str) -> list[int]:
+    """:func:`parse_seeds` as an argparse type (a bad value: argparse's one-line usage error naming the flag)."""
+    try:
+        return parse_seeds(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    """Seeds as :func:`parse_seeds` reads them back: "4-7" for a run of consecutive seeds (one seed: "4-4", since a
+    bare number is a count), else "0,2,5"."""
+    seeds = list(seeds)
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
 
 
 def parse_counts(text: str) -> list[int]:

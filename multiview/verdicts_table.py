@@ -17,7 +17,7 @@ from typing import Any
 
 from fkdapp.errors import ConfigError
 from fkdapp.runtime import atomic_write_text, write_json
-from fkdapp.settings import parse_seeds, read_json_object
+from fkdapp.settings import parse_seeds, read_json_object, seeds_text
 from multiview.methods import parse_method
 from multiview.records import read_distill
 from multiview.verdict import RULE, judge, rule_text
@@ -81,17 +81,13 @@ def judge_entry(entry: Entry) -> list[dict[str, Any]]:
     return rows
 
 
-def _seeds_text(seeds: list[int]) -> str:
-    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
-
-
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     """The table: one row per (sweep, method); ratios to 2 decimals (the verdict compares the unrounded numbers and
     names its failing clause to 3)."""
     lines = ["| regime | method | seeds | failure / L(E), E = 1..4 | ensemble / L(E), E = 3, 4 "
              "| one-view teachers, own; f0 | verdict (rule v2) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        seeds = _seeds_text(r["seeds"]) + ("" if r["fresh"] else " (selection)")
+        seeds = seeds_text(r["seeds"]) + ("" if r["fresh"] else " (selection)")
         if "over_L" in r:
             ratios = ", ".join(f"{v:.2f}" for v in r["over_L"])
             ens = ", ".join(f"{v:.2f}" for v in r["ensemble_over_L"][2:4])

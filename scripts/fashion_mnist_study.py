@@ -37,7 +37,7 @@ from pathlib import Path
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
 from fkdapp.errors import run_main
-from fkdapp.settings import parse_counts
+from fkdapp.settings import parse_seeds, seeds_arg
 from studies.fashion import ROWS, Options, run
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
-    ap.add_argument("--seeds", type=parse_counts, default=parse_counts("0-4"))
+    ap.add_argument("--seeds", type=seeds_arg, default=parse_seeds("0-4"))
     ap.add_argument("--ensemble", type=lambda t: sorted({int(e) for e in t.split(",") if t != "none"}),
                     default=[1, 2, 4], help="the ensemble curve's E values, or none (no curve)")
     ap.add_argument("--train-size", type=int, default=2000, help="the students' class-balanced subset")

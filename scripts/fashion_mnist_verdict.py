@@ -62,6 +62,7 @@ from pathlib import Path
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
 from fkdapp.errors import run_main
+from fkdapp.settings import parse_seeds, seeds_arg
 from studies.verdict import PHASES, WEIGHTED, Options, run
 
 
@@ -76,8 +77,8 @@ def main() -> None:
     ap.add_argument("--name", default="fashion_mnist_verdict", help="the results' file name under --figures")
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side")
     ap.add_argument("--threads", type=int, default=1, help="threads per run")
-    ap.add_argument("--select-seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1])
-    ap.add_argument("--report-seeds", type=lambda t: [int(s) for s in t.split(",")], default=[2, 3, 4])
+    ap.add_argument("--select-seeds", type=seeds_arg, default=parse_seeds("0-1"))
+    ap.add_argument("--report-seeds", type=seeds_arg, default=parse_seeds("2-4"))
     ap.add_argument("--methods", default=",".join(["ce", *WEIGHTED, "fkd"]), help="the methods [default: all]")
     ap.add_argument("--settings", type=int, default=3, help="the first N settings of each grid, the same N for "
                     "every method [3: the coarse grid; 6: the full one]")

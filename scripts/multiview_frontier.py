@@ -17,13 +17,14 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
 from studies.frontier import SCALES, VARIANTS, Options, run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--seeds", type=seeds_arg, default=parse_seeds("2"))
     ap.add_argument("--teachers", default="2,4")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--scales", default=",".join(map(str, SCALES)))

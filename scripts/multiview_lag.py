@@ -22,7 +22,7 @@ Phases (each a resumable `multiview sweep` under OUT, teachers pooled per (confi
 On one GPU, the k-trend at k = 40 and 80 with 16 seeds, for the variant chosen on the CPU (its results folder need
 not be there):
 
-    python scripts/multiview_lag.py --out runs/lag --phases k40,k80 --k-seeds 40:0-15,80:0-15 --device cuda \
+    python scripts/multiview_lag.py --out runs/lag --phases k40,k80 --k-seeds 40:0-15 --k-seeds 80:0-15 --device cuda \
         --jobs 1 --variant "fkd:eps_rel=0.1,balance=1,balance_until=150"
 """
 
@@ -33,8 +33,9 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
-from studies.lag import Options, run
+from studies.lag import Options, k_seeds_arg, run
 
 
 def main() -> None:
@@ -44,8 +45,10 @@ def main() -> None:
     ap.add_argument("--phases", default="select,report,k10,k20,k30",
                     help="select, report and any kNN (configs/kNN.json); empty: only tabulate")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
-    ap.add_argument("--seeds", default="0-3,4-7", help="seeds of select and report")
-    ap.add_argument("--k-seeds", default="10:0-7,20:0-3,30:0-1", help="seeds of each kNN phase, as K:SEEDS,...")
+    ap.add_argument("--select-seeds", type=seeds_arg, default=parse_seeds("0-3"), help="seeds of select")
+    ap.add_argument("--report-seeds", type=seeds_arg, default=parse_seeds("4-7"), help="seeds of report")
+    ap.add_argument("--k-seeds", type=k_seeds_arg, action="append", default=None, metavar="K:SEEDS",
+                    help="seeds of phase kK, repeatable [default: 10:0-7 20:0-3 30:0-1]")
     ap.add_argument("--device", default="cpu", help="device of every sweep (cuda: use --jobs 1)")
     ap.add_argument("--variant", default=None, help="the FKD variant of the kNN phases [default: the selected one]")
     ap.add_argument("--results", default=None,

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
 from studies.missed_views import Options, run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--seeds", type=seeds_arg, default=parse_seeds("0-1"))
     ap.add_argument("--teachers", default="2,4")
     ap.add_argument("--config", type=Path, default=None, help="JSON file of config values [default: the defaults]")
     ap.add_argument("--device", default="auto")

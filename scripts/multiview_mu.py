@@ -13,6 +13,7 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
 from studies.mu import Options, run
 
@@ -20,7 +21,7 @@ from studies.mu import Options, run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mu", default="0,0.025,0.05,0.1")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=seeds_arg, default=parse_seeds("3"))
     ap.add_argument("--teachers", default="0,1,2,3,4")
     ap.add_argument("--methods", default="fkd,ce", help="method specs, as for `multiview sweep --methods`")
     ap.add_argument("--config", type=Path, default=None, help="JSON file of base config values [default: the defaults]")

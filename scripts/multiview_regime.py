@@ -43,6 +43,7 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
 from studies.regime import PHASES, Options, run
 
@@ -52,8 +53,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/regime"))
     ap.add_argument("--until", default="factors", choices=PHASES, help="the last phase to run")
     ap.add_argument("--ks", default="10,20,30", help="the k levels phase 1 runs (the larger cost most)")
-    ap.add_argument("--select-seeds", default="0-3")
-    ap.add_argument("--report-seeds", default="4-7")
+    ap.add_argument("--select-seeds", type=seeds_arg, default=parse_seeds("0-3"))
+    ap.add_argument("--report-seeds", type=seeds_arg, default=parse_seeds("4-7"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, as for sweep")
     ap.add_argument("--workers", type=int, default=None, help="networks trained side by side [the cores]")
     ap.add_argument("--ktrend-per-class", type=int, default=None,

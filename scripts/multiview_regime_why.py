@@ -18,6 +18,7 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
 from studies.regime_why import Options, run
 
@@ -25,7 +26,7 @@ from studies.regime_why import Options, run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweeps", type=Path, default=Path("runs/regime/sweeps"))
-    ap.add_argument("--seeds", default="0,1,2,3")
+    ap.add_argument("--seeds", type=seeds_arg, default=parse_seeds("0-3"))
     ap.add_argument("--table", type=Path, default=Path("figures/multiview_regime_why.md"))
     run(Options(**vars(ap.parse_args())))
 

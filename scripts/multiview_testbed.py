@@ -25,6 +25,7 @@ from pathlib import Path
 
 import _root  # noqa: F401  (studies/ is in the repository, not installed)
 
+from fkdapp.settings import parse_seeds, seeds_arg
 from multiview.engine import run_script
 from studies.testbed import Options, run
 
@@ -33,8 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/testbed"))
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--select-seeds", default="0-3")
-    ap.add_argument("--report-seeds", default="4-7")
+    ap.add_argument("--select-seeds", type=seeds_arg, default=parse_seeds("0-3"))
+    ap.add_argument("--report-seeds", type=seeds_arg, default=parse_seeds("4-7"))
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override, as for sweep")
     ap.add_argument("--methods", default=None, help="comma list of method names [default: every registered loss]")
     ap.add_argument("--no-report", action="store_true",

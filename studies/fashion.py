@@ -125,56 +125,75 @@ def run(a: Options) -> None:
     spent["students"] = run_jobs(students, a.jobs, a.threads, a.dry_run)
     if a.dry_run:
         return
-    ledger = a.out / "seconds.json"  # wall time summed over the sittings that ran something
-    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {"teachers": 0.0, "students": 0.0}
-    seconds = {k: seconds[k] + v for k, v in spent.items()}
-    atomic_write_text(ledger, json.dumps(seconds) + "\n")
-    ensembles = {}
-    for e, paths in members.items():
-        result = a.out / "ensembles" / f"E{e}.json"
-        if not result.is_file():
-            result.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([realdata(), "evaluate", *map(str, paths), "--device", a.device, "--data-dir",
-                            a.data_dir, "--json", str(result)], check=True)
-        ensembles[str(e)] = json.loads(result.read_text())["test_acc"]
-    for folder, _ in last_rows(a.out / "methods" / "ce"):
-        if not (folder / "kernel.json").is_file():
-            subprocess.run([realdata(), "evaluate", str(folder / "last.pt"), "--kernel-to",
-                            str(teachers[0].out / "last.pt"), "--device", a.device, "--data-dir", a.data_dir,
-                            "--json", str(folder / "kernel.json")], check=True)
-    run = [realdata()]
-    a.figures.mkdir(parents=True, exist_ok=True)
-    subprocess.run([*run, "report", str(a.out / "teachers"), str(a.out / "methods"), "--output",
-                    str(a.figures / "fashion_mnist_study_methods.md")], check=True)
-    parts = ["methods", "alignment", *(["ensemble"] if a.ensemble else [])]
-    if a.ensemble:
-        subprocess.run([*run, "report", str(a.out / "methods" / "ce"), str(a.out / "ensemble"), "--output",
-                        str(a.figures / "fashion_mnist_study_ensemble.md")], check=True)
-    subprocess.run([*run, "plot", str(a.out / "methods"), "-o", str(a.figures / "fashion_mnist_study_curves.png"),
-                    "--title", f"Fashion-MNIST, {a.train_size} training images, {PAIR_TEACHER} -> {STUDENT} "
-                    f"(mean ± std over {len(a.seeds)} seeds)"], check=True)
+    seconds = add_seconds(a.out / "seconds.json", spent)
+    ensembles = evaluate_ensembles(a, members)
+    kernels_of_alone(a, teachers[0].out / "last.pt")
+    write_reports(a)
     curve = {"teacher_ensemble": ensembles, "student_alone": mean_ci(last_accs(a.out / "methods" / "ce")),
              **{m: {str(e): mean_ci(last_accs(a.out / "ensemble" / f"{m}-E{e}")) for e in a.ensemble}
                 for m in ENSEMBLE_METHODS}}
-    names = ["ce", *a.rows]
-    accs = {name: last_accs(a.out / "methods" / name) for name in names}
-    distances = {name: last_distances(a.out / "methods" / name) for name in names}
+    accs = {name: last_accs(a.out / "methods" / name) for name in ["ce", *a.rows]}
+    distances = {name: last_distances(a.out / "methods" / name) for name in accs}
     alignment, rho = alignment_table(accs, distances)
     atomic_write_text(a.figures / "fashion_mnist_study_alignment.md", alignment + "\n")
-    table = {name: mean_ci(a) for name, a in accs.items()}
-    env = json.loads((a.out / "methods" / "ce" / f"s{a.seeds[0]}" / "environment.json").read_text())
     if a.ensemble:
         ensemble_figure({m: {e: tuple(curve[m][str(e)]) for e in a.ensemble} for m in ENSEMBLE_METHODS},
                         {e: ensembles[str(e)] for e in a.ensemble}, a.figures / "fashion_mnist_study_ensemble.png",
                         "number of teachers E", alone=curve["student_alone"][0],
                         title=f"Fashion-MNIST, {a.train_size} training images: {STUDENT} students of E {MEMBER} "
                               "teachers")
-    summary = {"methods_last_acc": table, "methods_kernel_distance": {n: mean_ci(d) for n, d in distances.items()},
+    env = json.loads((a.out / "methods" / "ce" / f"s{a.seeds[0]}" / "environment.json").read_text())
+    summary = {"methods_last_acc": {name: mean_ci(v) for name, v in accs.items()},
+               "methods_kernel_distance": {n: mean_ci(d) for n, d in distances.items()},
                "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": seconds,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(a).items()},
                "environment": env}
     atomic_write_text(a.figures / "fashion_mnist_study.json", json.dumps(summary, indent=2) + "\n")
-    for part in parts:
+    for part in ["methods", "alignment", *(["ensemble"] if a.ensemble else [])]:
         print((a.figures / f"fashion_mnist_study_{part}.md").read_text())
     print(json.dumps(curve, indent=2))
 
+
+def add_seconds(ledger: Path, spent: dict[str, float]) -> dict[str, float]:
+    """The wall time of teachers and students summed over the sittings that ran something (kept in ``ledger``)."""
+    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {"teachers": 0.0, "students": 0.0}
+    seconds = {k: seconds[k] + v for k, v in spent.items()}
+    atomic_write_text(ledger, json.dumps(seconds) + "\n")
+    return seconds
+
+
+def _realdata(*args: str | Path) -> None:
+    """One ``realdata`` command, as a user runs it."""
+    subprocess.run([realdata(), *map(str, args)], check=True)
+
+
+def evaluate_ensembles(a: Options, members: dict[int, list[Path]]) -> dict[str, float]:
+    """Per E, the test accuracy of the first E member teachers' ensemble (mean logits; evaluated once, kept)."""
+    ensembles = {}
+    for e, paths in members.items():
+        result = a.out / "ensembles" / f"E{e}.json"
+        if not result.is_file():
+            result.parent.mkdir(parents=True, exist_ok=True)
+            _realdata("evaluate", *paths, "--device", a.device, "--data-dir", a.data_dir, "--json", result)
+        ensembles[str(e)] = json.loads(result.read_text())["test_acc"]
+    return ensembles
+
+
+def kernels_of_alone(a: Options, teacher: Path) -> None:
+    """The kernel distance of every student trained alone to ``teacher`` (its kernel.json; written once)."""
+    for folder, _ in last_rows(a.out / "methods" / "ce"):
+        if not (folder / "kernel.json").is_file():
+            _realdata("evaluate", folder / "last.pt", "--kernel-to", teacher, "--device", a.device, "--data-dir",
+                      a.data_dir, "--json", folder / "kernel.json")
+
+
+def write_reports(a: Options) -> None:
+    """``realdata report`` of the methods (and the ensemble's students) and ``realdata plot`` of their curves."""
+    a.figures.mkdir(parents=True, exist_ok=True)
+    _realdata("report", a.out / "teachers", a.out / "methods", "--output", a.figures / "fashion_mnist_study_methods.md")
+    if a.ensemble:
+        _realdata("report", a.out / "methods" / "ce", a.out / "ensemble", "--output",
+                  a.figures / "fashion_mnist_study_ensemble.md")
+    _realdata("plot", a.out / "methods", "-o", a.figures / "fashion_mnist_study_curves.png", "--title",
+              f"Fashion-MNIST, {a.train_size} training images, {PAIR_TEACHER} -> {STUDENT} (mean ± std over "
+              f"{len(a.seeds)} seeds)")

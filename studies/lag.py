@@ -3,6 +3,7 @@ and the rule: scripts/multiview_lag.py's --help)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 
 from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text, write_json
-from fkdapp.settings import parse_seeds
+from fkdapp.settings import seeds_arg, seeds_text
 from fkdapp.stats import format_ci, mean_ci
 from multiview.decompose import law, nobody_had
 from multiview.records import DistillResults, read_distill
@@ -36,6 +37,8 @@ FKD_VARIANTS = [
     "fkd:eps_rel=0.1,balance=1,balance_until=150",  # hand-over: scale-free kernel, balanced, then lambda
 ]
 KD_GRID = ["kd:kd_weight=1", "kd", "kd:kd_weight=10", "kd:kd_weight=30"]
+#: The seeds of each kNN phase where --k-seeds gives none.
+K_SEEDS = [("10", list(range(8))), ("20", list(range(4))), ("30", list(range(2)))]
 SHIPPED = "fkd"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # configs/kNN.json of the kNN phases
 
@@ -98,6 +101,14 @@ def _int_keys(state: dict) -> dict:
         state[k] = {spec: {int(e): v for e, v in by_e.items()} for spec, by_e in state[k].items()}
     return state
 
+def k_seeds_arg(text: str) -> tuple[str, list[int]]:
+    """``K:SEEDS`` (a --k-seeds value: phase kK's seeds, in the one seed grammar) -> (K, seeds)."""
+    k, sep, seeds = text.partition(":")
+    if not (sep and k.strip().isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: give K:SEEDS, e.g. 20:0-3")
+    return k.strip(), seeds_arg(seeds)
+
+
 def run_sweep(out: Path, specs: list[str], seeds: str, teachers: str, jobs: int, config: str | None,
               pool: Path, overrides: list[str], device: str = "cpu") -> DistillResults:
     """One phase's ``multiview sweep`` (:func:`studies.sweeps.cli_sweep`), read back."""
@@ -113,8 +124,9 @@ class Options:
     jobs: int
     phases: str
     figures: Path
-    seeds: str
-    k_seeds: str
+    select_seeds: list[int]
+    report_seeds: list[int]
+    k_seeds: list[tuple[str, list[int]]] | None  # (K, its seeds) per kNN phase; None: K_SEEDS
     device: str
     variant: str | None
     results: str | None
@@ -123,76 +135,133 @@ class Options:
     kd_grid: str | None
 
 
+@dataclass
+class Study:
+    """The study's state (``OUT/lag.json``, read back where it exists) and what its phases share."""
+
+    a: Options
+    state: dict
+    variants: list[str]
+    kd_grid: list[str]
+    k_seeds: dict[str, list[int]]
+
+    @classmethod
+    def open(cls, a: Options) -> Study:
+        variants = a.variants.split(";") if a.variants else FKD_VARIANTS
+        path = a.out / "lag.json"
+        return cls(a, _int_keys(json.loads(path.read_text())) if path.is_file() else {},
+                   variants if SHIPPED in variants else [SHIPPED, *variants],
+                   a.kd_grid.split(";") if a.kd_grid else KD_GRID, dict(K_SEEDS if a.k_seeds is None else a.k_seeds))
+
+    def save(self) -> None:
+        write_json(self.a.out / "lag.json", self.state)
+
+    @property
+    def best(self) -> str:
+        """The FKD variant reported: the one named by --variant, else the selection's, else the shipped fkd."""
+        return self.a.variant or self.state.get("select", {}).get("best_variant", SHIPPED)
+
+    @property
+    def best_kd(self) -> str:
+        return self.state.get("select", {}).get("best_kd", "kd")
+
+    @property
+    def compare(self) -> list[str]:
+        """The specs of the report at k = 10: shipped fkd, the best variant, the best KD and KD as shipped."""
+        return list(dict.fromkeys([SHIPPED, self.best, self.best_kd, "kd"]))
+
+    def sweep(self, folder: str, specs: list[str], seeds: list[int], teachers: str, config: str | None = None,
+              pool: str = "teachers-k10") -> DistillResults:
+        return run_sweep(self.a.out / folder, specs, seeds_text(seeds), teachers, self.a.jobs, config,
+                         self.a.out / pool, self.a.overrides, self.a.device)
 
 
 def run(a: Options) -> None:
     """The phases named (each sweep resumes), then the state, the tables and the figures."""
-    s_select, s_report = a.seeds.split(",")
-    k_seeds = dict(item.split(":") for item in a.k_seeds.split(","))
-    variants = a.variants.split(";") if a.variants else FKD_VARIANTS
-    kd_grid = a.kd_grid.split(";") if a.kd_grid else KD_GRID
-    if SHIPPED not in variants:
-        variants = [SHIPPED, *variants]
+    study = Study.open(a)
     phases = [p for p in a.phases.split(",") if p]  # none: tabulate what is there (and --results)
-    pool10 = a.out / "teachers-k10"
-    state_path = a.out / "lag.json"
-    state = _int_keys(json.loads(state_path.read_text())) if state_path.is_file() else {}
     if "select" in phases:
-        sel = run_sweep(a.out / "select", variants + kd_grid, s_select, "0,2,4", a.jobs, None, pool10,
-                        a.overrides, a.device)
-        chosen_on = set(parse_seeds(s_select))
-        best, fkd_scores = pick(sel, variants, chosen_on)
-        best_kd, kd_scores = pick(sel, kd_grid, chosen_on)
-        state["select"] = {"best_variant": best, "best_kd": best_kd, "fkd_scores": fkd_scores, "kd_scores": kd_scores}
-        write_json(state_path, state)
-        print("select:", state["select"]["best_variant"], state["select"]["best_kd"], flush=True)
-    if a.variant is None and "select" not in state and phases:
-        raise UserError("no selection in " + str(state_path) + "; run the select phase or name --variant SPEC")
-    best = a.variant or state.get("select", {}).get("best_variant", SHIPPED)
-    best_kd = state.get("select", {}).get("best_kd", "kd")
-    compare = list(dict.fromkeys([SHIPPED, best, best_kd, "kd"]))
-
-    def report_sweep(seeds: str) -> DistillResults:  # one sweep folder for report and k10 (it resumes by seed)
-        return run_sweep(a.out / "report-k10", compare, seeds, "0-4", a.jobs, None, pool10, a.overrides,
-                         a.device)
-
+        select(study)
+    if a.variant is None and "select" not in study.state and phases:
+        raise UserError(f"no selection in {a.out / 'lag.json'}; run the select phase or name --variant SPEC")
     if "report" in phases:
-        rep = report_sweep(s_report)
-        on = set(parse_seeds(s_report))
-        state["k10_report"] = {spec: summary(rep, spec, on) for spec in compare}
-        state.setdefault("k10", state["k10_report"])
-        state["verdict_k10"] = (verdict(state["k10_report"][best], state["k10_report"][SHIPPED], s_report)
-                                if best != SHIPPED else None)
-        write_json(state_path, state)
-        plot_balance(rep, [SHIPPED, best, best_kd], a.figures / "multiview_lag_balance.png")
-    if "k10" in phases:  # the report's sweep on more seeds (the finished ones are skipped)
-        if "10" not in k_seeds:
-            raise UserError("phase k10 needs its seeds in --k-seeds (as 10:0-7)")
-        rep = report_sweep(k_seeds["10"])
-        state["k10"] = {spec: summary(rep, spec) for spec in compare}
-        write_json(state_path, state)
+        report(study)
+    if "k10" in phases:
+        extend_k10(study)
     for k in (p for p in phases if re.fullmatch(r"k\d+", p) and p != "k10"):
-        config = CONFIGS / f"{k}.json"
-        if not config.is_file() or k[1:] not in k_seeds:
-            raise UserError(f"phase {k} needs {config} and its seeds in --k-seeds (as {k[1:]}:0-3)")
-        r = run_sweep(a.out / f"report-{k}", list(dict.fromkeys([SHIPPED, best])), k_seeds[k[1:]], "0-4",
-                      a.jobs, str(config), a.out / f"teachers-{k}", a.overrides, a.device)
-        state[k] = {spec: summary(r, spec) for spec in dict.fromkeys([SHIPPED, best])}
-        if k == "k20" and best != SHIPPED:
-            state["verdict_k20"] = verdict(state[k][best], state[k][SHIPPED], k_seeds["20"])
-        write_json(state_path, state)
-    for item in (a.results.split(",") if a.results else []):
+        k_trend(study, k)
+    add_results(study)
+    write_outputs(study)
+
+
+def select(study: Study) -> None:
+    """Phase 1: every FKD variant and KD weight at E = 2, 4 on the selection seeds; the best of each by :func:`pick`."""
+    seeds = study.a.select_seeds
+    sel = study.sweep("select", study.variants + study.kd_grid, seeds, "0,2,4")
+    best, fkd_scores = pick(sel, study.variants, set(seeds))
+    best_kd, kd_scores = pick(sel, study.kd_grid, set(seeds))
+    study.state["select"] = {"best_variant": best, "best_kd": best_kd, "fkd_scores": fkd_scores,
+                             "kd_scores": kd_scores}
+    study.save()
+    print("select:", best, best_kd, flush=True)
+
+
+def report(study: Study) -> None:
+    """Phase 2: the compared specs at k = 10, E = 0..4, on the report seeds, and the decision rule there."""
+    seeds = study.a.report_seeds
+    rep = study.sweep("report-k10", study.compare, seeds, "0-4")  # one folder for report and k10 (by seed)
+    state = study.state
+    state["k10_report"] = {spec: summary(rep, spec, set(seeds)) for spec in study.compare}
+    state.setdefault("k10", state["k10_report"])
+    state["verdict_k10"] = (verdict(state["k10_report"][study.best], state["k10_report"][SHIPPED], seeds_text(seeds))
+                            if study.best != SHIPPED else None)
+    study.save()
+    plot_balance(rep, [SHIPPED, study.best, study.best_kd], study.a.figures / "multiview_lag_balance.png")
+
+
+def extend_k10(study: Study) -> None:
+    """Phase k10: the report's sweep on more seeds (the finished ones are skipped): the k-trend's k = 10."""
+    if "10" not in study.k_seeds:
+        raise UserError("phase k10 needs its seeds in --k-seeds (as 10:0-7)")
+    rep = study.sweep("report-k10", study.compare, study.k_seeds["10"], "0-4")
+    study.state["k10"] = {spec: summary(rep, spec) for spec in study.compare}
+    study.save()
+
+
+def k_trend(study: Study, k: str) -> None:
+    """Phase kNN: shipped fkd and the best variant with configs/kNN.json (and the rule again at k = 20)."""
+    config = CONFIGS / f"{k}.json"
+    if not config.is_file() or k[1:] not in study.k_seeds:
+        raise UserError(f"phase {k} needs {config} and its seeds in --k-seeds (as {k[1:]}:0-3)")
+    specs = list(dict.fromkeys([SHIPPED, study.best]))
+    r = study.sweep(f"report-{k}", specs, study.k_seeds[k[1:]], "0-4", str(config), f"teachers-{k}")
+    study.state[k] = {spec: summary(r, spec) for spec in specs}
+    if k == "k20" and study.best != SHIPPED:
+        study.state["verdict_k20"] = verdict(study.state[k][study.best], study.state[k][SHIPPED],
+                                             seeds_text(study.k_seeds["20"]))
+    study.save()
+
+
+def add_results(study: Study) -> None:
+    """Shipped fkd at the k of each --results K:FILE not run here (a sweep recorded elsewhere, named as the source)."""
+    for item in (study.a.results.split(",") if study.a.results else []):
         k, path = item.split(":", 1)
-        if f"k{k}" not in state:
-            state[f"k{k}"] = {SHIPPED: summary(read_distill(path), SHIPPED)}
-            state.setdefault("k_sources", {})[f"k{k}"] = path
+        if f"k{k}" not in study.state:
+            study.state[f"k{k}"] = {SHIPPED: summary(read_distill(path), SHIPPED)}
+            study.state.setdefault("k_sources", {})[f"k{k}"] = path
+
+
+def write_outputs(study: Study) -> None:
+    """The k-trend figure, the state and the tables beside the figures."""
+    state, figures = study.state, study.a.figures
     trend = {int(k[1:]): {spec: state[k][spec] for spec in state[k]} for k in k_keys(state)}
     if trend:
-        plot_k_trend(trend, a.figures / "multiview_lag_k.png")
-    write_json(a.figures / "multiview_lag.json", state)
-    atomic_write_text(a.figures / "multiview_lag.md", table(state) + "\n")
+        plot_k_trend(trend, figures / "multiview_lag_k.png")
+    write_json(figures / "multiview_lag.json", state)
+    atomic_write_text(figures / "multiview_lag.md", table(state) + "\n")
     print(table(state))
-    print(f"wrote {a.figures / 'multiview_lag.json'} and {a.figures / 'multiview_lag.md'}")
+    print(f"wrote {figures / 'multiview_lag.json'} and {figures / 'multiview_lag.md'}")
+
 
 def ci(v: list[float] | None) -> str:
     """A (mean, half-width) pair as text; the half-width is NaN for one seed."""

@@ -53,7 +53,7 @@ def _seed_cells(cfg: Config, seed: int, counts: list[int], device: torch.device,
 class Options:
     """The study's settings, as scripts/multiview_missed_views.py's flags give them."""
 
-    seeds: str
+    seeds: list[int]
     teachers: str
     config: Path | None
     device: str
@@ -66,7 +66,7 @@ def run(a: Options) -> None:
     device = resolve_device(a.device)
     counts = sorted(int(e) for e in a.teachers.split(","))
     cells = []
-    for seed in (int(s) for s in a.seeds.split(",")):
+    for seed in a.seeds:
         for c in seed_cells(cfg, seed, counts, device):
             cells.append(c)
             print(json.dumps(c), flush=True)

@@ -36,7 +36,7 @@ class Options:
     """The study's settings, as scripts/multiview_mu.py's flags give them."""
 
     mu: str
-    seeds: int
+    seeds: list[int]
     teachers: str
     methods: str
     config: Path | None
@@ -54,7 +54,7 @@ def run(a: Options) -> None:
     for mu in (float(m) for m in a.mu.split(",")):
         cfg = base.with_(mu=mu)
         methods = parse_methods(a.methods, cfg.method_params)
-        r = distill_experiment(cfg, list(range(a.seeds)), counts, methods, device, a.out / f"mu{mu:g}")
+        r = distill_experiment(cfg, a.seeds, counts, methods, device, a.out / f"mu{mu:g}")
         runs.append((mu, r))
         summaries.append(summary(mu, r))
         print(json.dumps(summaries[-1]), flush=True)

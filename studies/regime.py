@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from fkdapp.progress import Progress
 from fkdapp.runtime import atomic_write_text, write_json
-from fkdapp.settings import parse_seeds
+from fkdapp.settings import seeds_text
 from fkdapp.stats import mean_ci
 from multiview.config import Config
 from multiview.decompose import RULE_V1, law, nobody_had
@@ -73,8 +73,8 @@ class Options:
     out: Path
     until: str
     ks: str
-    select_seeds: str
-    report_seeds: str
+    select_seeds: list[int]
+    report_seeds: list[int]
     overrides: list[str]
     workers: int | None
     ktrend_per_class: int | None
@@ -177,68 +177,88 @@ def write_table(rows: list[dict], path: Path, note: str) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def run(a: Options) -> None:
-    """The phases up to ``a.until`` (each sweep resumes), the state OUT/regime.json, the table and the figure."""
-    phases = PHASES[: PHASES.index(a.until) + 1]
-    ks = {int(k) for k in a.ks.split(",")}
-    select, report = parse_seeds(a.select_seeds), parse_seeds(a.report_seeds)
-    state_path = a.out / "regime.json"
-    wall: dict[str, float] = {}
-    engine = Engine.for_device(torch.device("cpu"), a.workers)
+@dataclass
+class Sitting:
+    """This sitting's sweeps: each (cell, method, seeds) run once, in the order first run, with its summary and the
+    wall time per phase; after each, the table, the figure and OUT/regime_so_far.json (a stopped run shows them)."""
 
-    done: dict[tuple, dict] = {}  # (cell, method, seeds) -> its summary, in the order first run
-    note = (f"Regime map (CPU; seeds {a.select_seeds} for the map, {a.report_seeds} for the verdict); single-view "
-            "failure, mean ± 95% interval (x the law 2^-(E+1)); the rule: <= 1.25x at every E = 1..4, own views kept "
-            ">= 0.9, multi-view error <= 2%, and by the mechanism views nobody had <= 5%.")
+    a: Options
+    engine: Engine
+    done: dict[tuple, dict] = field(default_factory=dict)
+    wall: dict[str, float] = field(default_factory=dict)
 
-    def checkpoint() -> None:
-        """The table, the figure and OUT/regime_so_far.json of every sweep done so far (a stopped run shows them)."""
-        write_table(list(done.values()), a.table, note)
-        write_json(a.out / "regime_so_far.json", {"rows": list(done.values()), "wall_s_this_sitting": wall})
-        mapped_rows = [r for r in done.values() if r["seeds"] == select]
+    @property
+    def note(self) -> str:
+        select, report = seeds_text(self.a.select_seeds), seeds_text(self.a.report_seeds)
+        return (f"Regime map (CPU; seeds {select} for the map, {report} for the verdict); single-view failure, mean "
+                "± 95% interval (x the law 2^-(E+1)); the rule: <= 1.25x at every E = 1..4, own views kept >= 0.9, "
+                "multi-view error <= 2%, and by the mechanism views nobody had <= 5%.")
+
+    def checkpoint(self) -> None:
+        write_table(list(self.done.values()), self.a.table, self.note)
+        write_json(self.a.out / "regime_so_far.json", {"rows": list(self.done.values()),
+                                                        "wall_s_this_sitting": self.wall})
+        mapped_rows = [r for r in self.done.values() if r["seeds"] == self.a.select_seeds]
         if mapped_rows:
-            plot_regime_map(mapped_rows, a.figure, CORNERS, LEVELS, KD)
+            plot_regime_map(mapped_rows, self.a.figure, CORNERS, LEVELS, KD)
 
-    def run(cells: list[Cell], seeds: list[int], phase: str, kd: bool = True) -> list[dict]:
+    def cells(self, cells: list[Cell], seeds: list[int], phase: str, kd: bool = True) -> list[dict]:
         """Each cell's FKD, and KD once per data (unless ``kd`` is False), on ``seeds``, the cheapest data first
         (summaries; each (cell, method, seeds) once)."""
         rows = []
         for cell in sorted(cells, key=lambda c: c.per_class * c.k):
             for key, method in ((cell, cell.fkd), *([(cell.data_only, KD)] if kd else [])):
-                if (key, method, tuple(seeds)) not in done:
-                    wall[phase] = wall.get(phase, 0.0) + sweep(a.out, key, method, seeds, a.overrides, engine)
-                    done[(key, method, tuple(seeds))] = summary(a.out, key, method, seeds)
-                    checkpoint()
-                rows.append(done[(key, method, tuple(seeds))])
+                if (key, method, tuple(seeds)) not in self.done:
+                    took = sweep(self.a.out, key, method, seeds, self.a.overrides, self.engine)
+                    self.wall[phase] = self.wall.get(phase, 0.0) + took
+                    self.done[(key, method, tuple(seeds))] = summary(self.a.out, key, method, seeds)
+                    self.checkpoint()
+                rows.append(self.done[(key, method, tuple(seeds))])
         return rows
 
-    mapped = [c for c in factor_cells() if c.k in ks]
-    rows = run(mapped, select, "factors")
+
+def run(a: Options) -> None:
+    """The phases up to ``a.until`` (each sweep resumes), the state OUT/regime.json, the table and the figure."""
+    phases = PHASES[: PHASES.index(a.until) + 1]
+    select, report = a.select_seeds, a.report_seeds
+    sitting = Sitting(a, Engine.for_device(torch.device("cpu"), a.workers))
+    mapped = [c for c in factor_cells() if c.k in {int(k) for k in a.ks.split(",")}]
+    rows = sitting.cells(mapped, select, "factors")
     factors = sorted(["per_class", "eps", "lam"], key=lambda f: -spread(rows, f))[:2] if rows else []
     if "grid" in phases and factors:
-        base = CORNERS["N"]
-        grid = [Cell(**{**asdict(base), factors[0]: u, factors[1]: v})
-                for u, v in itertools.product(LEVELS[factors[0]], LEVELS[factors[1]])]
-        rows = run(list(dict.fromkeys([*mapped, *grid])), select, "grid")
-    fkd_rows = [r for r in rows if r["method"] != KD and not math.isnan(r["worst_ratio"])]
-    scores = dict(enumerate(fkd_rows))
-    qualified = [r for r in fkd_rows if r["multi_ok"]]  # none: the best of all, said so in the state
-    best = Cell(**fkd_rows[choose(scores, lambda r: r["multi_ok"], "worst_ratio")]["cell"]) if fkd_rows else None
+        rows = sitting.cells(list(dict.fromkeys([*mapped, *grid_cells(factors)])), select, "grid")
+    best, qualified = best_cell(rows)
     reported = []
     if "report" in phases and best is not None:
-        reported = run(list(dict.fromkeys([*CORNERS.values(), best])), report, "report")
+        reported = sitting.cells(list(dict.fromkeys([*CORNERS.values(), best])), report, "report")
     trend = []
     if "ktrend" in phases and best is not None:
         per_class = a.ktrend_per_class or best.per_class
-        cells = [Cell(per_class, k, best.eps, best.lam) for k in (10, 20, 30, 40)]
-        trend = run(cells, [0, 1], "ktrend", kd=not a.ktrend_fkd_only)
+        trend = sitting.cells([Cell(per_class, k, best.eps, best.lam) for k in (10, 20, 30, 40)], [0, 1], "ktrend",
+                              kd=not a.ktrend_fkd_only)
     state = {"design": {"corners": {k: asdict(v) for k, v in CORNERS.items()}, "levels": LEVELS, "kd": KD},
              "select_seeds": select, "report_seeds": report, "factors_chosen_for_grid": factors,
-             "best": asdict(best) if best else None, "best_has_multi_view_error_under_2pct": bool(qualified),
+             "best": asdict(best) if best else None, "best_has_multi_view_error_under_2pct": qualified,
              "map": rows, "report": reported, "ktrend": trend, "ktrend_per_class": a.ktrend_per_class,
-             "ktrend_fkd_only": a.ktrend_fkd_only,
-             "wall_s_this_sitting": wall}
-    write_json(state_path, state)
-    checkpoint()
-    print(f"wrote {state_path} and {a.table}; wall time this sitting: {sum(wall.values()) / 60:.1f} min")
+             "ktrend_fkd_only": a.ktrend_fkd_only, "wall_s_this_sitting": sitting.wall}
+    write_json(a.out / "regime.json", state)
+    sitting.checkpoint()
+    print(f"wrote {a.out / 'regime.json'} and {a.table}; wall time this sitting: {sum(sitting.wall.values()) / 60:.1f} "
+          "min")
 
+
+def grid_cells(factors: list[str]) -> list[Cell]:
+    """The grid over the two ``factors`` that move FKD's failure most, the other at corner N's level."""
+    base = asdict(CORNERS["N"])
+    return [Cell(**{**base, factors[0]: u, factors[1]: v})
+            for u, v in itertools.product(LEVELS[factors[0]], LEVELS[factors[1]])]
+
+
+def best_cell(rows: list[dict]) -> tuple[Cell | None, bool]:
+    """The mapped FKD cell with the lowest worst failure / law among those with multi-view error <= 2% (none such:
+    the best of all, and False beside it)."""
+    fkd_rows = [r for r in rows if r["method"] != KD and not math.isnan(r["worst_ratio"])]
+    if not fkd_rows:
+        return None, False
+    best = choose(dict(enumerate(fkd_rows)), lambda r: r["multi_ok"], "worst_ratio")
+    return Cell(**fkd_rows[best]["cell"]), any(r["multi_ok"] for r in fkd_rows)

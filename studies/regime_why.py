@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fkdapp.runtime import atomic_write_text
+from fkdapp.settings import seeds_text
 from multiview.decompose import nobody_had
 from multiview.records import StudentRecord, read_distill
 from multiview.report import collapsed_views, early_ratio
@@ -51,15 +52,15 @@ class Options:
     """The study's settings, as scripts/multiview_regime_why.py's flags give them."""
 
     sweeps: Path
-    seeds: str
+    seeds: list[int]
     table: Path
 
 
 def run(a: Options) -> None:
     """The table of the cells' probes, written to ``a.table``."""
-    seeds = {int(x) for x in a.seeds.split(",")}
-    lines = [f"Probes of the FKD students (seeds {a.seeds}; medians over students, except the means of the last five "
-             "columns); CPU records of the regime map.", "",
+    seeds = set(a.seeds)
+    lines = [f"Probes of the FKD students (seeds {seeds_text(a.seeds)}; medians over students, except the means of the "
+             "last five columns); CPU records of the regime map.", "",
              "| cell | E | kernel acts (step) | early ratio | own views grow (step) | teachers' new views grow "
              "(step) | views nobody had grow (step) | own kept | new covered | nobody had | views lost | failure |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

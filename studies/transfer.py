@@ -152,6 +152,21 @@ def summarise(out: Path, setting: Setting, seeds: Sequence[int], extra: Sequence
             "wall_s_total": wall_seconds(out, setting), "table": decomposition_markdown(r)}
 
 
+#: The sweep plans as data: plan -> its (setting, seeds) steps, run in order.
+STEPS: dict[str, list[tuple[Setting, tuple[int, ...]]]] = {
+    # the channel's select and report seeds first; T2 (single + multi) last
+    "transfer": [(TRANSFER[0], SELECT), (TRANSFER[1], SELECT), (TRANSFER[1], REPORT), (TRANSFER[0], REPORT),
+                 (TRANSFER[2], SELECT), (TRANSFER[2], REPORT)],
+    "t0-report": [(TRANSFER[0], REPORT)],  # the control's report seeds, on a second lane beside the transfer plan
+    "timing-report": [(s, REPORT) for s in TIMING_K10[1:3]],  # k = 10 length cells on fresh seeds (chosen on 0-3)
+    # the channel at 1200 student steps: select seeds, then report seeds
+    "channel-steps": [(T1_STEPS, SELECT), (T1_STEPS, REPORT), (T0_STEPS, SELECT), (T0_STEPS, REPORT)],
+    "k20-report": [(TIMING_K20[1], REPORT)],  # the k = 20 1200-step cell on fresh seeds (chosen on seeds 0-1)
+    "timing": [(s, TIMING_SEEDS[10]) for s in TIMING_K10],
+    "k20": [(s, TIMING_SEEDS[20]) for s in TIMING_K20],
+}
+
+
 def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), limit_seeds: int | None = None
              ) -> list[dict[str, Any]]:
     """Run one plan's steps in order (see the module docstring); after every sweep OUT/PLAN.json holds the
@@ -159,53 +174,43 @@ def run_plan(plan: str, out: Path, engine: Engine, extra: Sequence[str] = (), li
     def cut(seeds: Sequence[int]) -> tuple[int, ...]:
         return tuple(seeds[:limit_seeds]) if limit_seeds else tuple(seeds)
 
+    if plan == "channel":  # the kernels' view signal on the training set and on single-view data
+        return kernel_channels(out, cut((0, 1)), engine, extra)
+    if plan not in STEPS and plan not in ("probe", "regime"):
+        raise ValueError(f"unknown plan {plan!r}; the plans: {', '.join(PLANS)}")
     summaries: list[dict[str, Any]] = []
-    state_path = out / f"{plan}.json"
+    steps, probe = STEPS.get(plan, []), None
+    if plan in ("probe", "regime"):
+        probe = run_regime_probe(out, engine, extra)
+        met = [r for r in probe if r["meets"]]
+        if met and plan == "regime":  # the first probed regime that meets the theory, on both seed sets
+            chosen = Setting(f"regime-{met[0]['name']}", tuple(met[0]["overrides"]), (FKD, ADD_MEAN, KD))
+            steps = [(chosen, SELECT), (chosen, REPORT)]
 
-    def step(setting: Setting, seeds: Sequence[int]) -> None:
+    def save() -> None:
+        if probe is None:
+            write_json(out / f"{plan}.json", summaries)
+        else:
+            write_json(out / "regime.json", {"probe": probe, "sweeps": summaries})
+
+    if probe is not None:
+        save()
+    for setting, seeds in steps:
         run_setting(out, setting, cut(seeds), engine, extra)
         summaries.append(summarise(out, setting, cut(seeds), extra))
-        write_json(state_path, summaries)
-
-    if plan == "transfer":  # the channel's select and report seeds first; T2 (single + multi) last
-        for setting, seeds in ((TRANSFER[0], SELECT), (TRANSFER[1], SELECT), (TRANSFER[1], REPORT),
-                               (TRANSFER[0], REPORT), (TRANSFER[2], SELECT), (TRANSFER[2], REPORT)):
-            step(setting, seeds)
-    elif plan == "channel":  # the kernels' view signal on the training set and on single-view data
-        path = out / "kernel_channel.json"
-        done = read_json(path) or []
-        for seed in cut((0, 1)):
-            if seed not in [d["seed"] for d in done]:
-                done.append(kernel_channel(Config().with_overrides([*BASE, *extra]), seed, engine))
-                write_json(path, done)
-        return done
-    elif plan == "t0-report":  # the control's report seeds, on a second lane beside the transfer plan
-        step(TRANSFER[0], REPORT)
-    elif plan == "timing-report":  # the k = 10 length cells judged on fresh seeds (chosen on seeds 0-3)
-        for setting in TIMING_K10[1:3]:
-            step(setting, REPORT)
-    elif plan == "channel-steps":  # the channel at 1200 student steps: select seeds, then report seeds
-        for setting, seeds in ((T1_STEPS, SELECT), (T1_STEPS, REPORT), (T0_STEPS, SELECT), (T0_STEPS, REPORT)):
-            step(setting, seeds)
-    elif plan == "k20-report":  # the k = 20 1200-step cell judged on fresh seeds (chosen on seeds 0-1)
-        step(TIMING_K20[1], REPORT)
-    elif plan in ("timing", "k20"):
-        for setting in TIMING_K10 if plan == "timing" else TIMING_K20:
-            step(setting, TIMING_SEEDS[setting.notes["k"]])
-    elif plan in ("probe", "regime"):
-        probe = run_regime_probe(out, engine, extra)
-        write_json(out / "regime.json", {"probe": probe, "sweeps": summaries})
-        met = [r for r in probe if r["meets"]]
-        if met and plan == "regime":
-            chosen = Setting(f"regime-{met[0]['name']}", tuple(met[0]["overrides"]), (FKD, ADD_MEAN, KD))
-            for seeds in (SELECT, REPORT):
-                run_setting(out, chosen, cut(seeds), engine, extra)
-                summaries.append(summarise(out, chosen, cut(seeds), extra))
-                write_json(out / "regime.json", {"probe": probe, "sweeps": summaries})
-        return summaries
-    else:
-        raise ValueError(f"unknown plan {plan!r}; the plans: {', '.join(PLANS)}")
+        save()
     return summaries
+
+
+def kernel_channels(out: Path, seeds: Sequence[int], engine: Engine, extra: Sequence[str]) -> list[dict[str, Any]]:
+    """The channel plan: per seed, the kernels' view signal (OUT/kernel_channel.json; seeds there are not rerun)."""
+    path = out / "kernel_channel.json"
+    done = read_json(path) or []
+    for seed in seeds:
+        if seed not in [d["seed"] for d in done]:
+            done.append(kernel_channel(Config().with_overrides([*BASE, *extra]), seed, engine))
+            write_json(path, done)
+    return done
 
 
 def _row(setting: str, method: str, seeds: Sequence[int], rows: list, students: list) -> dict[str, Any]:

@@ -32,7 +32,8 @@ def test_testbed_script(tmp_path):
 
 def test_lag_script(tmp_path):
     run(["scripts/multiview_lag.py", "--out", str(tmp_path), "--jobs", "1", "--figures", str(tmp_path / "fig"),
-         "--seeds", "0-0,1-1", "--k-seeds", "10:0-1,20:0-0,30:0-0", *TINY])
+         "--select-seeds", "0-0", "--report-seeds", "1-1", "--k-seeds", "10:0-1", "--k-seeds", "20:0-0", "--k-seeds",
+         "30:0-0", *TINY])
     state = json.loads((tmp_path / "fig" / "multiview_lag.json").read_text())
     assert {"select", "k10", "k10_report", "k20", "k30"} <= set(state) and state["select"]["best_variant"]
     # the k-trend's k = 10 has the report's seed and seed 0; the decision rule only the report's
@@ -43,7 +44,7 @@ def test_lag_script(tmp_path):
     # the GPU phases (k40, k80) as their command runs them, at tiny size on the CPU, with a named variant
     variant = "fkd:eps_rel=0.1,balance=1,balance_until=150"
     run(["scripts/multiview_lag.py", "--out", str(tmp_path / "gpu"), "--jobs", "1", "--figures",
-         str(tmp_path / "fig2"), "--phases", "k40,k80", "--k-seeds", "40:0-1,80:0-0", "--device", "cpu",
+         str(tmp_path / "fig2"), "--phases", "k40,k80", "--k-seeds", "40:0-1", "--k-seeds", "80:0-0", "--device", "cpu",
          "--variant", variant, "--results", f"10:{tmp_path / 'report-k10' / 'results.json'}", *TINY,
          "--set", "d=200"])
     state = json.loads((tmp_path / "fig2" / "multiview_lag.json").read_text())
@@ -94,8 +95,8 @@ def test_fashion_mnist_verdict_script(tmp_path):
 
     def verdict(*extra: str, out: str = "out") -> str:
         return run(["scripts/fashion_mnist_verdict.py", "--out", str(tmp_path / out), "--figures",
-                    str(tmp_path / "fig"), "--methods", "kd,fkd,sp", "--settings", "1", "--select-seeds", "0",
-                    "--report-seeds", "1", "--ensemble", "1,2", "--big-batch", "20", "--train-size", "20",
+                    str(tmp_path / "fig"), "--methods", "kd,fkd,sp", "--settings", "1", "--select-seeds", "0-0",
+                    "--report-seeds", "1-1", "--ensemble", "1,2", "--big-batch", "20", "--train-size", "20",
                     "--val-size", "20", "--low-labels", "10", "--unlabelled", "20", "--epochs", "1",
                     "--teacher-epochs", "1", "--batch-size", "10", "--eval-batch-size", "8", "--data-dir", str(data),
                     *extra]).stdout
