@@ -8,11 +8,11 @@ with ``whole``); a parameter with ``choices`` takes one of them (numbers or stri
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fkdapp.bounds import is_number
 from fkdapp.errors import ConfigError
 from fkdapp.settings import did_you_mean
 
@@ -33,8 +33,7 @@ class Param:
             if value not in self.choices:
                 raise ConfigError(f"{owner} parameter {name}={value!r} must be one of {self.choices}")
             return value
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (value <= 0 if self.positive else value < 0):
+        if not is_number(value) or (value <= 0 if self.positive else value < 0):
             raise ConfigError(f"{owner} parameter {name} must be a finite number {'> 0' if self.positive else '>= 0'}"
                               f", got {value!r}")
         if self.choices and value not in self.choices:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from fkdapp.bounds import is_int, is_number
 from fkdapp.errors import ConfigError
 from fkdapp.jsonfile import JSONFileError, parse_json, read_json, short
 
@@ -60,18 +60,10 @@ def read_json_object(path: str | Path, what: str = "config file") -> dict[str, A
         raise ConfigError(str(e)) from None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 # annotation head -> (check, words)
 _TYPES = {
-    "int": (_is_int, "an integer"),
-    "float": (_is_number, "a finite number"),
+    "int": (is_int, "an integer"),
+    "float": (is_number, "a finite number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "str": (lambda v: isinstance(v, str), "a string"),
     "tuple": (lambda v: isinstance(v, (list, tuple)), "a list"),

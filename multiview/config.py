@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from fkdapp.bounds import is_number
 from fkdapp.errors import ConfigError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.settings import build, check_known, parse_overrides, read_json_object
@@ -168,20 +168,16 @@ def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"config value {name}={value!r} is out of range: need {allowed}")
 
 
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _validate(c: Config) -> None:
     for f in fields(c):
         v = getattr(c, f.name)
         if f.type in ("int",):
             _check(isinstance(v, int) and not isinstance(v, bool), f.name, v, "an integer")
         elif f.type in ("float",):
-            _check(_is_num(v), f.name, v, "a finite number")
+            _check(is_number(v), f.name, v, "a finite number")
         elif f.type == "tuple[float, float]":
             _check(
-                isinstance(v, tuple) and len(v) == 2 and all(map(_is_num, v)) and 0 <= v[0] <= v[1],
+                isinstance(v, tuple) and len(v) == 2 and all(map(is_number, v)) and 0 <= v[0] <= v[1],
                 f.name,
                 v,
                 "a pair [low, high] with 0 <= low <= high",

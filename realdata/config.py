@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fkdapp.bounds import Bounds, bounded, check_bounds
 from fkdapp.errors import ConfigError
 from fkdapp.jsonfile import short
 from fkdapp.runtime import atomic_write_text
@@ -34,6 +35,9 @@ DEFAULT_LR = 0.05
 #: Students trained with lr 0.01 in the standard recipe.
 SMALL_LR_MODELS = ("MobileNetV2", "ShuffleV1", "ShuffleV2")
 SMALL_LR = 0.01
+
+#: What an explicit milestone must be (an epoch; below the run's epochs is checked with the others).
+MILESTONE = Bounds("int", low=1)
 
 #: Fields that may change between a run and its resumption (where and how it runs, not what it computes).
 RUNTIME_FIELDS = ("data_dir", "device", "compile", "eval_batch_size", "tensorboard", "eval_every", "test_size",
@@ -73,6 +77,8 @@ class TrainConfig:
     every image too (MLKD; :func:`realdata.methods.plan.resolve` sets it from the method's needs, whatever was given,
     so old configs still load).
 
+    Each field's range is declared with it (``bounded(default, ...)``, :mod:`fkdapp.bounds`) and checked first;
+    what depends on several fields (sizes against each other, DOT's momenta, milestones within the epochs) after.
     ``lr`` and ``milestones`` left as None are filled with the recipe's defaults on construction; the method, its
     ``params`` (defaults filled in) and its rules are resolved by :func:`realdata.methods.plan.resolve`, whose
     ``plan.config`` is what a run saves, so a saved config.json is complete. This module imports no method.
@@ -87,37 +93,38 @@ class TrainConfig:
     teacher_archs: tuple[str | None, ...] = ()
     params: dict[str, float] = field(default_factory=dict)
     transfer_data: str | None = None
-    transfer_size: int | None = None
-    train_size: int | None = None
+    transfer_size: int | None = bounded(None, "int", low=1)
+    train_size: int | None = bounded(None, "int", low=1)
     train_part: str | None = None
     feature_layer: str | None = None
-    val_size: int | None = None
-    epochs: int = BASE_EPOCHS
-    batch_size: int = 64
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    val_size: int | None = bounded(None, "int", low=1)
+    epochs: int = bounded(BASE_EPOCHS, low=1)
+    batch_size: int = bounded(64, low=2)  # BatchNorm and the batch kernels need two samples
+    lr: float | None = bounded(None, "float", low=0.0, low_open=True)
+    momentum: float = bounded(0.9, high=1.0, high_open=True)
+    weight_decay: float = bounded(5e-4)
     milestones: tuple[int, ...] | None = None
-    lr_decay: float = 0.1
-    optimizer: str = "sgd"
-    dot_delta: float = 0.075
-    strong_view: bool = False
-    seed: int = 0
-    amp: bool = True
-    channels_last: bool = True
+    lr_decay: float = bounded(0.1, low_open=True, high=1.0)
+    optimizer: str = bounded("sgd", "choice", choices=("sgd", "dot"))
+    dot_delta: float = bounded(0.075)
+    strong_view: bool = bounded(False)
+    seed: int = bounded(0)
+    amp: bool = bounded(True)
+    channels_last: bool = bounded(True)
     data_dir: str = "data"
     device: str = "auto"
-    compile: bool = False
-    eval_batch_size: int = 1000
-    eval_every: int = 1
-    test_size: int | None = None
-    image_size: int | None = None
-    skip_bad_images: bool = False
-    stream: bool = False
-    data_workers: int = 4
-    tensorboard: bool = False
+    compile: bool = bounded(False)
+    eval_batch_size: int = bounded(1000, low=1)
+    eval_every: int = bounded(1, low=1)
+    test_size: int | None = bounded(None, "int", low=1)
+    image_size: int | None = bounded(None, "int", low=8)
+    skip_bad_images: bool = bounded(False)
+    stream: bool = bounded(False)
+    data_workers: int = bounded(4)
+    tensorboard: bool = bounded(False)
 
     def __post_init__(self) -> None:
+        check_bounds(self)  # every field's own range, declared with the field
         if not _known_model(self.model):
             raise ConfigError(f"unknown model {self.model!r}{_hint(self.model, MODELS)} (or package.module:factory)")
         if self.feature_layer is not None:
@@ -156,11 +163,6 @@ class TrainConfig:
             raise ConfigError(f"unknown data set {self.dataset!r}{_hint(dataset, DATASETS)} (or a folder of class "
                               "folders: folder:PATH)")
         self._fix("dataset", dataset)
-        if self.image_size is not None:
-            _check_int("image_size", self.image_size, 8)
-        _check_int("data_workers", self.data_workers, 0)
-        if not isinstance(self.stream, bool):
-            raise ConfigError(f"stream must be true or false, got {short(self.stream)}")
         if self.stream and not dataset.startswith("folder:"):
             raise ConfigError("--stream reads a folder of class folders (--dataset folder:ROOT); the built-in data "
                               "sets and a Dataset factory are held in memory: drop --stream")
@@ -177,10 +179,6 @@ class TrainConfig:
             if self.train_size is not None:
                 raise ConfigError("give --train-size or --train-part, not both")
             self.part()  # validates
-        if self.train_size is not None:
-            _check_int("train_size", self.train_size, 1)
-        if self.val_size is not None:
-            _check_int("val_size", self.val_size, 1)
 
     def _check_teachers(self) -> None:
         """Teacher paths made absolute, one arch (or None: read later) per teacher, each a known model."""
@@ -199,7 +197,6 @@ class TrainConfig:
         --transfer-data."""
         if self.transfer_size is None:
             return
-        _check_int("transfer_size", self.transfer_size, 1)
         if self.transfer_data is not None:
             raise ConfigError("give --transfer-data (another data set) or --transfer-size (unlabelled images of "
                               "this one), not both")
@@ -208,22 +205,9 @@ class TrainConfig:
                               "--train-size too")
 
     def _check_schedule(self) -> None:
-        """Epochs, batches, seed, the optimiser and its numbers, the milestones (derived where not given), device."""
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 2)  # BatchNorm and the batch kernels need two samples
-        _check_int("eval_batch_size", self.eval_batch_size, 1)
-        _check_int("eval_every", self.eval_every, 1)
-        if self.test_size is not None:
-            _check_int("test_size", self.test_size, 1)
-        _check_int("seed", self.seed, 0)
+        """The learning rate (the recipe's where not given), DOT's momenta, the milestones (derived where not given),
+        the device."""
         self._fix("lr", default_lr(self.model) if self.lr is None else self.lr)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
-        if self.optimizer not in ("sgd", "dot"):
-            raise ConfigError(f"optimizer must be 'sgd' or 'dot', got {self.optimizer!r}")
-        _check_number("dot_delta", self.dot_delta, low=0.0)
         if self.optimizer == "dot" and not (self.momentum - self.dot_delta >= 0 and self.momentum + self.dot_delta < 1):
             raise ConfigError(f"optimizer 'dot' needs 0 <= momentum - dot_delta and momentum + dot_delta < 1, got "
                               f"momentum {self.momentum:g} and dot_delta {self.dot_delta:g}")
@@ -232,7 +216,7 @@ class TrainConfig:
         else:
             ms = tuple(self.milestones)
             for m in ms:
-                _check_int("milestone", m, 1)
+                MILESTONE.check("milestone", m)
             if list(ms) != sorted(set(ms)) or (ms and ms[-1] >= self.epochs):
                 raise ConfigError(f"milestones must be increasing epochs in 1..{self.epochs - 1}, got "
                                   f"{','.join(map(str, ms))}; give --milestones within the {self.epochs} epochs "
@@ -307,25 +291,3 @@ def code_in(fields: dict[str, Any]) -> list[str]:
 def _hint(name: str, choices: Any) -> str:
     """A did-you-mean suggestion, else the list of choices."""
     return did_you_mean(name, choices) or f"; choose one of: {', '.join(choices)}"
-
-
-FLOAT32_MAX = 3.4028234e38  # a number a float32 tensor (weights, learning rates on the device) can hold
-INT_MAX = 2**63 - 1  # seeds and sizes: what torch's generators and tensors index with
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= INT_MAX:
-        raise ConfigError(f"{name} must be an integer >= {low} (and < 2^63), got {short(value)}")
-
-
-def _check_number(
-    name: str, value: Any, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
-) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and abs(value) <= FLOAT32_MAX and (value > low if low_open else value >= low)
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = f"{'(' if low_open else '['}{low:g}"
-        hi = f"{high:g}{')' if high_open else ']'}" if high is not None else "inf)"
-        raise ConfigError(f"{name} must be a finite number in {lo}, {hi} that float32 holds, got {short(value)}")
