@@ -6,9 +6,10 @@ a failure, and a deadline miss that does not repeat on replay ends a run as "Fla
 
 The folders mirror the packages (fkd/, fkdapp/, multiview/, realdata/, studies/); e2e/ holds the tests that run
 subprocesses, torchrun, kills and scripts, all marked ``slow`` here, so ``pytest -m "not slow"`` (``make test-fast``)
-is the quick inner loop. The shared helpers (tiny_images: tiny data sets, class folders of generated images;
-tiny_models: seeded resnets and a method around them; interrupt; user_models) live beside this file, the
-shared fixtures (data_dir) here; tests/realdata/conftest.py holds the image-method tests' teachers."""
+is the quick inner loop. The shared helpers (tiny_sim: the simulation's tiny problems, SMOKE and LOTTERY;
+tiny_images: tiny data sets, class folders of generated images; tiny_models: seeded resnets and a method around
+them; interrupt; user_models) live beside this file, the shared fixtures (data_dir) here;
+tests/realdata/conftest.py holds the image-method tests' teachers."""
 
 import sys
 from pathlib import Path

@@ -128,18 +128,12 @@ class Distiller(nn.Module):
                 strong_images: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """(B, C, H, W) normalised images, (B,) labels[, (B', C, H, W) transfer images][, (W B,) the global batch's
         indices into the training set (methods with a memory over the training set need them)], the epoch
-        (1-based) and step[, (B, C, H, W) the images' strong view, for two-view methods] -> logits, named losses."""
+        (1-based) and step[, (B, C, H, W) the images' strong view, for two-view methods: the networks' outputs on it
+        reach the method as ``ctx.strong``] -> logits, named losses."""
         n = images.shape[0]
         if not self.teachers:
             logits = self.student(images)
             return logits, {"ce": self._ce(logits, labels)}
-        strong = None
-        if self.NEEDS.views == 2:
-            if strong_images is None:
-                raise ValueError(f"method {self.NAME!r} trains on two views: pass the batch's strong view as "
-                                 "strong_images")
-            strong = (self._outputs(self.student, strong_images), self._teacher_outputs(strong_images))
-        ctx = StepContext(labels, indices, epoch, step, strong)
         both = images if transfer_images is None else torch.cat([images, transfer_images])
         student = self._outputs(self.student, both)
         logits = student.logits[:n]
@@ -148,6 +142,11 @@ class Distiller(nn.Module):
             student = Outputs(*(t[n:] for t in student[:3]), tuple(t[n:] for t in student.stages))
             kernel_images = transfer_images
         teachers = self._teacher_outputs(kernel_images)
+        # the strong view's pass after the weak one's, as MLKD's reference runs them (the student's BatchNorm
+        # running statistics see the weak batch first)
+        strong = None if strong_images is None else (self._outputs(self.student, strong_images),
+                                                     self._teacher_outputs(strong_images))
+        ctx = StepContext(labels, indices, epoch, step, strong)
         if self.NEEDS.gathered:
             student = self._gathered(student)
             teachers = [self._gathered(t) for t in teachers]

@@ -51,12 +51,12 @@ class KD(Distiller):
 
 class MLKD(Distiller):
     """Multi-level logit distillation (Jin et al., CVPR 2023), as its reference code trains: every image as a weak
-    and a strong view (``--strong-view``), CE on both (0.1 each), and :func:`fkd.mlkd_terms` (instance-level KD at
-    T = 4, 3, 5, 2, 6 on both views, the class- and batch-level Gram terms on the weak one, weight 0.9). An
-    ensemble's targets are the mean of its teachers' logits on each view. Its published CIFAR-100 numbers come from
-    its own recipe too (lr 0.025 for same-family pairs, 480-960 epochs for some others), which the suite's configs
-    do not copy. With ``logit_stand=1`` the instance-level terms z-score their logits (the LS paper's MLKD setting:
-    ``temperature=2``, ``kd_weight=9``)."""
+    and a strong view (the trainer gives the strong one, as ``NEEDS`` says), CE on both (0.1 each), and
+    :func:`fkd.mlkd_terms` (instance-level KD at T = 4, 3, 5, 2, 6 on both views, the class- and batch-level Gram
+    terms on the weak one, weight 0.9). An ensemble's targets are the mean of its teachers' logits on each view.
+    Its published CIFAR-100 numbers come from its own recipe too (lr 0.025 for same-family pairs, 480-960 epochs for
+    some others), which the suite's configs do not copy. With ``logit_stand=1`` the instance-level terms z-score
+    their logits (the LS paper's MLKD setting: ``temperature=2``, ``kd_weight=9``)."""
 
     NAME = "mlkd"
     NEEDS = Needs(logits=True, views=2, transfer=False)  # CE on the strong view needs the labels
@@ -65,6 +65,8 @@ class MLKD(Distiller):
             "logit_stand": LOGIT_STAND}
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
+        if ctx.strong is None:
+            raise ValueError("method 'mlkd' trains on two views: pass the batch's strong view as strong_images")
         p = self.params
         strong_s, strong_t = ctx.strong
         mean = [torch.stack(_logits(ts)).mean(0) for ts in (teachers, strong_t)]  # an ensemble's mean logits

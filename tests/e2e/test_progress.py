@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+from tiny_sim import SMOKE
+
 from fkdapp.progress import Progress, clock
 
-TINY = {"k": 4, "d": 32, "P": 8, "n_train": 60, "n_test": 60, "m": 2, "max_steps": 40, "student_steps": 20}
+TINY = SMOKE
 
 
 def test_progress_line_and_eta():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from tiny_sim import SMOKE
 
 import fkdapp.runtime as runtime
 from fkdapp.lock import FolderLock, LockedError, holder_identity
@@ -213,7 +214,7 @@ def test_a_multiview_sweep_killed_in_the_middle_of_a_seed_ends_as_one_never_kill
     from multiview.experiment import distill_experiment
     from multiview.records import read_distill
 
-    config = {"k": 4, "d": 32, "P": 8, "n_train": 60, "n_test": 60, "m": 2, "max_steps": 300, "student_steps": 200}
+    config = {**SMOKE, "max_steps": 300, "student_steps": 200}
     (tmp_path / "c.json").write_text(json.dumps(config))
     out = tmp_path / "sweep"
     command = [str(Path(sys.executable).parent / "multiview"), "sweep", "--teachers", "0-2", "--methods", "fkd,kd",

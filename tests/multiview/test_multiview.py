@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from tiny_sim import LOTTERY
 
 from fkdapp.errors import UserError
 from multiview.cli import main
@@ -24,7 +25,7 @@ from multiview.records import read_results
 from multiview.train import cross_entropy, train
 
 # small and fast, with a visible lottery: see the E = 1 test below
-TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=500, sigma_p=0.0875, sigma_0=0.012)
+TINY = {**LOTTERY, "student_steps": 500, "max_steps": Config.max_steps}  # the default network length
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from tiny_sim import LOTTERY
 
 from fkd import dkd_loss, feature_regularizer, fkd_loss, kd_loss, pkt_loss, rkd_loss, sp_loss
 from fkdapp.errors import ConfigError
@@ -35,8 +36,7 @@ from multiview.records import from_dict
 from multiview.report import log2_slope, lottery_report
 from multiview.train import cross_entropy, train
 
-TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max_steps=300, sigma_p=0.0875,
-            sigma_0=0.012)
+TINY = LOTTERY
 
 
 def test_specs_parameters_and_precedence():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from tiny_sim import LOTTERY
 
 from fkd import kernel_distance, max_kernel, normalized_kernel, one_sided_kernel_distance
 from multiview.config import Config
@@ -16,8 +17,7 @@ from multiview.population import features, union_network
 from multiview.records import DistillResults, StudentRecord
 from multiview.train import cross_entropy
 
-TINY = Config(k=6, d=64, P=8, n_train=120, n_test=300, m=4, student_steps=60, max_steps=200, sigma_p=0.0875,
-              sigma_0=0.012)
+TINY = Config(**{**LOTTERY, "n_train": 120, "n_test": 300, "student_steps": 60, "max_steps": 200})
 CPU = torch.device("cpu")
 
 

@@ -3,6 +3,7 @@ trains in a sweep."""
 
 import pytest
 import torch
+from tiny_sim import SMOKE
 
 from fkd import fkd_loss, kd_loss, max_kernel, normalized_kernel, one_sided_kernel_distance
 from multiview.config import Config
@@ -57,7 +58,7 @@ def test_fkd_kdmax_is_fkd_plus_kd_max():
 
 
 def test_the_union_objectives_train_in_a_sweep(tmp_path):
-    cfg = Config(k=4, d=32, P=8, n_train=60, n_test=60, m=2, max_steps=60, student_steps=30, patience=5)
+    cfg = Config(**{**SMOKE, "max_steps": 60, "student_steps": 30, "patience": 5})
     specs = ["kd-max", "fkd-class", "fkd-kdmax"]
     r = distill_experiment(cfg, [0], [0, 2], specs, torch.device("cpu"), tmp_path)
     assert {s.method for s in r.students} == set(specs) and all(0 <= s.single_view_failure <= 1 for s in r.students)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from interrupt import train_until_killed
 from tiny_images import image_data, write_tiny_data
+from tiny_sim import LOTTERY
 
 from multiview.config import Config
 from multiview.data import make_data
@@ -21,8 +22,7 @@ from realdata.methods import METHODS
 from realdata.models import build
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-TINY = dict(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max_steps=300, sigma_p=0.0875,
-            sigma_0=0.012)
+TINY = LOTTERY
 
 
 def _distiller(method: str):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from tiny_sim import SMOKE, as_overrides
 
 from multiview.config import Config
 from multiview.engine import Engine
@@ -12,8 +13,8 @@ from multiview.records import read_distill
 from studies.sweeps import Setting, pool_folder, run_setting
 from studies.transfer import REGIMES, TRANSFER, lottery_probe, report_markdown, run_plan
 
-TINY = ["k=4", "d=32", "P=8", "n_train=40", "n_test=100", "m=4", "student_steps=20", "max_steps=60",
-        "sigma_p=0.0875", "sigma_0=0.012"]
+TINY = as_overrides({**SMOKE, "n_train": 40, "n_test": 100, "m": 4, "max_steps": 60, "sigma_p": 0.0875,
+                     "sigma_0": 0.012})
 
 
 def test_settings_share_teachers_and_resume(tmp_path):
