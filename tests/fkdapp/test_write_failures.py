@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from tiny_images import write_tiny_data
+from tiny_sim import SMOKE
 
 import fkdapp.runtime as runtime
 from fkdapp.errors import UserError
@@ -143,7 +144,7 @@ def test_a_figure_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     from multiview.config import Config
     from multiview.experiment import distill_experiment
 
-    cfg = Config(k=4, d=32, P=8, n_train=60, n_test=100, m=4, student_steps=20, max_steps=60, sigma_p=0.0875)
+    cfg = Config(**{**SMOKE, "n_test": 100, "m": 4, "max_steps": 60, "sigma_p": 0.0875})
     distill_experiment(cfg, [0], [0, 1], ["fkd"], torch.device("cpu"), tmp_path / "sw")
     real = runtime.tempfile.mkstemp
 

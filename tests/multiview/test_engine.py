@@ -5,14 +5,14 @@ on what shares the run. Bit for bit, since each network is computed alone by the
 import numpy as np
 import pytest
 import torch
+from tiny_sim import LOTTERY
 
 from multiview.config import Config
 from multiview.engine import Engine
 from multiview.experiment import distill_experiment
 
 # tiny and fast; kernel_batch draws from each student's generator, so the generators are covered too
-CFG = Config(k=6, d=64, P=8, n_train=200, n_test=500, m=4, student_steps=150, max_steps=300, sigma_p=0.0875,
-             sigma_0=0.012, kernel_batch=64)
+CFG = Config(**LOTTERY, kernel_batch=64)
 CPU = torch.device("cpu")
 
 

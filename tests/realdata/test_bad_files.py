@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from tiny_sim import SMOKE
 
 from fkdapp.errors import ConfigError, UserError
 from fkdapp.jsonfile import read_json
@@ -181,7 +182,7 @@ def test_a_foreign_file_in_the_teacher_pool_is_retrained(tmp_path):
     from multiview.config import Config
     from multiview.experiment import distill_experiment
 
-    tiny = Config(k=3, d=16, P=8, n_train=30, n_test=30, m=2, max_steps=40, student_steps=20, patience=5)
+    tiny = Config(**{**SMOKE, "k": 3, "d": 16, "n_train": 30, "n_test": 30, "patience": 5})  # smaller still
     pool = tmp_path / "pool"
     pool.mkdir()
     torch.save([1, 2, 3], pool / "seed0.pt")  # a list, not a pool file
