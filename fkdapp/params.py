@@ -14,24 +14,36 @@ from typing import Any
 
 from fkdapp.bounds import is_number
 from fkdapp.errors import ConfigError
+from fkdapp.jsonfile import short
 from fkdapp.settings import did_you_mean
 
 
 @dataclass(frozen=True)
 class Param:
-    """A method parameter: its default and the values it may take."""
+    """A method parameter: its default and the values it may take. A switch (:meth:`switch`) is true or false, a
+    named choice one of its strings; ``legacy`` maps the numbers such a parameter was recorded as before it was
+    typed (0/1) to its values, so configs written then still load."""
 
-    default: float | str
+    default: float | str | bool
     positive: bool = False
-    choices: tuple[float | str, ...] = ()
+    choices: tuple[float | str | bool, ...] = ()
     below: float | None = None
     whole: bool = False
+    legacy: tuple[tuple[float, str | bool], ...] = ()
 
-    def check(self, owner: str, name: str, value: Any) -> float | str:
+    @classmethod
+    def switch(cls, default: bool) -> Param:
+        """A true/false parameter (0 and 1 read as false and true, as configs recorded them before)."""
+        return cls(default, choices=(True, False), legacy=((0.0, False), (1.0, True)))
+
+    def check(self, owner: str, name: str, value: Any) -> float | str | bool:
         """``value`` as the parameter holds it (a float, or one of ``choices``); ConfigError otherwise."""
-        if self.choices and all(isinstance(c, str) for c in self.choices):
-            if value not in self.choices:
-                raise ConfigError(f"{owner} parameter {name}={value!r} must be one of {self.choices}")
+        if self.legacy and is_number(value):
+            value = next((typed for number, typed in self.legacy if value == number), value)
+        if self.choices and all(isinstance(c, (str, bool)) for c in self.choices):
+            if not any(type(value) is type(c) and value == c for c in self.choices):
+                allowed = "true or false" if isinstance(self.default, bool) else f"one of {self.choices}"
+                raise ConfigError(f"{owner} parameter {name}={short(value)} must be {allowed}")
             return value
         if not is_number(value) or (value <= 0 if self.positive else value < 0):
             raise ConfigError(f"{owner} parameter {name} must be a finite number {'> 0' if self.positive else '>= 0'}"
@@ -45,12 +57,21 @@ class Param:
             raise ConfigError(f"{owner} parameter {name} must be < {self.below:g}, got {value:g}")
         return float(value)
 
+    def as_recorded_before(self, value: Any) -> Any:
+        """``value`` as configs recorded it before this parameter was typed (a switch's 0/1); itself otherwise."""
+        return next((number for number, typed in self.legacy if type(value) is type(typed) and value == typed), value)
+
+
+def _shown(default: str | bool) -> str:
+    """A default as a user writes it (a switch: true or false)."""
+    return ("true" if default else "false") if isinstance(default, bool) else default
+
 
 def check_params(owner: str, spec: Mapping[str, Param], values: Mapping[str, Any]) -> dict[str, float | str]:
     """``values`` checked against ``spec`` (unknown names and bad values: one ConfigError line naming them)."""
     unknown = [k for k in values if k not in spec]
     if unknown:
-        known = ", ".join(f"{k}={p.default:g}" if isinstance(p.default, float) else f"{k}={p.default}"
+        known = ", ".join(f"{k}={p.default:g}" if isinstance(p.default, float) else f"{k}={_shown(p.default)}"
                           for k, p in spec.items()) or "none"
         raise ConfigError(f"method {owner!r} has no parameter {', '.join(map(repr, unknown))}"
                           f"{did_you_mean(unknown[0], spec)}; its parameters: {known}")

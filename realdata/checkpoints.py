@@ -19,6 +19,7 @@ from torch import nn
 from fkdapp.errors import UserError
 from fkdapp.jsonfile import short
 from realdata.config import ConfigError, TrainConfig
+from realdata.methods.plan import identities
 from realdata.models import build, is_spec, known
 
 CHECKPOINT_FORMAT = 1
@@ -183,7 +184,7 @@ def belongs_to(state: dict[str, Any], config: TrainConfig) -> bool:
             stored = TrainConfig.from_dict(state["config"]).digest()
         except (ConfigError, TypeError, ValueError):
             return False
-    return stored is None or stored == config.digest()
+    return stored is None or stored in identities(config)
 
 
 def load_teachers(config: TrainConfig) -> tuple[list[LoadedModel], TrainConfig]:

@@ -241,6 +241,17 @@ def _param_default(method: str, param: str) -> str:
     return f"{method_class(method).PARAMS[param]:g}"
 
 
+def _param_value(text: str) -> float | str | bool:
+    """A --param value as the method's parameter reads it: a number, true/false (a switch), else the text (a named
+    choice, such as fkd-add's target=max); the method refuses what it does not take, in one line."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _split_teacher(value: str) -> tuple[str, str | None]:
     """``CKPT`` or ``CKPT:ARCH`` -> (path, arch or None)."""
     path, sep, arch = value.rpartition(":")
@@ -270,8 +281,9 @@ def _split_teacher(value: str) -> tuple[str, str | None]:
 @click.option("--temperature", type=float, default=None,
               help=f"KD: softmax temperature [default: {_param_default('kd', 'temperature')}].")
 @click.option("--param", "param_list", multiple=True, metavar="NAME=VALUE",
-              help="Any parameter of the method, repeatable, e.g. --param beta=8 (dkd); a name the method does not "
-                   "have is refused with the names it has; every method's parameters and defaults: docs/methods.md.")
+              help="Any parameter of the method, repeatable, e.g. --param beta=8 (dkd), --param logit_stand=true; a "
+                   "name the method does not have is refused with the names it has; every method's parameters and "
+                   "defaults: docs/methods.md.")
 @click.option("--transfer-data", default=None,
               help="Compute the distillation terms on this data set's images (labels unused); CE keeps --dataset.")
 @click.option("--transfer-size", type=int, default=None,
@@ -300,12 +312,9 @@ def distill(teachers: tuple[str, ...], teacher_archs: tuple[str, ...], student: 
                   if v is not None}
         for item in param_list:
             name, sep, value = item.partition("=")
-            try:
-                params[name.strip()] = float(value)
-            except ValueError:
-                raise ConfigError(f"--param wants NAME=VALUE with a number, got {item!r}") from None
-            if not sep:
+            if not (sep and name.strip() and value.strip()):
                 raise ConfigError(f"--param wants NAME=VALUE, got {item!r}")
+            params[name.strip()] = _param_value(value.strip())
         method = method or base.get("method") or "fkd"
         if kd_weight is not None:
             params["kd_weight"] = kd_weight  # beside a method without a KD term, the run's plan adds one (NAME+kd)

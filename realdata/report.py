@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fkdapp.bounds import is_number
 from fkdapp.stats import mean_ci
 from realdata.checkpoints import RunError
 from realdata.config import ConfigError, TrainConfig
@@ -23,9 +24,20 @@ def _mean_ci(values: Sequence[float]) -> str:
 
 
 def _params_label(config: TrainConfig) -> str:
-    defaults = method_class(config.method).PARAMS
-    changed = [f"{k}={v:g}" for k, v in config.params.items() if not math.isclose(v, defaults[k])]
+    """The method with the parameters that differ from its defaults (switches typed, as the method reads them, so a
+    run recorded with ``logit_stand`` 1 and one with true fall in one group)."""
+    method = method_class(config.method)
+    params = method.resolve_params(config.params)
+    changed = [f"{k}={_value(v)}" for k, v in params.items() if not _same(v, method.PARAMS[k])]
     return f"{config.method} ({', '.join(changed)})" if changed else config.method
+
+
+def _same(a: float | str | bool, b: float | str | bool) -> bool:
+    return math.isclose(a, b) if is_number(a) and is_number(b) else a == b
+
+
+def _value(v: float | str | bool) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else f"{v:g}" if is_number(v) else str(v)
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
     for run in runs:
         try:
             config = TrainConfig.load(run.config_path)
+            label = _params_label(config)
         except ConfigError as e:
             raise RunError(f"{run.path}: {e}") from None
         rows = run.read_metrics()
@@ -69,7 +82,7 @@ def collect(paths: Iterable[str | Path]) -> tuple[list[RunGroup], list[str]]:
         size = str(config.train_size) if config.train_size is not None else \
             f"part {config.train_part}" if config.train_part is not None else "all"
         transfer = config.transfer_data or (f"{config.transfer_size} unlabelled" if config.transfer_size else "-")
-        key = (config.dataset, _params_label(config), pair, transfer, size, config.epochs)
+        key = (config.dataset, label, pair, transfer, size, config.epochs)
         if config.seed in seeds.setdefault(key, {}):  # a copy of a run: reported once, the copy named
             unfinished.append(f"{run.path} (the same run as {seeds[key][config.seed]}, seed {config.seed}: left out)")
             continue

@@ -33,6 +33,7 @@ from fkdapp.runtime import (
 )
 from realdata.checkpoints import RunError
 from realdata.config import ConfigError, TrainConfig
+from realdata.methods.plan import as_resolved
 
 
 class RunDir:
@@ -63,7 +64,7 @@ class RunDir:
             saved = TrainConfig.load(self.config_path)
         except ConfigError as e:
             raise RunError(f"{self.path} holds an unreadable run ({e}); choose another --out") from None
-        old, new = saved.identity(), config.identity()
+        old, new = as_resolved(saved).identity(), config.identity()
         diff = [f"{k} {old.get(k)!r} there, {new.get(k)!r} here" for k in new if old.get(k) != new.get(k)]
         if diff:
             raise RunError(f"--out {self.path} holds a different run ({'; '.join(diff[:3])}); to continue it as it "

@@ -210,7 +210,7 @@ def recipe_rows(a: Options, pick: dict) -> dict[str, tuple[str, dict, dict]]:
     fkd, kd = pick["fkd"]["params"], pick["kd"]["params"]
     big = {"batch_size": a.big_batch, "lr": float(f"{0.05 * a.big_batch / 64:g}")}
     return {
-        "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": 1}}, {}),
+        "fkd, norm_head=1": ("fkd", {"params": {**fkd, "norm_head": True}}, {}),
         "fkd, reg_power=1": ("fkd", {"params": {**fkd, "reg_power": 1, "feature_reg": fkd["feature_reg"] * 4}}, {}),
         f"fkd, batch {a.big_batch}": ("fkd", {"params": fkd}, big),
         f"kd, batch {a.big_batch}": ("kd", {"params": kd}, big),

@@ -1,8 +1,9 @@
 """Logit methods: cross-entropy alone, KD, DKD, DIST, WTTM and CTKD (their maths in :mod:`fkd`).
 
-Every method that compares logits takes ``logit_stand`` (0 or 1): logit standardisation (Sun et al., CVPR 2024),
-both sides' logits z-scored per sample before the temperature. The LS paper's CIFAR-100 settings for KD are
-``--param logit_stand=1 --param temperature=2 --param kd_weight=9`` (CE weight 0.1); for DKD it multiplies alpha and
+Every method that compares logits takes the switch ``logit_stand`` (true or false; 1 or 0 as configs recorded it
+before): logit standardisation (Sun et al., CVPR 2024), both sides' logits z-scored per sample before the
+temperature. The LS paper's CIFAR-100 settings for KD are
+``--param logit_stand=true --param temperature=2 --param kd_weight=9`` (CE weight 0.1); for DKD it multiplies alpha and
 beta by 9 (9 and 72) at T = 2; for MLKD ``temperature=2 kd_weight=9``, z-scoring its instance-level terms only.
 """
 
@@ -17,7 +18,7 @@ from realdata.data import ImageData
 from realdata.methods.base import Distiller, Outputs, StepContext
 from realdata.methods.needs import Needs
 
-LOGIT_STAND = Param(0.0, choices=(0.0, 1.0))
+LOGIT_STAND = Param.switch(False)
 
 
 def _logits(teachers: list[Outputs]) -> list[Tensor]:
@@ -55,7 +56,7 @@ class MLKD(Distiller):
     :func:`fkd.mlkd_terms` (instance-level KD at T = 4, 3, 5, 2, 6 on both views, the class- and batch-level Gram
     terms on the weak one, weight 0.9). An ensemble's targets are the mean of its teachers' logits on each view.
     Its published CIFAR-100 numbers come from its own recipe too (lr 0.025 for same-family pairs, 480-960 epochs for
-    some others), which the suite's configs do not copy. With ``logit_stand=1`` the instance-level terms z-score
+    some others), which the suite's configs do not copy. With ``logit_stand=true`` the instance-level terms z-score
     their logits (the LS paper's MLKD setting: ``temperature=2``, ``kd_weight=9``)."""
 
     NAME = "mlkd"

@@ -59,6 +59,27 @@ def method_class(name: str) -> type[Distiller]:
     return with_kd(METHODS[base]) if base != name else METHODS[base]
 
 
+def identities(config: TrainConfig) -> set[str]:
+    """The digests a checkpoint of ``config``'s run may carry: its own, and where its method has typed switches
+    (``norm_head``, ``logit_stand``, fkd-add's ``target``), the one it had when they were recorded as numbers, so a
+    run begun before they were typed still resumes and evaluates."""
+    try:
+        spec = method_class(config.method).SPEC
+    except ConfigError:
+        return {config.digest()}
+    before = {k: spec[k].as_recorded_before(v) if k in spec else v for k, v in config.params.items()}
+    return {config.digest(), config.with_updates(params=before).digest()}
+
+
+def as_resolved(config: TrainConfig) -> TrainConfig:
+    """``config`` as a run records it now (:func:`resolve`; a recorded run's switches typed), or as it is where its
+    method is unknown here."""
+    try:
+        return resolve(config).config
+    except ConfigError:
+        return config
+
+
 def resolve(config: TrainConfig) -> RunPlan:
     """``config``'s run, decided once (one ConfigError line for a method the config cannot run). A ``kd_weight``
     given to a method without one of its own (``--kd-weight W`` beside crd) adds a KD term: the plan's method is

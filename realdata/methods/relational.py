@@ -47,7 +47,7 @@ class FKD(Distiller):
     Recipe choices, as parameters (other public FKD code makes other choices: a kernel weight of 300, batch 256, a
     classifier reading the normalised features, and a regulariser on the batch's norm that it takes after the rows
     are normalised, a constant that does not act): ``reg_power`` 2 (mean ||h||^2, the default) or 1 (mean ||h||);
-    ``norm_head`` 1 makes the student's classifier read its pooled features scaled to unit length (the student must
+    ``norm_head`` true makes the student's classifier read its pooled features scaled to unit length (the student must
     be a zoo model; its checkpoints record it). The kernel's batch is the run's ``--batch-size``.
     """
 
@@ -55,7 +55,7 @@ class FKD(Distiller):
     WEIGHTS = ("lambda",)
     SPEC = {
         "ce_weight": Param(1.0), "lambda": Param(100.0), "feature_reg": Param(0.0001),
-        "reg_power": Param(2.0, choices=(1.0, 2.0)), "norm_head": Param(0.0, choices=(0.0, 1.0)),
+        "reg_power": Param(2.0, choices=(1.0, 2.0)), "norm_head": Param.switch(False),
     }
     LEGACY_PARAMS = {"beta": "feature_reg"}
     NEEDS = Needs(gathered=("pooled",))
@@ -64,7 +64,7 @@ class FKD(Distiller):
         super().__init__(student, teachers, **params)
         if self.params["norm_head"]:
             if not hasattr(type(student), "unit_features"):
-                raise ValueError(f"fkd norm_head=1 needs a zoo model as the student, got {type(student).__name__}")
+                raise ValueError(f"fkd norm_head=true needs a zoo model as the student, got {type(student).__name__}")
             student.unit_features = True
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
@@ -76,18 +76,20 @@ class FKD(Distiller):
 
 class FKDAdd(Distiller):
     """FKD's objective that adds and never removes: CE + lambda x the mean over pairs of relu(rho_T - rho_S)^2 on
-    pooled features, so a pair counts only where the student is less similar than the target; ``target`` 0: the
-    mean of the teachers' normalised kernels, 1: per pair the most similar teacher (a union target from kernels
+    pooled features, so a pair counts only where the student is less similar than the target; ``target`` "mean":
+    the mean of the teachers' normalised kernels, "max": per pair the most similar teacher (0 and 1 as configs
+    recorded them before) (a union target from kernels
     alone). Built for the simulation's transfer-channel study (``multiview``'s ``fkd-add``); lambda as FKD's."""
 
     NAME = "fkd-add"
     WEIGHTS = ("lambda",)
-    SPEC = {"ce_weight": Param(1.0), "lambda": Param(100.0), "target": Param(0.0, choices=(0.0, 1.0))}
+    SPEC = {"ce_weight": Param(1.0), "lambda": Param(100.0),
+            "target": Param("mean", choices=("mean", "max"), legacy=((0.0, "mean"), (1.0, "max")))}
     NEEDS = Needs(gathered=("pooled",))
 
     def distill(self, student: Outputs, teachers: list[Outputs], ctx: StepContext) -> dict[str, Tensor]:
         kernels = torch.stack([normalized_kernel(t.pooled.float()) for t in teachers])
-        target = max_kernel(kernels) if self.params["target"] else kernels.mean(0)
+        target = max_kernel(kernels) if self.params["target"] == "max" else kernels.mean(0)
         loss = one_sided_kernel_distance(normalized_kernel(student.pooled.float()), target)
         return {"fkd_add": self.params["lambda"] * loss}
 

@@ -205,7 +205,7 @@ def test_params_are_checked():
 
 @pytest.mark.parametrize("method", ["dkd", "at", "fitnet", "crd", "cc", "vid", "nst", "dist", "wttm", "ctkd",
                                     "reviewkd", "ofd", "mlkd --strong-view", "crd --kd-weight 1", "kd --optimizer dot",
-                                    "dkd --param logit_stand=1", "fkd-add --param target=1"])
+                                    "dkd --param logit_stand=true", "fkd-add --param target=max"])
 def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, teachers, method):
     method, *extra = method.split()
     common = ["--student", "resnet8", "--method", method, "--dataset", "cifar10", "--data-dir", str(data_dir),
@@ -227,3 +227,32 @@ def test_cli_end_to_end_ensemble_and_bit_identical_resume(tmp_path, data_dir, te
     assert bool(a["heads"]) == (method in ("fitnet", "crd", "cc", "vid", "ctkd", "reviewkd", "ofd", "crd+kd"))
     rows = [__import__("json").loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert len(rows[-1]["kernel_distance"]) == 2 and all(v >= 0 for v in rows[-1]["kernel_distance"])
+
+
+def test_a_run_recorded_before_switches_were_typed_resumes_and_evaluates(tmp_path, data_dir, teachers):
+    """A run whose config.json and checkpoints carry ``logit_stand`` and fkd-add's ``target`` as numbers (as runs did
+    before the switches were typed) resumes, evaluates and reports with the typed code: its checkpoint identity is
+    read in both forms, its recorded config resolved before it is compared."""
+    import json
+
+    from fkdapp.runtime import atomic_save, write_json
+    from realdata.report import report
+
+    for method, params in (("dkd", {"logit_stand": True}), ("fkd-add", {"target": "max"})):
+        out = tmp_path / method
+        config = resolve(TrainConfig(model="resnet8", dataset="cifar10", method=method, teachers=(teachers[0],),
+                                     params=params, epochs=2, batch_size=16, data_dir=str(data_dir),
+                                     device="cpu")).config
+        train_until_killed(config, out)
+        recorded = json.loads((out / "config.json").read_text())
+        old = {**recorded, "params": {k: (1.0 if v in (True, "max") else 0.0 if v in (False, "mean") else v)
+                                      for k, v in recorded["params"].items()}}
+        write_json(out / "config.json", old)  # as the code before typed switches recorded it
+        for name in ("last.pt", "best.pt"):
+            state = read_checkpoint(out / name)
+            atomic_save({**state, "run_identity": TrainConfig.from_dict(old).digest()}, out / name)
+        r = CliRunner().invoke(main, ["evaluate", str(out / "best.pt"), "--data-dir", str(data_dir)])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(main, ["resume", str(out), "--no-progress"])
+        assert r.exit_code == 0 and "epoch 2/2" in r.output, r.output
+    assert "logit_stand=true" in report([tmp_path / "dkd"]) and "target=max" in report([tmp_path / "fkd-add"])
