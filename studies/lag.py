@@ -101,6 +101,7 @@ def _int_keys(state: dict) -> dict:
         state[k] = {spec: {int(e): v for e, v in by_e.items()} for spec, by_e in state[k].items()}
     return state
 
+
 def k_seeds_arg(text: str) -> tuple[str, list[int]]:
     """``K:SEEDS`` (a --k-seeds value: phase kK's seeds, in the one seed grammar) -> (K, seeds)."""
     k, sep, seeds = text.partition(":")

@@ -5,7 +5,8 @@ decided here, once: the method class (``NAME+kd`` composed), its typed parameter
 read), its :class:`~realdata.methods.needs.Needs` checked against the config, and the config as the run records it
 (``plan.config``: parameters complete, ``strong_view`` as the method trains). The CLI resolves a config when it
 builds one, ``run_training`` and the reproduction before they run it; the built models are checked against
-``plan.needs`` once, when the distiller is built.
+``plan.needs`` once, when the distiller is built. A recorded run is read as now too (:func:`as_resolved`,
+:func:`identities`), so runs recorded before a method's switches were typed resume.
 """
 
 from __future__ import annotations
