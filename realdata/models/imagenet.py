@@ -18,18 +18,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from realdata.models.base import ZooModel
+from realdata.models.base import ZooModel, kaiming_init
 from realdata.models.resnet import BasicBlock
-
-
-def _bn_init(model: nn.Module) -> None:
-    """He-normal (fan-out, ReLU) conv weights and BatchNorm to the identity, as the reference definitions start."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 def _downsample(in_planes: int, out_planes: int, stride: int) -> nn.Sequential | None:
@@ -85,7 +75,7 @@ class ImageNetResNet(ZooModel):
             layers.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.fc = nn.Linear(self.penultimate_dim, num_classes)
-        _bn_init(self)
+        kaiming_init(self)  # as the reference definitions start (their convolutions have no bias)
 
     def feature_stages(self, x: Tensor) -> list[Tensor]:
         out = [self.layer1(self.maxpool(self.bn1(self.conv1(x)).relu()))]
