@@ -10,15 +10,18 @@ reads the finished runs back.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from fkdapp.runtime import atomic_write_text
 from realdata.config import TrainConfig
 from realdata.runs import RunDir
 
@@ -87,6 +90,24 @@ def run_jobs(jobs: list[Job], workers: int, threads: int, dry_run: bool) -> floa
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(one, todo))
     return time.time() - start
+
+
+class Ledger:
+    """:func:`run_jobs` phase by phase, with the wall time of each summed over the sittings that ran something, kept
+    in ``path`` (a study's seconds.json); ``phases`` are listed from the start (at 0 s)."""
+
+    def __init__(self, path: Path, workers: int, threads: int, dry_run: bool, phases: Sequence[str] = ()) -> None:
+        self.path, self.workers, self.threads, self.dry_run = path, workers, threads, dry_run
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        self.seconds: dict[str, float] = {**dict.fromkeys(phases, 0.0), **saved}
+
+    def run(self, phase: str, jobs: list[Job]) -> None:
+        """Run the phase's unfinished jobs (side by side, resumable) and add its wall time."""
+        spent = run_jobs(jobs, self.workers, self.threads, self.dry_run)
+        if spent:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + spent
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps(self.seconds) + "\n")
 
 
 def last_row(folder: Path) -> dict | None:

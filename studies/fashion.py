@@ -12,7 +12,7 @@ from fkdapp.errors import UserError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.stats import format_mean_ci, mean_ci
 from realdata.config import TrainConfig
-from realdata.jobs import Job, last_accs, last_rows, realdata, run_jobs
+from realdata.jobs import Job, Ledger, last_accs, last_rows, realdata
 from realdata.methods import METHODS
 from studies.figures import ensemble_figure
 
@@ -121,11 +121,11 @@ def alignment_table(table: dict[str, list[float]], distance: dict[str, list[floa
 def run(a: Options) -> None:
     """The teachers and students (each run resumes), then the tables, the record and the figures."""
     teachers, students, members = plan(a)
-    spent = {"teachers": run_jobs(teachers, a.jobs, a.threads, a.dry_run)}
-    spent["students"] = run_jobs(students, a.jobs, a.threads, a.dry_run)
+    ledger = Ledger(a.out / "seconds.json", a.jobs, a.threads, a.dry_run, ("teachers", "students"))
+    ledger.run("teachers", teachers)
+    ledger.run("students", students)
     if a.dry_run:
         return
-    seconds = add_seconds(a.out / "seconds.json", spent)
     ensembles = evaluate_ensembles(a, members)
     kernels_of_alone(a, teachers[0].out / "last.pt")
     write_reports(a)
@@ -145,21 +145,13 @@ def run(a: Options) -> None:
     env = json.loads((a.out / "methods" / "ce" / f"s{a.seeds[0]}" / "environment.json").read_text())
     summary = {"methods_last_acc": {name: mean_ci(v) for name, v in accs.items()},
                "methods_kernel_distance": {n: mean_ci(d) for n, d in distances.items()},
-               "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": seconds,
+               "spearman_acc_distance": rho, "ensemble_curve": curve, "seconds": ledger.seconds,
                "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(a).items()},
                "environment": env}
     atomic_write_text(a.figures / "fashion_mnist_study.json", json.dumps(summary, indent=2) + "\n")
     for part in ["methods", "alignment", *(["ensemble"] if a.ensemble else [])]:
         print((a.figures / f"fashion_mnist_study_{part}.md").read_text())
     print(json.dumps(curve, indent=2))
-
-
-def add_seconds(ledger: Path, spent: dict[str, float]) -> dict[str, float]:
-    """The wall time of teachers and students summed over the sittings that ran something (kept in ``ledger``)."""
-    seconds = json.loads(ledger.read_text()) if ledger.is_file() else {"teachers": 0.0, "students": 0.0}
-    seconds = {k: seconds[k] + v for k, v in spent.items()}
-    atomic_write_text(ledger, json.dumps(seconds) + "\n")
-    return seconds
 
 
 def _realdata(*args: str | Path) -> None:

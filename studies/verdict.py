@@ -14,7 +14,7 @@ from fkdapp.runtime import atomic_write_text
 from fkdapp.stats import format_mean_ci as fmt
 from fkdapp.stats import mean_ci
 from realdata.config import TrainConfig
-from realdata.jobs import Job, last_accs, last_row, last_rows, realdata, run_jobs
+from realdata.jobs import Job, Ledger, last_accs, last_row, last_rows, realdata
 from realdata.methods import METHODS
 from studies.figures import ensemble_figure
 from studies.select import choose
@@ -167,22 +167,6 @@ def check_options(a: Options) -> list[str]:
     return methods
 
 
-class Ledger:
-    """The wall time of each phase, summed over sittings, kept in OUT/seconds.json."""
-
-    def __init__(self, a: Options) -> None:
-        self.a, self.path = a, a.out / "seconds.json"
-        self.seconds: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
-
-    def run(self, phase: str, jobs: list[Job]) -> None:
-        """Run the phase's unfinished jobs (side by side, resumable) and add its wall time."""
-        spent = run_jobs(jobs, self.a.jobs, self.a.threads, self.a.dry_run)
-        if spent:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + spent
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.path, json.dumps(self.seconds) + "\n")
-
-
 def lowlabel_rows(study: Study, methods: list[str], best_other: str | None) -> dict[str, Path]:
     """The fewer-labels table's rows (name -> folder): the student alone, FKD, KD and the best other method, each
     distilling also unlabelled images ('+ unlabelled')."""
@@ -228,7 +212,8 @@ def selection_source(a: Options, given: dict) -> str:
 def run(a: Options) -> None:
     """The study's phases from ``a.start`` to ``a.until`` (each run resumes; finished runs are skipped), then its
     tables, record and figure."""
-    methods, study, ledger = check_options(a), Study(a), Ledger(a)
+    methods, study = check_options(a), Study(a)
+    ledger = Ledger(a.out / "seconds.json", a.jobs, a.threads, a.dry_run)
     phases = PHASES[PHASES.index(a.start): PHASES.index(a.until) + 1]
     teacher = study.teacher(TEACHER)
     if set(phases) & {"select", "report", "lowlabel", "recipe"}:

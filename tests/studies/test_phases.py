@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from fkdapp.settings import parse_seeds, seeds_arg, seeds_text
 from multiview.records import DistillResults, StudentRecord, write_results
+from realdata.jobs import Ledger
 from studies import lag, regime, testbed
-from studies.fashion import add_seconds
 
 K = 4
 
@@ -106,8 +106,16 @@ def test_the_lag_rule_passes_only_a_variant_far_enough_under_the_shipped_one():
     assert not lag.verdict(by_e(0.05, kept=0.8), by_e(0.1), "4-7")["checks"]["own_views_kept_ge_0.9"]
 
 
-def test_the_fashion_study_sums_its_wall_time_over_sittings(tmp_path):
-    ledger = tmp_path / "seconds.json"
-    assert add_seconds(ledger, {"teachers": 2.0, "students": 3.0}) == {"teachers": 2.0, "students": 3.0}
-    assert add_seconds(ledger, {"teachers": 0.0, "students": 1.5}) == {"teachers": 2.0, "students": 4.5}
-    assert json.loads(ledger.read_text()) == {"teachers": 2.0, "students": 4.5}
+def test_the_image_studies_sum_their_wall_time_over_sittings(tmp_path, monkeypatch):
+    """The ledger of the Fashion-MNIST study and the fair verdict: each phase's wall time summed over sittings."""
+    import realdata.jobs
+
+    path = tmp_path / "seconds.json"
+    for spent in ({"teachers": 2.0, "students": 3.0}, {"teachers": 0.0, "students": 1.5}):  # two sittings
+        ledger = Ledger(path, 1, 1, False, ("teachers", "students"))
+        for phase, seconds in spent.items():
+            monkeypatch.setattr(realdata.jobs, "run_jobs", lambda *args, s=seconds: s)
+            ledger.run(phase, [])
+    assert ledger.seconds == {"teachers": 2.0, "students": 4.5}
+    assert json.loads(path.read_text()) == {"teachers": 2.0, "students": 4.5}
+    assert Ledger(tmp_path / "none.json", 1, 1, True, ("teachers",)).seconds == {"teachers": 0.0}
