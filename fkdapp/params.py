@@ -62,17 +62,17 @@ class Param:
         return next((number for number, typed in self.legacy if type(value) is type(typed) and value == typed), value)
 
 
-def _shown(default: str | bool) -> str:
-    """A default as a user writes it (a switch: true or false)."""
-    return ("true" if default else "false") if isinstance(default, bool) else default
+def shown(value: float | str | bool) -> str:
+    """A parameter's value as a user writes it: a switch true or false, a number as %g, a name as it is."""
+    return ("true" if value else "false") if isinstance(value, bool) else f"{value:g}" if is_number(value) else \
+        str(value)
 
 
 def check_params(owner: str, spec: Mapping[str, Param], values: Mapping[str, Any]) -> dict[str, float | str]:
     """``values`` checked against ``spec`` (unknown names and bad values: one ConfigError line naming them)."""
     unknown = [k for k in values if k not in spec]
     if unknown:
-        known = ", ".join(f"{k}={p.default:g}" if isinstance(p.default, float) else f"{k}={_shown(p.default)}"
-                          for k, p in spec.items()) or "none"
+        known = ", ".join(f"{k}={shown(p.default)}" for k, p in spec.items()) or "none"
         raise ConfigError(f"method {owner!r} has no parameter {', '.join(map(repr, unknown))}"
                           f"{did_you_mean(unknown[0], spec)}; its parameters: {known}")
     return {k: spec[k].check(owner, k, v) for k, v in values.items()}

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fkdapp.bounds import is_number
+from fkdapp.bounds import is_int, is_number
 from fkdapp.errors import ConfigError
 from fkdapp.runtime import atomic_write_text
 from fkdapp.settings import build, check_known, parse_overrides, read_json_object
@@ -172,7 +172,7 @@ def _validate(c: Config) -> None:
     for f in fields(c):
         v = getattr(c, f.name)
         if f.type in ("int",):
-            _check(isinstance(v, int) and not isinstance(v, bool), f.name, v, "an integer")
+            _check(is_int(v), f.name, v, "an integer")
         elif f.type in ("float",):
             _check(is_number(v), f.name, v, "a finite number")
         elif f.type == "tuple[float, float]":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fkdapp.bounds import is_number
+from fkdapp.params import shown
 from fkdapp.stats import mean_ci
 from realdata.checkpoints import RunError
 from realdata.config import ConfigError, TrainConfig
@@ -28,16 +29,12 @@ def _params_label(config: TrainConfig) -> str:
     run recorded with ``logit_stand`` 1 and one with true fall in one group)."""
     method = method_class(config.method)
     params = method.resolve_params(config.params)
-    changed = [f"{k}={_value(v)}" for k, v in params.items() if not _same(v, method.PARAMS[k])]
+    changed = [f"{k}={shown(v)}" for k, v in params.items() if not _same(v, method.PARAMS[k])]
     return f"{config.method} ({', '.join(changed)})" if changed else config.method
 
 
 def _same(a: float | str | bool, b: float | str | bool) -> bool:
     return math.isclose(a, b) if is_number(a) and is_number(b) else a == b
-
-
-def _value(v: float | str | bool) -> str:
-    return ("true" if v else "false") if isinstance(v, bool) else f"{v:g}" if is_number(v) else str(v)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from fkdapp.params import Param, check_params, defaults
+from fkdapp.params import Param, check_params, defaults, shown
 
 if TYPE_CHECKING:
     pass
@@ -84,8 +84,7 @@ class StudentMethod:
     @property
     def spec(self) -> str:
         """The method's name with the parameters that differ from its defaults: ``fkd:lambda=20``."""
-        diff = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()
-                if v != self.DEFAULTS[k]]
+        diff = [f"{k}={shown(v)}" for k, v in self.params.items() if v != self.DEFAULTS[k]]
         return self.NAME + (":" + ",".join(diff) if diff else "")
 
     def __eq__(self, other: object) -> bool:
