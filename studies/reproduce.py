@@ -156,11 +156,12 @@ def why_skipped(key: str, teacher: str, student: str) -> str:
     from realdata.methods import gives
     from realdata.models import build
 
-    cls = method_class(COLUMNS[key].method)
-    lacks = [f"{role} {arch} gives no {', '.join(sorted(need - gives(build(arch))))} maps"
-             for role, arch, need in (("teacher", teacher, cls.NEEDS.teacher_gives), ("student", student,
-                                                                                      cls.NEEDS.student))
-             if need - gives(build(arch))]
+    needs = method_class(COLUMNS[key].method).NEEDS
+    lacks = []
+    for role, arch, need in (("teacher", teacher, needs.teacher_gives), ("student", student, needs.student)):
+        missing = sorted(need - gives(build(arch)))  # each model built once
+        if missing:
+            lacks.append(f"{role} {arch} gives no {', '.join(missing)} maps")
     return f"{teacher}-{student} {key}: skipped, " + ("; ".join(lacks) if lacks else "no config file for this pair")
 
 
